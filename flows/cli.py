@@ -1,0 +1,116 @@
+"""``tsla-forecast``: the command line. Heavy libraries (TensorFlow, Prefect) are imported inside commands only,
+so ``--help`` and the database/history commands start instantly.
+
+Every expected failure (bad input, unreachable source or database) prints one ``error: ...`` line on stderr and
+exits non-zero; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli_common import CLICK_ABORTS, CLICK_ERRORS, DATE_FORMATS, fail, setup_logging
+
+app = typer.Typer(
+    help="TSLA daily forecasting: walk-forward backtests, the daily Prefect job, reports and the SQL history.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
+) -> None:
+    setup_logging(logging.WARNING if quiet else logging.INFO)
+
+
+@app.command()
+def backtest(
+    start: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="First target date scored (YYYY-MM-DD).")],
+    end: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="Last target date scored (YYYY-MM-DD).")],
+    source: Annotated[str, typer.Option(help="yahoo, csv:PATH or synthetic[:SEED].")] = "yahoo",
+    ticker: Annotated[str, typer.Option(help="Ticker symbol.")] = "TSLA",
+    preset: Annotated[str, typer.Option(help="Model preset: default, seed000, seed001, seed002.")] = "default",
+    refit_every: Annotated[
+        int, typer.Option(min=0, help="Full refit every N origins (0 = once); fine-tune in between.")
+    ] = 20,
+    horizon: Annotated[int, typer.Option(min=1, max=20, help="Forecast horizon H in trading days.")] = 5,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override the preset's epochs (quick runs).")] = None,
+    output: Annotated[Path, typer.Option(help="Folder for summary.json, forecasts.csv and plots.")] = Path(
+        "backtest-out"
+    ),
+) -> None:
+    """Walk-forward backtest of the LSTM beside naive, drift and moving-average baselines on the same origins.
+
+    Example: tsla-forecast backtest --source csv:../shared/data/tsla_daily.csv --start 2024-01-02 --end 2024-12-31
+    """
+    from flows.cli_backtest import run_backtest_command
+
+    run_backtest_command(
+        source=source, ticker=ticker, start=start, end=end, preset=preset, refit_every=refit_every,
+        horizon=horizon, epochs=epochs, output=output,
+    )  # fmt: skip
+
+
+@app.command()
+def sine(
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs (the write-up used 20).")] = 20,
+    output: Annotated[Path, typer.Option(help="Folder for sine.json and sine.png.")] = Path("sine-out"),
+) -> None:
+    """Reproduce the seed002 experiment: an LSTM(50) learns sin(t); prints the per-epoch loss table."""
+    import pandas as pd
+    from forecaster.plots import plot_actual_vs_predicted, save_figure
+
+    from forecaster.sine import run_sine
+
+    result = run_sine(epochs)
+    typer.echo(f"{'epoch':>5}  {'loss':>11}  {'val_loss':>11}")
+    for i, (loss, val) in enumerate(zip(result.loss, result.val_loss, strict=True), start=1):
+        typer.echo(f"{i:>5}  {loss:>11.4e}  {val:>11.4e}")
+    typer.echo(f"test MSE {result.test_mse:.4e}  RMSE {result.test_rmse:.4e}  ({len(result.actual)} points)")
+    output.mkdir(parents=True, exist_ok=True)
+    summary = {"loss": result.loss, "val_loss": result.val_loss, "test_mse": result.test_mse,
+               "test_rmse": result.test_rmse}  # fmt: skip
+    (output / "sine.json").write_text(json.dumps(summary, indent=2))
+    fig = plot_actual_vs_predicted(
+        pd.Series(result.actual), pd.Series(result.predicted), title="LSTM prediction on the sine wave (test set)"
+    )
+    save_figure(fig, output / "sine.png")
+    typer.echo(f"wrote {output / 'sine.json'} and {output / 'sine.png'}")
+
+
+def main() -> None:
+    """Console-script entry point: one clean line for every expected error."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        code = app(standalone_mode=False)
+    except CLICK_ERRORS as exc:
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(ctx.get_help(), err=True)
+            raise SystemExit(2) from None
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        fail(f"{exc.format_message()}{hint}", code=getattr(exc, "exit_code", 2))
+    except CLICK_ABORTS:
+        fail("aborted", code=130)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: expected errors only get one line
+        from flows.cli_common import describe_error
+
+        message = describe_error(exc)
+        if message is None:
+            raise
+        fail(message)
+    sys.exit(code or 0)

@@ -1,0 +1,58 @@
+"""Every knob of the job, from ``TSLA_FORECAST_*`` environment variables (pydantic-settings) or flow parameters.
+
+``TSLA_FORECAST_HOME`` is the one root for the defaults: ``<home>/forecast.db`` (SQLite), ``<home>/models/``,
+``<home>/reports/``. ``TSLA_FORECAST_DATABASE_URL`` overrides the database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Job settings; every field can be set as ``TSLA_FORECAST_<FIELD>`` (lists as JSON)."""
+
+    model_config = SettingsConfigDict(env_prefix="TSLA_FORECAST_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".tsla-forecast")
+    database_url: str | None = None
+    tickers: list[str] = ["TSLA"]
+    source: str = "yahoo"
+    preset: str = "default"
+    horizon: int = 5
+    retrain: Literal["auto", "full", "finetune"] = "auto"
+    history_start: str = "2010-01-01"
+    # auto retrain policy and the promotion gate
+    max_champion_age: int = Field(20, description="full retrain when the champion's full fit is this many sessions old")
+    drift_u2: float = Field(1.10, description="full retrain when the live 20-session U2 (vs naive) exceeds this")
+    gate_window: int = Field(60, description="recent sessions on which a candidate is compared with the champion")
+    gate_tolerance: float = Field(1.0, description="candidate RMSE must be <= tolerance x champion RMSE")
+    # reports and email
+    email_enabled: bool = False
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_security: Literal["ssl", "starttls", "none"] = "none"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    email_sender: str = "tsla-forecast@localhost"
+    email_recipients: list[str] = []
+    dask_address: str | None = None
+
+    @property
+    def models_dir(self) -> Path:
+        """Model store: one immutable folder per version."""
+        return self.home / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Report archive: ``<reports>/<YYYY-MM-DD>/<TICKER>/``."""
+        return self.home / "reports"
+
+    @property
+    def db_url(self) -> str:
+        """The database URL: ``database_url`` or SQLite under ``home``."""
+        return self.database_url or f"sqlite:///{self.home / 'forecast.db'}"

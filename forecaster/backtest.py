@@ -1,0 +1,128 @@
+"""Walk-forward evaluation, written once for every :class:`~forecaster.base.Forecaster`.
+
+Every model, baselines included, is run on exactly the same forecast origins. At each origin it sees only the
+rows dated up to that origin: a full ``fit`` every ``refit_every`` origins, ``update`` (a fine-tune for the
+LSTM) in between. Scores are computed on the targets dated in ``[start, end]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecaster import metrics
+from forecaster.base import Forecaster
+from forecaster.errors import ConfigError, NotEnoughDataError
+
+SUMMARY_METRICS = ("rmse", "mae", "mape", "r2", "mase", "directional_accuracy")
+
+
+@dataclass
+class BacktestResult:
+    """Forecasts of every model (long frame) and the summary that ``summary.json`` holds."""
+
+    forecasts: pd.DataFrame
+    summary: dict[str, Any]
+    histories: list[dict[str, list[float]]] = field(default_factory=list)
+
+
+def forecast_origins(prices: pd.DataFrame, start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DatetimeIndex:
+    """Origins whose next session (the horizon-1 target) is dated in ``[start, end]``."""
+    start_, end_ = pd.Timestamp(start), pd.Timestamp(end)
+    if start_ > end_:
+        raise ConfigError(f"start {start_.date()} is after end {end_.date()}")
+    dates = prices.index
+    targets = (dates >= start_) & (dates <= end_)
+    positions = np.flatnonzero(targets) - 1
+    positions = positions[positions >= 0]
+    if len(positions) == 0:
+        raise NotEnoughDataError(
+            f"no forecast origins: prices span {dates[0].date()}..{dates[-1].date()}, "
+            f"which has no session in {start_.date()}..{end_.date()} after its first row"
+        )
+    return pd.DatetimeIndex(dates[positions], name="origin")
+
+
+def walk_forward(
+    model: Forecaster,
+    prices: pd.DataFrame,
+    origins: Sequence[pd.Timestamp],
+    *,
+    horizon: int,
+    refit_every: int | None = None,
+    on_step: Callable[[], None] | None = None,
+) -> pd.DataFrame:
+    """Forecasts of ``model`` from each origin, using only rows dated up to it, joined to the actual closes.
+
+    Args:
+        refit_every: full ``fit`` every this many origins; ``None`` or 0 fits once, then only updates.
+        on_step: called after each origin (progress bars).
+    """
+    frames = []
+    for i, origin in enumerate(origins):
+        history = prices.loc[:origin]
+        if i == 0 or (refit_every and i % refit_every == 0):
+            model.fit(history)
+        else:
+            model.update(history)
+        frames.append(model.predict(horizon))
+        if on_step is not None:
+            on_step()
+    out = pd.concat(frames, ignore_index=True)
+    out.insert(0, "model", model.name)
+    out["actual"] = prices["close"].reindex(out["target_date"]).to_numpy()
+    return out
+
+
+def summarise(forecasts: pd.DataFrame, scale: float, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
+    """Metrics per model at horizon 1 (top level) and for every horizon (``by_horizon``), on targets in range."""
+    scored = forecasts[(forecasts["target_date"] >= start) & (forecasts["target_date"] <= end)]
+    summary: dict[str, Any] = {"by_horizon": {}}
+    for name, frame in scored.groupby("model", sort=False):
+        per_h = {int(h): metrics.evaluate(g, scale=scale) for h, g in frame.groupby("horizon")}
+        summary[str(name)] = per_h[1]
+        summary["by_horizon"][str(name)] = per_h
+    return summary
+
+
+def run_backtest(
+    models: Sequence[Forecaster],
+    prices: pd.DataFrame,
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    *,
+    horizon: int = 5,
+    refit_every: int | None = 20,
+    on_step: Callable[[], None] | None = None,
+) -> BacktestResult:
+    """Walk-forward every model on the same origins and summarise them side by side.
+
+    The MASE scale is the in-sample naive MAE of the closes up to the first origin only.
+    """
+    t0 = time.perf_counter()
+    origins = forecast_origins(prices, start, end)
+    scale = metrics.naive_scale(prices.loc[: origins[0], "close"].to_numpy())
+    frames, histories = [], []
+    for model in models:
+        frames.append(walk_forward(model, prices, origins, horizon=horizon, refit_every=refit_every, on_step=on_step))
+        if getattr(model, "fit_history_", None):
+            histories.append(model.fit_history_)
+    forecasts = pd.concat(frames, ignore_index=True)
+    start_, end_ = pd.Timestamp(start), pd.Timestamp(end)
+    summary = summarise(forecasts, scale, start_, end_)
+    n_forecasts = int(((forecasts["horizon"] == 1) & (forecasts["model"] == models[0].name)).sum())
+    summary.update(
+        n_forecasts=n_forecasts,
+        start=str(start_.date()),
+        end=str(end_.date()),
+        horizon=horizon,
+        refit_every=refit_every,
+        mase_scale=scale,
+        seconds=round(time.perf_counter() - t0, 2),
+    )
+    return BacktestResult(forecasts=forecasts, summary=summary, histories=histories)

@@ -1,0 +1,84 @@
+"""NYSE trading calendar (exchange_calendars' XNYS): sessions, next sessions and bar finality."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+
+DateLike = str | dt.date | pd.Timestamp
+
+
+@lru_cache(maxsize=1)
+def _xnys() -> xcals.ExchangeCalendar:
+    return xcals.get_calendar("XNYS", start="2000-01-01")
+
+
+def _day(value: DateLike) -> pd.Timestamp:
+    return (
+        pd.Timestamp(value).tz_localize(None).normalize()
+        if pd.Timestamp(value).tzinfo
+        else pd.Timestamp(value).normalize()
+    )
+
+
+def is_session(day: DateLike) -> bool:
+    """True when ``day`` is an NYSE trading session."""
+    return bool(_xnys().is_session(_day(day)))
+
+
+def sessions(start: DateLike, end: DateLike) -> pd.DatetimeIndex:
+    """All NYSE sessions in ``[start, end]`` (tz-naive midnight timestamps)."""
+    start_, end_ = _day(start), _day(end)
+    if start_ > end_:
+        return pd.DatetimeIndex([], name="date")
+    return pd.DatetimeIndex(_xnys().sessions_in_range(start_, end_), name="date")
+
+
+def next_sessions(after: DateLike, n: int) -> pd.DatetimeIndex:
+    """The ``n`` NYSE sessions strictly after ``after``.
+
+    >>> list(next_sessions("2024-12-23", 2).strftime("%Y-%m-%d"))
+    ['2024-12-24', '2024-12-26']
+    """
+    cal = _xnys()
+    day = _day(after)
+    first = cal.date_to_session(day, direction="next")
+    if first == day:
+        first = cal.next_session(day)
+    return pd.DatetimeIndex(cal.sessions_window(first, n), name="date")
+
+
+def previous_session(day: DateLike) -> pd.Timestamp:
+    """The last session strictly before ``day``."""
+    cal = _xnys()
+    d = _day(day)
+    prev = cal.date_to_session(d, direction="previous")
+    return cal.previous_session(d) if prev == d else prev
+
+
+def session_close(day: DateLike) -> pd.Timestamp:
+    """The UTC close time of session ``day`` (16:00 New York, earlier on half days)."""
+    return _xnys().session_close(_day(day))
+
+
+def is_bar_final(day: DateLike, now: pd.Timestamp | None = None) -> bool:
+    """True when the daily bar of session ``day`` is final: the session has closed (plus 15 min of settling)."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    if now.tzinfo is None:
+        now = now.tz_localize("UTC")
+    if not is_session(day):
+        return False
+    return bool(now >= session_close(day) + pd.Timedelta(minutes=15))
+
+
+def last_completed_session(now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """The most recent session whose bar is final at ``now`` (default: the current time)."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    if now.tzinfo is None:
+        now = now.tz_localize("UTC")
+    day = now.tz_convert("America/New_York").tz_localize(None).normalize()
+    candidate = day if is_session(day) else previous_session(day)
+    return candidate if is_bar_final(candidate, now) else previous_session(candidate)

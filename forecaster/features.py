@@ -1,0 +1,134 @@
+"""Feature frames, targets, sliding windows and train-only scalers.
+
+Every feature at date t uses only rows dated <= t (backward-looking rolling windows), and every scaler is
+fitted on the training rows only; :class:`WindowedData` makes that split explicit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from forecaster.errors import ConfigError, NotEnoughDataError
+
+Scaler = StandardScaler | MinMaxScaler
+
+
+def _log_return(p: pd.DataFrame) -> pd.Series:
+    return np.log(p["close"]).diff()
+
+
+_FEATURES: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
+    "open": lambda p: p["open"],
+    "high": lambda p: p["high"],
+    "low": lambda p: p["low"],
+    "close": lambda p: p["close"],
+    "volume": lambda p: p["volume"],
+    "log_return": _log_return,
+    "log_range": lambda p: np.log(p["high"] / p["low"]),
+    "log_body": lambda p: np.log(p["close"] / p["open"]),
+    "volume_change": lambda p: np.log1p(p["volume"]).diff(),
+    "vol_20": lambda p: _log_return(p).rolling(20).std(),
+    "sma_ratio_10": lambda p: p["close"] / p["close"].rolling(10).mean() - 1.0,
+    "sharpe_252": lambda p: (
+        p["close"].pct_change().rolling(252).mean() / p["close"].pct_change().rolling(252).std() * np.sqrt(252)
+    ),
+}
+FEATURE_NAMES: tuple[str, ...] = tuple(_FEATURES)
+WARMUP: dict[str, int] = {"vol_20": 20, "sma_ratio_10": 9, "sharpe_252": 252}
+
+
+def warmup_rows(features: tuple[str, ...]) -> int:
+    """Rows lost at the start of a frame before every feature is defined."""
+    return max([WARMUP.get(f, 1 if f in ("log_return", "volume_change") else 0) for f in features] + [0])
+
+
+def compute_features(prices: pd.DataFrame, features: tuple[str, ...]) -> pd.DataFrame:
+    """Feature frame on the same index as ``prices``; the first warm-up rows are NaN."""
+    unknown = [f for f in features if f not in _FEATURES]
+    if unknown:
+        raise ConfigError(f"unknown feature(s) {unknown}: known are {', '.join(FEATURE_NAMES)}")
+    return pd.DataFrame({f: _FEATURES[f](prices) for f in features}, index=prices.index).astype("float64")
+
+
+def compute_targets(close: pd.Series, horizon: int, target: str) -> np.ndarray:
+    """Targets for horizons 1..H at each origin: cumulative log returns or future closes (NaN past the end)."""
+    values = close.to_numpy(dtype="float64")
+    out = np.full((len(values), horizon), np.nan)
+    for h in range(1, horizon + 1):
+        future = np.full(len(values), np.nan)
+        future[:-h] = values[h:]
+        out[:, h - 1] = np.log(future / values) if target == "log_return" else future
+    return out
+
+
+def make_scaler(kind: str) -> Scaler:
+    """A fresh sklearn scaler: ``standard`` or ``minmax``."""
+    return StandardScaler() if kind == "standard" else MinMaxScaler()
+
+
+def windows(values: np.ndarray, window: int) -> np.ndarray:
+    """Sliding windows ``(n - window + 1, window, n_features)``; row i ends at values[i + window - 1]."""
+    return np.ascontiguousarray(sliding_window_view(values, window, axis=0).transpose(0, 2, 1))
+
+
+@dataclass
+class WindowedData:
+    """Features and targets of one price frame, aligned by origin (the last row of each window).
+
+    Attributes:
+        origins: the date of each sample's last input row (the forecast origin).
+        x_raw: unscaled feature rows, one per date from the first fully-defined row.
+        targets: (n_dates, H) targets per date (NaN where the future is not known yet).
+        close: closes on the same dates.
+    """
+
+    dates: pd.DatetimeIndex
+    x_raw: np.ndarray
+    targets: np.ndarray
+    close: np.ndarray
+    window: int
+
+    @classmethod
+    def build(cls, prices: pd.DataFrame, features: tuple[str, ...], window: int, horizon: int, target: str):
+        """Compute features and targets, dropping the warm-up rows."""
+        feats = compute_features(prices, features)
+        skip = warmup_rows(features)
+        needed = skip + window
+        if len(prices) < needed + 1:
+            raise NotEnoughDataError(
+                f"{len(prices)} rows of prices but window {window} plus {skip} warm-up rows needs at least {needed + 1}"
+            )
+        tgt = compute_targets(prices["close"], horizon, target)
+        return cls(
+            dates=pd.DatetimeIndex(prices.index[skip:]),
+            x_raw=feats.to_numpy()[skip:],
+            targets=tgt[skip:],
+            close=prices["close"].to_numpy(dtype="float64")[skip:],
+            window=window,
+        )
+
+    @property
+    def n_origins(self) -> int:
+        """Number of dates that can serve as a forecast origin (have a full window)."""
+        return len(self.dates) - self.window + 1
+
+    def origin_index(self, i: int) -> int:
+        """Row index (into dates/close/targets) of sample i's origin."""
+        return i + self.window - 1
+
+    def x_windows(self, scaler: Scaler, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Scaled input windows for samples ``start..stop`` (float32)."""
+        stop = self.n_origins if stop is None else stop
+        rows = self.x_raw[start : stop + self.window - 1]
+        return windows(scaler.transform(rows).astype("float32"), self.window)
+
+    def labelled(self) -> int:
+        """Number of leading samples whose every target is known."""
+        known = ~np.isnan(self.targets[self.window - 1 :]).any(axis=1)
+        return int(np.argmin(known)) if not known.all() else len(known)

@@ -1,0 +1,236 @@
+"""The LSTM forecaster: an sklearn-style estimator implementing :class:`forecaster.base.Forecaster`.
+
+* ``fit`` trains from scratch on the last ``train_window`` sessions. Samples are split chronologically into
+  train | gap of H | validation. Scalers are fitted on the training rows only. The validation slice drives
+  early stopping and seeds the conformal residuals.
+* ``update`` moves the origin forward. It first scores the current model on the targets that have just
+  matured (truly out-of-sample residuals for the conformal buffer), then optionally fine-tunes on the most
+  recent samples with a lower learning rate.
+* ``predict`` returns H forecasts with split-conformal 80%/95% intervals in price space.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from forecaster import models, training
+from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
+from forecaster.features import WindowedData, make_scaler, warmup_rows
+from forecaster.forecasting import LEVELS, conformal_quantiles, forecast_frame
+from forecaster.presets import Preset, get_preset
+
+logger = logging.getLogger("forecaster.lstm")
+
+
+class LSTMForecaster:
+    """Multi-horizon LSTM with conformal intervals.
+
+    Args:
+        preset: a :class:`Preset` or its name.
+        horizon: number of trading days forecast (H).
+        finetune_on_update: fine-tune on each ``update`` (else only the conformal buffer moves).
+    """
+
+    name = "lstm"
+
+    def __init__(self, preset: Preset | str = "default", horizon: int = 5, finetune_on_update: bool = True):
+        self.preset = preset
+        self.horizon = horizon
+        self.finetune_on_update = finetune_on_update
+
+    # -- public API -------------------------------------------------------------------------------------
+    def fit(self, prices: pd.DataFrame) -> Self:
+        """Train from scratch on ``prices`` (the last ``train_window`` rows); the origin is its last row."""
+        self.preset_ = get_preset(self.preset) if isinstance(self.preset, str) else self.preset
+        if self.horizon < 1:
+            raise ConfigError(f"horizon must be >= 1, got {self.horizon}")
+        p = self.preset_
+        span = prices if p.train_window is None else prices.tail(p.train_window + warmup_rows(p.features))
+        data = WindowedData.build(span, p.features, p.window, self.horizon, p.target)
+        n_lab = data.labelled()
+        n_val = max(int(n_lab * p.val_fraction), 10)
+        n_train = n_lab - n_val - self.horizon
+        if n_train < 20:
+            raise NotEnoughDataError(
+                f"{len(span)} rows give {n_lab} labelled samples, too few for window {p.window}, "
+                f"horizon {self.horizon} and a {n_val}-sample validation slice (need >= 20 training samples)"
+            )
+        self.x_scaler_ = make_scaler(p.scaler).fit(data.x_raw[: data.origin_index(n_train - 1) + 1])
+        self.y_scaler_ = make_scaler(p.scaler).fit(self._raw_targets(data, 0, n_train))
+        x = data.x_windows(self.x_scaler_, 0, n_lab)
+        y = self.y_scaler_.transform(self._raw_targets(data, 0, n_lab)).astype("float32")
+        val = slice(n_lab - n_val, n_lab)
+        self.model_ = models.build_model(p, data.x_raw.shape[1], self.horizon)
+        logger.info(
+            "full fit of %s: %d train / %d validation samples, %s..%s",
+            p.name, n_train, n_val, span.index[0].date(), span.index[-1].date(),
+        )  # fmt: skip
+        self.history_ = self.fit_history_ = training.fit(
+            self.model_, x[:n_train], y[:n_train], (x[val], y[val]),
+            epochs=p.epochs, batch_size=p.batch_size, patience=p.patience, label=f"{p.name} fit",
+        )  # fmt: skip
+        points = self._to_price(data, np.arange(val.start, val.stop), self._predict_scaled(x[val]))
+        actual = self._actual_prices(data, np.arange(val.start, val.stop))
+        self.residuals_ = np.abs(np.log(actual / points))[-p.calibration_size :]
+        self.validation_ = self._validation_scores(data, np.arange(val.start, val.stop), points, actual)
+        self.kind_, self.train_start_, self.train_end_ = "full", span.index[0], span.index[-1]
+        self._set_recent(prices)
+        return self
+
+    def update(self, prices: pd.DataFrame) -> Self:
+        """Move the origin to ``prices``' last row: score matured targets, then fine-tune (if enabled)."""
+        self._check_fitted()
+        new = prices.index[prices.index > self.origin_]
+        if len(new) == 0:
+            return self
+        data = self._data(prices, extra=len(new) + self.horizon)
+        self._add_matured_residuals(data, len(new))
+        if self.finetune_on_update:
+            self.finetune(prices, data=data)
+        self._set_recent(prices)
+        return self
+
+    def finetune(self, prices: pd.DataFrame, *, data: WindowedData | None = None) -> Self:
+        """Warm-start training on the last ``finetune_window`` labelled samples at a lower learning rate."""
+        self._check_fitted()
+        p = self.preset_
+        data = data or self._data(prices, extra=p.finetune_window + self.horizon)
+        n_lab = data.labelled()
+        start = max(0, n_lab - p.finetune_window)
+        if n_lab - start < 1:
+            return self
+        x = data.x_windows(self.x_scaler_, start, n_lab)
+        y = self.y_scaler_.transform(self._raw_targets(data, start, n_lab)).astype("float32")
+        training.set_learning_rate(self.model_, p.learning_rate * p.finetune_lr_factor)
+        self.history_ = training.fit(
+            self.model_, x, y, None, epochs=p.finetune_epochs, batch_size=p.batch_size,
+            patience=p.finetune_epochs, label=f"{p.name} fine-tune",
+        )  # fmt: skip
+        training.set_learning_rate(self.model_, p.learning_rate)
+        self.kind_, self.train_end_ = "finetune", data.dates[data.origin_index(n_lab - 1)]
+        return self
+
+    def predict(self, horizon: int | None = None) -> pd.DataFrame:
+        """Forecasts for 1..horizon sessions after the origin, with 80% and 95% conformal intervals."""
+        self._check_fitted()
+        h = self.horizon if horizon is None else horizon
+        if not 1 <= h <= self.horizon:
+            raise ConfigError(f"this model forecasts horizons 1..{self.horizon}, not {h}")
+        data = self._data(self.recent_, extra=0)
+        last = data.n_origins - 1
+        points = self._to_price(data, np.array([last]), self._predict_scaled(data.x_windows(self.x_scaler_, last)))
+        quantiles = conformal_quantiles(self.residuals_, LEVELS)
+        return forecast_frame(
+            self.origin_, float(data.close[-1]), points[0, :h], {lv: q[:h] for lv, q in quantiles.items()}
+        )
+
+    def score(self, prices: pd.DataFrame, last: int = 60) -> dict[str, float]:
+        """Horizon-1 RMSE of this model and of naive on the last ``last`` labelled origins of ``prices``."""
+        self._check_fitted()
+        data = self._data(prices, extra=last + self.horizon)
+        n_lab = data.labelled()
+        idx = np.arange(max(0, n_lab - last), n_lab)
+        points = self._to_price(data, idx, self._predict_scaled(data.x_windows(self.x_scaler_, idx[0], n_lab)))
+        return self._validation_scores(data, idx, points, self._actual_prices(data, idx))
+
+    # -- persistence ------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> str:
+        """Write the artefact bundle atomically; returns its sha256."""
+        self._check_fitted()
+        state = {
+            "x_scaler": self.x_scaler_, "y_scaler": self.y_scaler_,
+            "recent": self.recent_, "residuals": self.residuals_,
+        }  # fmt: skip
+        return models.write_bundle(Path(directory), self.model_, state, self.metadata())
+
+    @classmethod
+    def load(cls, directory: str | Path, expected_sha256: str | None = None) -> LSTMForecaster:
+        """Load a bundle written by :meth:`save` (raises ArtifactError when missing or corrupt)."""
+        model, state, meta = models.read_bundle(Path(directory), expected_sha256)
+        self = cls(Preset.from_dict(meta["preset"]), meta["horizon"], meta.get("finetune_on_update", True))
+        self.preset_ = self.preset
+        self.model_, self.x_scaler_, self.y_scaler_ = model, state["x_scaler"], state["y_scaler"]
+        self.recent_, self.residuals_ = state["recent"], np.asarray(state["residuals"])
+        self.origin_ = self.recent_.index[-1]
+        self.history_, self.validation_ = meta["history"], meta["validation"]
+        self.fit_history_ = meta.get("fit_history", self.history_)
+        self.kind_ = meta["kind"]
+        self.train_start_, self.train_end_ = (
+            pd.Timestamp(meta["train_start"]),
+            pd.Timestamp(meta["train_end"]),
+        )
+        return self
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-ready description of the fitted model (stored in the bundle and the registry)."""
+        return {
+            "preset": self.preset_.to_dict(), "fingerprint": self.preset_.fingerprint(),
+            "horizon": self.horizon, "features": list(self.preset_.features), "kind": self.kind_,
+            "finetune_on_update": self.finetune_on_update, "origin": str(self.origin_.date()),
+            "train_start": str(self.train_start_.date()), "train_end": str(self.train_end_.date()),
+            "history": self.history_, "fit_history": self.fit_history_, "validation": self.validation_,
+            "n_params": int(self.model_.count_params()),
+        }  # fmt: skip
+
+    # -- internals --------------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("LSTMForecaster is not fitted: call fit(prices) first")
+
+    def _set_recent(self, prices: pd.DataFrame) -> None:
+        keep = warmup_rows(self.preset_.features) + self.preset_.window + self.horizon + 5
+        self.recent_ = prices.tail(keep).copy()
+        self.origin_ = prices.index[-1]
+
+    def _data(self, prices: pd.DataFrame, extra: int) -> WindowedData:
+        p = self.preset_
+        rows = warmup_rows(p.features) + p.window + extra + 1
+        return WindowedData.build(prices.tail(rows), p.features, p.window, self.horizon, p.target)
+
+    def _raw_targets(self, data: WindowedData, start: int, stop: int) -> np.ndarray:
+        return data.targets[data.origin_index(start) : data.origin_index(stop - 1) + 1]
+
+    def _predict_scaled(self, x: np.ndarray) -> np.ndarray:
+        if len(x) <= 256:
+            return np.asarray(self.model_(x, training=False))
+        return self.model_.predict(x, batch_size=1024, verbose=0)
+
+    def _to_price(self, data: WindowedData, samples: np.ndarray, scaled: np.ndarray) -> np.ndarray:
+        """Inverse-scale model outputs for the given samples into prices, shape (n, H)."""
+        raw = self.y_scaler_.inverse_transform(scaled)
+        if self.preset_.target == "price":
+            return raw
+        last_close = data.close[data.origin_index(0) + samples][:, None]
+        return last_close * np.exp(raw)
+
+    def _actual_prices(self, data: WindowedData, samples: np.ndarray) -> np.ndarray:
+        rows = data.origin_index(0) + samples
+        return np.stack([data.close[rows + h] for h in range(1, self.horizon + 1)], axis=1)
+
+    def _add_matured_residuals(self, data: WindowedData, n_new: int) -> None:
+        """Score the current model on every (origin, h) whose target is one of the ``n_new`` newest rows.
+
+        Those samples were never trained on (their targets did not exist), so the residuals are out-of-sample.
+        """
+        h = np.arange(1, self.horizon + 1)
+        targets = np.arange(data.n_origins - n_new, data.n_origins)
+        targets = targets[targets - self.horizon >= 0]
+        if len(targets) == 0:
+            return
+        origins = (targets[:, None] - h[None, :]).ravel()  # (n_targets * H,), horizon-major per target
+        x = data.x_windows(self.x_scaler_, 0)[origins]
+        points = self._to_price(data, origins, self._predict_scaled(x)).reshape(len(targets), self.horizon, -1)
+        diag = points[:, h - 1, h - 1]  # forecast of horizon h from origin t - h
+        actual = data.close[data.origin_index(0) + targets][:, None]
+        self.residuals_ = np.vstack([self.residuals_, np.abs(np.log(actual / diag))])[-self.preset_.calibration_size :]
+
+    def _validation_scores(self, data, samples, points, actual) -> dict[str, float]:
+        naive = data.close[data.origin_index(0) + samples]
+        rmse = float(np.sqrt(np.mean((actual[:, 0] - points[:, 0]) ** 2)))
+        naive_rmse = float(np.sqrt(np.mean((actual[:, 0] - naive) ** 2)))
+        return {"rmse": rmse, "naive_rmse": naive_rmse, "u2": rmse / naive_rmse, "n": int(len(samples))}

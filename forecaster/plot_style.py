@@ -1,0 +1,130 @@
+"""The one look of every report figure, and the helpers the plots share (no pyplot: figures are built directly).
+
+Figures are :class:`matplotlib.figure.Figure` objects made without pyplot, so there is no global figure state,
+building them is thread-safe and nothing needs closing. Saving uses the Agg canvas.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+FIGSIZE: tuple[float, float] = (9.0, 4.0)  # 900 x 400 px at dpi 100: email width
+DPI = 100
+DATE_FORMAT = "%d %b %Y"
+EMPTY_TEXT = "no matured forecasts yet"
+
+ACTUAL = "#222222"
+MODEL = "#1f5fa8"
+NAIVE = "#d9730d"
+BAND80_ALPHA = 0.30
+BAND95_ALPHA = 0.14
+COVER80 = "#1f5fa8"
+COVER95 = "#7b3fa0"
+
+STYLE: dict[str, object] = {
+    "figure.figsize": FIGSIZE,
+    "figure.dpi": DPI,
+    "figure.facecolor": "white",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.titlelocation": "left",
+    "axes.labelsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "lines.linewidth": 1.6,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+}
+
+
+def styled(func: Callable[P, R]) -> Callable[P, R]:
+    """Run a plotting function inside the shared rcParams context."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with mpl.rc_context(STYLE):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def new_axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> Axes:
+    """``ax`` itself, or the single axes of a fresh pyplot-free figure."""
+    if ax is not None:
+        return ax
+    return Figure(figsize=figsize, dpi=DPI, layout="constrained").add_subplot()
+
+
+def figure_of(ax: Axes) -> Figure:
+    """The top-level figure that holds ``ax``."""
+    fig = ax.get_figure(root=True)
+    assert isinstance(fig, Figure)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG (dpi 100, tight bounding box), creating parent folders; returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    return out
+
+
+def empty_message(ax: Axes, text: str = EMPTY_TEXT) -> None:
+    """Write ``text`` in the middle of an axes that has no data to show."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=12, color="0.45")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def session_axis(ax: Axes, dates: Sequence[pd.Timestamp] | pd.DatetimeIndex) -> None:
+    """Label integer session positions 0..n-1 on the x-axis with ``dates`` (no weekend or holiday gaps)."""
+    index = pd.DatetimeIndex(dates)
+
+    def label(x: float, _pos: int | None) -> str:
+        i = int(round(x))
+        if abs(x - i) > 1e-6 or not 0 <= i < len(index):
+            return ""
+        return index[i].strftime(DATE_FORMAT)
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=7, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(label))
+    if len(index):
+        ax.set_xlim(-0.5, len(index) - 0.5)
+
+
+def usd_axis(ax: Axes, label: str = "Close (USD)") -> None:
+    """Thousands-separated dollar ticks and a label that names the unit."""
+    ax.yaxis.set_major_formatter(StrMethodFormatter("${x:,.0f}"))
+    ax.set_ylabel(label)
+
+
+def positions(axis: pd.DatetimeIndex, dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """Session positions of ``dates`` on ``axis`` (every date must be on it)."""
+    return axis.get_indexer(pd.DatetimeIndex(dates))
+
+
+def require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise ``ValueError`` naming the columns ``frame`` lacks."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} frame lacks column(s) {missing}; it has {list(frame.columns)}")

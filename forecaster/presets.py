@@ -1,0 +1,134 @@
+"""Named model presets: our ``default`` and the three reference write-ups (../shared/SEEDS.md).
+
+A preset is a frozen dataclass, so it can be hashed into a config fingerprint and stored as JSON.
+This module does not import TensorFlow, so the CLI can list and validate presets instantly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from forecaster.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything that defines a model: features, target, architecture and training schedule."""
+
+    name: str
+    description: str
+    features: tuple[str, ...]
+    target: Literal["log_return", "price"] = "log_return"
+    scaler: Literal["standard", "minmax"] = "standard"
+    window: int = 30
+    lstm_units: tuple[int, ...] = (32,)
+    activation: str = "tanh"
+    dropout: float = 0.0
+    dense_units: tuple[int, ...] = ()
+    batch_norm: bool = False
+    learning_rate: float = 1e-3
+    epochs: int = 40
+    batch_size: int | None = 64  # None = full batch
+    patience: int = 5
+    val_fraction: float = 0.15
+    train_window: int | None = 1260  # sessions of history used by a full fit (None = all)
+    finetune_epochs: int = 3
+    finetune_lr_factor: float = 0.1
+    finetune_window: int = 250  # most recent samples used by a fine-tune
+    calibration_size: int = 250  # most recent out-of-sample residuals kept for conformal intervals
+    seed: int = 42
+    extras: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def replace(self, **changes: Any) -> Preset:
+        """A copy with ``changes`` applied (for tests and CLI overrides)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every field."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preset:
+        """Inverse of :meth:`to_dict`."""
+        tuples = {f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type)}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+
+    def fingerprint(self) -> str:
+        """Short hash of the architecture-relevant config; a change forces a full retrain."""
+        payload = json.dumps({k: v for k, v in self.to_dict().items() if k != "extras"}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+PRESETS: dict[str, Preset] = {
+    "default": Preset(
+        name="default",
+        description="Ours: multi-horizon log-return LSTM on scale-free features, tanh (cuDNN-eligible).",
+        features=("log_return", "log_range", "log_body", "volume_change", "vol_20"),
+        window=30,
+        lstm_units=(32,),
+        dropout=0.1,
+        learning_rate=1e-3,
+        epochs=40,
+        batch_size=64,
+        patience=5,
+    ),
+    "seed000": Preset(
+        name="seed000",
+        description="LSTM documentation: 2x512 LSTM + Dense(256)-ReLU-Dropout-BatchNorm head, 6 features, "
+        "window 5, MinMax, price target, 300 full-batch epochs.",
+        features=("open", "high", "low", "volume", "close", "sharpe_252"),
+        target="price",
+        scaler="minmax",
+        window=5,
+        lstm_units=(512, 512),
+        dropout=0.2,
+        dense_units=(256,),
+        batch_norm=True,
+        learning_rate=1e-3,
+        epochs=300,
+        batch_size=None,
+        patience=30,
+        train_window=None,
+    ),
+    "seed001": Preset(
+        name="seed001",
+        description="Keras summary: LSTM(50, relu) -> Dropout(0.2) -> Dense(1) on 8 features (11,851 params).",
+        features=("open", "high", "low", "close", "volume", "log_return", "sma_ratio_10", "vol_20"),
+        target="price",
+        scaler="minmax",
+        window=20,
+        lstm_units=(50,),
+        activation="relu",
+        dropout=0.2,
+        epochs=50,
+        batch_size=32,
+        patience=10,
+        train_window=None,
+    ),
+    "seed002": Preset(
+        name="seed002",
+        description="Sine experiment: LSTM(50, tanh) -> Dense(1), window 20, MinMax on close, 20 epochs, batch 32.",
+        features=("close",),
+        target="price",
+        scaler="minmax",
+        window=20,
+        lstm_units=(50,),
+        epochs=20,
+        batch_size=32,
+        patience=20,
+        val_fraction=0.1,
+        train_window=None,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; raises ConfigError listing the known names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset '{name}': choose one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,75 @@
+"""Shared test set-up: isolated homes for every library that writes under ~, and the PostgreSQL gate.
+
+With ``CI=true`` (or ``TSLA_FORECAST_REQUIRE_POSTGRES=1``) an unreachable PostgreSQL fails the run instead of
+skipping, and a session in which any ``postgres``-marked test was skipped exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_TMP_HOME = Path(tempfile.mkdtemp(prefix="tsla-forecast-tests-"))
+for _var, _sub in {
+    "PREFECT_HOME": "prefect",
+    "KERAS_HOME": "keras",
+    "MPLCONFIGDIR": "mpl",
+    "XDG_CACHE_HOME": "cache",
+    "TSLA_FORECAST_HOME": "home",
+}.items():
+    os.environ[_var] = str(_TMP_HOME / _sub)
+    (_TMP_HOME / _sub).mkdir(parents=True, exist_ok=True)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.pop("TSLA_FORECAST_DATABASE_URL", None)
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SHARED_CSV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tsla_daily.csv"
+
+
+def postgres_required() -> bool:
+    """True in CI: PostgreSQL tests must run, never skip."""
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("TSLA_FORECAST_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a reachable PostgreSQL admin database; skips (fails in CI) when there is none."""
+    url = os.environ.get("TSLA_FORECAST_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    try:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+        message = f"PostgreSQL not reachable at {sa.engine.make_url(url).render_as_string(hide_password=True)}: {exc}"
+        if postgres_required():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def shared_csv() -> Path:
+    """The real TSLA CSV from ../shared; tests that use it are marked ``realdata`` and skip without it."""
+    if not SHARED_CSV.exists():
+        pytest.skip(f"real-data check: {SHARED_CSV} is not present")
+    return SHARED_CSV.resolve()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when PostgreSQL tests were skipped and PostgreSQL is required."""
+    if not postgres_required():
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    pg_skipped = [r.nodeid for r in skipped if "postgres" in getattr(r, "keywords", {})]
+    if pg_skipped:
+        print(f"\nERROR: {len(pg_skipped)} PostgreSQL test(s) were skipped but CI requires them: {pg_skipped[:3]}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,149 @@
+"""Baselines: points by hand, the Forecaster protocol, and honest (no look-ahead) conformal intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.base import FORECAST_COLUMNS, Forecaster
+from forecaster.baselines import Drift, MovingAverage, Naive
+from forecaster.calendar import sessions
+from forecaster.errors import NotEnoughDataError, NotFittedError
+from forecaster.forecasting import conformal_quantiles
+
+H = 5
+
+
+def _prices(seed: int = 0, start: str = "2020-01-02", end: str = "2021-12-31") -> pd.DataFrame:
+    """Deterministic GBM closes on NYSE sessions, OHLC derived from the close."""
+    idx = sessions(start, end)
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0005, 0.02, len(idx))))
+    open_ = np.concatenate(([100.0], close[:-1]))
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.01,
+            "low": np.minimum(open_, close) * 0.99,
+            "close": close,
+            "volume": rng.uniform(1e6, 2e6, len(idx)),
+        },
+        index=idx,
+    )
+
+
+@pytest.fixture(scope="module")
+def prices() -> pd.DataFrame:
+    return _prices()
+
+
+SPECS = [(Naive, {}), (Drift, {"lookback": 60}), (MovingAverage, {"window": 10})]
+IDS = ["naive", "drift", "moving_average"]
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), SPECS, ids=IDS)
+def test_baseline_follows_the_forecaster_protocol(cls: type, kwargs: dict, prices: pd.DataFrame) -> None:
+    model = cls(**kwargs)
+    assert isinstance(model, Forecaster)
+    assert model.fit(prices) is model and model.update(prices) is model
+    frame = model.predict(H)
+    assert tuple(frame.columns) == FORECAST_COLUMNS and len(frame) == H
+    assert (frame["origin"] == prices.index[-1]).all()
+    assert (frame["lo95"] <= frame["lo80"]).all() and (frame["lo80"] <= frame["point"]).all()
+    assert (frame["point"] <= frame["hi80"]).all() and (frame["hi80"] <= frame["hi95"]).all()
+
+
+def test_naive_forecasts_last_close(prices: pd.DataFrame) -> None:
+    frame = Naive().fit(prices).predict(H)
+    assert (frame["point"] == prices["close"].iloc[-1]).all()
+    assert (frame["last_close"] == prices["close"].iloc[-1]).all()
+
+
+def test_drift_on_a_straight_line_extrapolates_exactly() -> None:
+    idx = sessions("2020-01-02", "2021-12-31")
+    line = pd.DataFrame({"close": 50.0 + 0.5 * np.arange(len(idx))}, index=idx)
+    frame = Drift(lookback=30).fit(line).predict(H)
+    last = line["close"].iloc[-1]
+    assert frame["point"].tolist() == pytest.approx([last + 0.5 * h for h in range(1, H + 1)], rel=1e-12)
+
+
+def test_drift_matches_hand_formula(prices: pd.DataFrame) -> None:
+    close = prices["close"].to_numpy()
+    slope = (close[-1] - close[-61]) / 60
+    frame = Drift(lookback=60).fit(prices).predict(H)
+    assert frame["point"].tolist() == pytest.approx([close[-1] + h * slope for h in range(1, H + 1)])
+
+
+def test_drift_uses_all_rows_when_fewer_than_lookback(prices: pd.DataFrame) -> None:
+    short = prices.iloc[:40]
+    close = short["close"].to_numpy()
+    frame = Drift(lookback=252, calibration=20).fit(short).predict(2)
+    slope = (close[-1] - close[0]) / 39
+    assert frame["point"].tolist() == pytest.approx([close[-1] + slope, close[-1] + 2 * slope])
+
+
+def test_moving_average_equals_hand_mean(prices: pd.DataFrame) -> None:
+    total = 0.0
+    for value in prices["close"].iloc[-10:]:
+        total += value
+    frame = MovingAverage(window=10).fit(prices).predict(H)
+    assert frame["point"].tolist() == pytest.approx([total / 10] * H, rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", [Naive, Drift, MovingAverage])
+def test_predict_before_fit_raises(cls: type) -> None:
+    with pytest.raises(NotFittedError, match=f"{cls.__name__} is not fitted: call fit\\(prices\\) first"):
+        cls().predict(H)
+
+
+def test_constructor_only_stores_kwargs() -> None:
+    model = Drift(lookback=10, calibration=50)
+    assert vars(model) == {"lookback": 10, "calibration": 50}
+
+
+def test_too_little_history_for_calibration_names_the_numbers(prices: pd.DataFrame) -> None:
+    with pytest.raises(NotEnoughDataError, match="at least 10 residuals for horizon 3, got 9"):
+        Naive().fit(prices.iloc[:12]).predict(3)
+
+
+def test_update_moves_the_origin(prices: pd.DataFrame) -> None:
+    model = Naive().fit(prices.iloc[:300]).update(prices.iloc[:301])
+    assert model.predict(1)["origin"].iloc[0] == prices.index[300]
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), SPECS, ids=IDS)
+def test_calibration_residuals_equal_a_refit_on_truncated_history(
+    cls: type, kwargs: dict, prices: pd.DataFrame
+) -> None:
+    """Brute force: each past forecast is refitted on prices[: t + 1] only, so it cannot see past its origin."""
+    n, cal = 400, 30
+    fast = cls(**kwargs, calibration=cal).fit(prices.iloc[:n]).calibration_residuals(H)
+    origins = range(n - 1 - H - cal + 1, n - 1)
+    points = {
+        t: cls(**kwargs, calibration=cal).fit(prices.iloc[: t + 1]).predict(H)["point"].to_numpy() for t in origins
+    }
+    close = prices["close"].to_numpy()
+    for h in range(1, H + 1):
+        origins = range(n - 1 - h - cal + 1, n - h)
+        slow = [abs(np.log(close[t + h] / points[t][h - 1])) for t in origins]
+        np.testing.assert_allclose(fast[:, h - 1], slow, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("cls", [Naive, Drift, MovingAverage])
+def test_intervals_use_no_data_after_the_origin(cls: type, prices: pd.DataFrame) -> None:
+    """The forecast at row 499 is the same whatever the future holds, and changes when the past does."""
+    future_crash = prices.copy()
+    future_crash.iloc[500:, future_crash.columns.get_loc("close")] *= 0.3
+    a = cls().fit(prices.iloc[:500]).predict(H)
+    b = cls().fit(future_crash.iloc[:500]).predict(H)
+    pd.testing.assert_frame_equal(a, b)
+    residuals = cls().fit(prices.iloc[:500]).calibration_residuals(H)
+    assert np.isfinite(residuals).all() and residuals.shape == (250, H)
+    q = conformal_quantiles(residuals)
+    assert a["hi80"].to_numpy() == pytest.approx(a["point"].to_numpy() * np.exp(q[0.8]))
+    # the newest actual used is the origin's own close: changing it moves the horizon-1 interval
+    past_shock = prices.iloc[:500].copy()
+    past_shock.iloc[-1, past_shock.columns.get_loc("close")] *= 2.0
+    shocked = cls().fit(past_shock).calibration_residuals(H)
+    assert shocked[-1, 0] != residuals[-1, 0]
