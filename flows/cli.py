@@ -70,8 +70,8 @@ def sine(
 ) -> None:
     """Reproduce the seed002 experiment: an LSTM(50) learns sin(t); prints the per-epoch loss table."""
     import pandas as pd
-    from forecaster.plots import plot_actual_vs_predicted, save_figure
 
+    from forecaster.plots import plot_actual_vs_predicted, save_figure
     from forecaster.sine import run_sine
 
     result = run_sine(epochs)
@@ -114,3 +114,7 @@ def main() -> None:
             raise
         fail(message)
     sys.exit(code or 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from functools import lru_cache
+from typing import TypeAlias
 
 import exchange_calendars as xcals
 import pandas as pd
 
-DateLike = str | dt.date | pd.Timestamp
+DateLike: TypeAlias = str | dt.date | pd.Timestamp
 
 
 @lru_cache(maxsize=1)
 def _xnys() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar("XNYS", start="2000-01-01")
+    with warnings.catch_warnings():  # exchange_calendars trips a pandas 3.1 deprecation warning
+        warnings.simplefilter("ignore")
+        return xcals.get_calendar("XNYS", start="2000-01-01")
+
+
+def bounds() -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last session the calendar knows (2000-01-03 .. about a year from today)."""
+    return _xnys().first_session, _xnys().last_session
 
 
 def _day(value: DateLike) -> pd.Timestamp:

@@ -1,25 +1,30 @@
 """The one look of every report figure, and the helpers the plots share (no pyplot: figures are built directly).
 
-Figures are :class:`matplotlib.figure.Figure` objects made without pyplot, so there is no global figure state,
-building them is thread-safe and nothing needs closing. Saving uses the Agg canvas.
+Figures are :class:`matplotlib.figure.Figure` objects made without pyplot, so there is no global figure state and
+nothing needs closing. The style is applied with ``rc_context`` (process-wide rcParams), so styled plotting and
+:func:`save_figure` hold a lock: threads may build figures, one at a time. Saving uses the Agg canvas.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter
+from matplotlib.transforms import ScaledTranslation
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_RC_LOCK = threading.RLock()  # rc_context changes process-wide rcParams: one styled figure at a time
 
 FIGSIZE: tuple[float, float] = (9.0, 4.0)  # 900 x 400 px at dpi 100: email width
 DPI = 100
@@ -34,7 +39,7 @@ BAND95_ALPHA = 0.14
 COVER80 = "#1f5fa8"
 COVER95 = "#7b3fa0"
 
-STYLE: dict[str, object] = {
+STYLE: dict[Any, Any] = {  # rcParams of every figure (keys typed Any: matplotlib types them as a Literal)
     "figure.figsize": FIGSIZE,
     "figure.dpi": DPI,
     "figure.facecolor": "white",
@@ -61,7 +66,7 @@ def styled(func: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with mpl.rc_context(STYLE):
+        with _RC_LOCK, mpl.rc_context(STYLE):
             return func(*args, **kwargs)
 
     return wrapper
@@ -85,7 +90,8 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as a PNG (dpi 100, tight bounding box), creating parent folders; returns the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    with _RC_LOCK, mpl.rc_context(STYLE):  # ticks made while drawing read rcParams too
+        fig.savefig(out, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
     return out
 
 
@@ -112,6 +118,23 @@ def session_axis(ax: Axes, dates: Sequence[pd.Timestamp] | pd.DatetimeIndex) -> 
         ax.set_xlim(-0.5, len(index) - 0.5)
 
 
+def legend_below(ax: Axes, handles: list[Artist] | None = None, labels: list[str] | None = None) -> None:
+    """One row of legend under the x-axis label, so it never hides data."""
+    if handles is None or labels is None:
+        handles, labels = ax.get_legend_handles_labels()
+    below = ax.transAxes + ScaledTranslation(0, -0.5, figure_of(ax).dpi_scale_trans)
+    ncols = len(handles) if len(handles) <= 5 else (len(handles) + 1) // 2
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below, ncols=ncols)
+
+
+def interval_bands(
+    ax: Axes, x: np.ndarray, lo80: np.ndarray, hi80: np.ndarray, lo95: np.ndarray, hi95: np.ndarray
+) -> None:
+    """Shade the 80% and 95% prediction intervals."""
+    ax.fill_between(x, lo80, hi80, color=MODEL, alpha=BAND80_ALPHA, linewidth=0, label="80% interval")
+    ax.fill_between(x, lo95, hi95, color=MODEL, alpha=BAND95_ALPHA, linewidth=0, label="95% interval")
+
+
 def usd_axis(ax: Axes, label: str = "Close (USD)") -> None:
     """Thousands-separated dollar ticks and a label that names the unit."""
     ax.yaxis.set_major_formatter(StrMethodFormatter("${x:,.0f}"))
@@ -121,6 +144,12 @@ def usd_axis(ax: Axes, label: str = "Close (USD)") -> None:
 def positions(axis: pd.DatetimeIndex, dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """Session positions of ``dates`` on ``axis`` (every date must be on it)."""
     return axis.get_indexer(pd.DatetimeIndex(dates))
+
+
+def as_dates(values: pd.Series) -> pd.Series:
+    """Timestamps without time zone (database ``timestamptz`` values and strings alike)."""
+    dates = pd.to_datetime(values)
+    return dates.dt.tz_localize(None) if dates.dt.tz is not None else dates
 
 
 def require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:

@@ -22,8 +22,6 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from forecaster.base import FORECAST_COLUMNS
 from forecaster.plot_style import (
     ACTUAL,
-    BAND80_ALPHA,
-    BAND95_ALPHA,
     COVER80,
     COVER95,
     DATE_FORMAT,
@@ -31,8 +29,11 @@ from forecaster.plot_style import (
     EMPTY_TEXT,
     MODEL,
     NAIVE,
+    as_dates,
     empty_message,
     figure_of,
+    interval_bands,
+    legend_below,
     new_axes,
     positions,
     require,
@@ -54,19 +55,8 @@ __all__ = [
     "save_figure",
 ]
 
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "as_of",
-    "target_date",
-    "horizon",
-    "point",
-    "naive",
-    "actual",
-    "lo80",
-    "hi80",
-    "lo95",
-    "hi95",
-)
 INTERVAL_COLUMNS: tuple[str, ...] = ("lo80", "hi80", "lo95", "hi95")
+OUTCOME_COLUMNS: tuple[str, ...] = ("as_of", "target_date", "horizon", "point", "naive", "actual", *INTERVAL_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------------ frames
@@ -78,7 +68,8 @@ def _closes(prices: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype=float, index=pd.DatetimeIndex([]))
     require(prices, ["close"], "prices")
     frame = prices.set_index("date") if "date" in prices.columns else prices
-    return pd.Series(frame["close"].to_numpy(float), index=pd.DatetimeIndex(frame.index)).sort_index()
+    index = pd.DatetimeIndex(frame.index).tz_localize(None)
+    return pd.Series(frame["close"].to_numpy(float), index=index).sort_index()
 
 
 def _forecast(forecast: pd.DataFrame) -> pd.DataFrame:
@@ -87,8 +78,8 @@ def _forecast(forecast: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=list(FORECAST_COLUMNS))
     require(forecast, FORECAST_COLUMNS, "forecast")
     frame = forecast.sort_values("horizon").reset_index(drop=True)
-    frame["origin"] = pd.to_datetime(frame["origin"])
-    frame["target_date"] = pd.to_datetime(frame["target_date"])
+    frame["origin"] = as_dates(frame["origin"])
+    frame["target_date"] = as_dates(frame["target_date"])
     if frame["origin"].nunique() > 1:
         raise ValueError(f"forecast mixes {frame['origin'].nunique()} origins; plot one origin at a time")
     bad = frame.loc[frame[list(INTERVAL_COLUMNS)].isna().any(axis=1), "horizon"].tolist()
@@ -108,8 +99,8 @@ def _matured(outcomes: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame
     frame = outcomes.loc[outcomes["actual"].notna()].copy()
     if horizon is not None:
         frame = frame.loc[frame["horizon"] == horizon]
-    frame["as_of"] = pd.to_datetime(frame["as_of"])
-    frame["target_date"] = pd.to_datetime(frame["target_date"])
+    frame["as_of"] = as_dates(frame["as_of"])
+    frame["target_date"] = as_dates(frame["target_date"])
     frame = frame.drop_duplicates(["as_of", "horizon"], keep="last")
     return frame.sort_values(["target_date", "horizon"]).reset_index(drop=True)
 
@@ -128,17 +119,13 @@ def _rmse(errors: pd.Series | np.ndarray) -> float:
     return float(np.sqrt(np.mean(e**2))) if e.size else float("nan")
 
 
-def _bands(ax: Axes, x: np.ndarray, lo80: np.ndarray, hi80: np.ndarray, lo95: np.ndarray, hi95: np.ndarray) -> None:
-    """Shade the 80% and 95% prediction intervals."""
-    ax.fill_between(x, lo80, hi80, color=MODEL, alpha=BAND80_ALPHA, linewidth=0, label="80% interval")
-    ax.fill_between(x, lo95, hi95, color=MODEL, alpha=BAND95_ALPHA, linewidth=0, label="95% interval")
-
-
 # ----------------------------------------------------------------------------------------------- figures
 
 
 @styled
-def plot_forecast_fan(prices: pd.DataFrame, forecast: pd.DataFrame, *, sessions: int = 120, ax: Axes | None = None) -> Figure:
+def plot_forecast_fan(
+    prices: pd.DataFrame, forecast: pd.DataFrame, *, sessions: int = 120, ax: Axes | None = None
+) -> Figure:
     """Last ``sessions`` closes, then the forecast with its 80% and 95% bands and the flat naive line."""
     ax = new_axes(ax)
     history = _closes(prices).iloc[-sessions:]
@@ -158,7 +145,7 @@ def plot_forecast_fan(prices: pd.DataFrame, forecast: pd.DataFrame, *, sessions:
     if len(fc):
         _draw_fan(ax, axis, fc)
     session_axis(ax, axis)
-    ax.legend(loc="upper left")
+    legend_below(ax)
     return figure_of(ax)
 
 
@@ -170,7 +157,7 @@ def _draw_fan(ax: Axes, axis: pd.DatetimeIndex, fc: pd.DataFrame) -> None:
     def path(column: str) -> np.ndarray:
         return np.concatenate([[last], fc[column].to_numpy(float)])
 
-    _bands(ax, x, path("lo80"), path("hi80"), path("lo95"), path("hi95"))
+    interval_bands(ax, x, path("lo80"), path("hi80"), path("lo95"), path("hi95"))
     ax.plot(x, path("point"), color=MODEL, marker="o", markersize=3, label="Forecast")
     ax.plot(x, np.full(len(x), last), color=NAIVE, linestyle="--", label="Naive (last close)")
     ax.axvline(x[0], color="0.55", linewidth=0.8, linestyle=":")
@@ -188,13 +175,15 @@ def plot_track_record(outcomes: pd.DataFrame, *, sessions: int = 120, ax: Axes |
         empty_message(ax)
         return figure_of(ax)
     x = np.arange(len(h1))
-    _bands(ax, x, *(h1[c].to_numpy(float) for c in INTERVAL_COLUMNS))
+    interval_bands(ax, x, *(h1[c].to_numpy(float) for c in INTERVAL_COLUMNS))
     ax.plot(x, h1["actual"].to_numpy(float), color=ACTUAL, label="Realised close")
     rmse_m, rmse_n = _rmse(h1["actual"] - h1["point"]), _rmse(h1["actual"] - h1["naive"])
     ax.plot(x, h1["point"].to_numpy(float), color=MODEL, label=f"{_model_name(outcomes)} (RMSE ${rmse_m:,.2f})")
-    ax.plot(x, h1["naive"].to_numpy(float), color=NAIVE, linestyle="--", linewidth=1.1, label=f"Naive (RMSE ${rmse_n:,.2f})")
+    ax.plot(
+        x, h1["naive"].to_numpy(float), color=NAIVE, linestyle="--", linewidth=1.1, label=f"Naive (RMSE ${rmse_n:,.2f})"
+    )
     session_axis(ax, h1["target_date"])
-    ax.legend(loc="upper left")
+    legend_below(ax)
     return figure_of(ax)
 
 
@@ -222,7 +211,7 @@ def plot_rolling_skill(outcomes: pd.DataFrame, *, window: int = 20, ax: Axes | N
     ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
     handles, labels = ax.get_legend_handles_labels()
     more_handles, more_labels = twin.get_legend_handles_labels()
-    ax.legend(handles + more_handles, labels + more_labels, loc="upper left", ncols=2)
+    legend_below(ax, handles + more_handles, labels + more_labels)
     return figure_of(ax)
 
 
@@ -254,7 +243,9 @@ def plot_calibration(outcomes: pd.DataFrame, *, ax: Axes | None = None) -> Figur
         return figure_of(ax)
     actual = frame["actual"]
     cover = (
-        frame.assign(in80=actual.between(frame["lo80"], frame["hi80"]), in95=actual.between(frame["lo95"], frame["hi95"]))
+        frame.assign(
+            in80=actual.between(frame["lo80"], frame["hi80"]), in95=actual.between(frame["lo95"], frame["hi95"])
+        )
         .groupby("horizon")
         .agg(in80=("in80", "mean"), in95=("in95", "mean"), n=("in80", "size"))
     )
@@ -292,20 +283,25 @@ def plot_residuals(outcomes: pd.DataFrame, *, ax: Sequence[Axes] | None = None) 
     name = _model_name(outcomes)
     res_m = (h1["actual"] - h1["point"]).to_numpy(float)
     res_n = (h1["actual"] - h1["naive"]).to_numpy(float)
-    bins = np.histogram_bin_edges(np.concatenate([res_m, res_n]), bins=int(np.clip(len(h1) // 4, 5, 30)))
-    hist_ax.hist(res_m, bins=bins, color=MODEL, alpha=0.55, label=f"{name}: mean {res_m.mean():+.2f}, sd {res_m.std():.2f}")
-    hist_ax.hist(
-        res_n, bins=bins, histtype="step", color=NAIVE, linewidth=1.6, label=f"Naive: mean {res_n.mean():+.2f}, sd {res_n.std():.2f}"
-    )
-    hist_ax.axvline(0, color="0.3", linewidth=0.8)
-    hist_ax.legend(loc="upper left")
+    _residual_histogram(hist_ax, res_m, res_n, name)
     x = np.arange(len(h1))
     time_ax.plot(x, res_n, color=NAIVE, linewidth=1.0, linestyle="--", label="Naive")
     time_ax.plot(x, res_m, color=MODEL, linewidth=1.3, label=name)
     time_ax.axhline(0, color="0.3", linewidth=0.8)
     session_axis(time_ax, h1["target_date"])
-    time_ax.legend(loc="upper left", ncols=2)
+    legend_below(time_ax)
     return figure_of(hist_ax)
+
+
+def _residual_histogram(ax: Axes, res_m: np.ndarray, res_n: np.ndarray, name: str) -> None:
+    """Model residuals as filled bars, naive residuals as an outline on the same bins, and a line at zero."""
+    bins = np.histogram_bin_edges(np.concatenate([res_m, res_n]), bins=int(np.clip(res_m.size // 4, 5, 30))).tolist()
+    ax.hist(res_m, bins=bins, color=MODEL, alpha=0.55, label=f"{name}: mean {res_m.mean():+.2f}, sd {res_m.std():.2f}")
+    naive_label = f"Naive: mean {res_n.mean():+.2f}, sd {res_n.std():.2f}"
+    ax.hist(res_n, bins=bins, histtype="step", color=NAIVE, linewidth=1.6, label=naive_label)
+    ax.axvline(0, color="0.3", linewidth=0.8)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="upper left")
 
 
 def _two_axes(ax: Sequence[Axes] | None) -> tuple[Axes, Axes]:
@@ -328,29 +324,42 @@ def plot_training(
     ax.set_title(_training_title(kind, parent))
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Loss")
-    curves = {
-        label: np.asarray(history.get(key, []) if history else [], dtype=float)
-        for key, label in (("loss", "Training"), ("val_loss", "Validation"))
-    }
-    curves = {label: values for label, values in curves.items() if values.size}
+    curves = _loss_curves(history)
     if not curves:
         empty_message(ax, "no training history")
         return figure_of(ax)
     for (label, values), color in zip(curves.items(), (MODEL, NAIVE), strict=False):
         epochs = np.arange(1, values.size + 1)
-        ax.plot(epochs, values, color=color, marker="o" if values.size <= 40 else None, markersize=3, label=f"{label} loss")
-    if "Validation" in curves and np.isfinite(curves["Validation"]).any():
-        best = int(np.nanargmin(curves["Validation"]))
-        ax.plot(best + 1, curves["Validation"][best], "*", color=NAIVE, markersize=12, label=f"Best validation (epoch {best + 1})")
+        ax.plot(
+            epochs, values, color=color, marker="o" if values.size <= 40 else None, markersize=3, label=f"{label} loss"
+        )
+    _mark_best_and_scale(ax, curves)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if "Validation" not in curves:
+        ax.text(0.01, 0.03, "no validation loss recorded", transform=ax.transAxes, color="0.4")
+    ax.legend(loc="upper right")
+    return figure_of(ax)
+
+
+def _loss_curves(history: Mapping[str, Sequence[float]]) -> dict[str, np.ndarray]:
+    """Non-empty ``loss`` and ``val_loss`` arrays, keyed ``Training`` and ``Validation``."""
+    keys = (("loss", "Training"), ("val_loss", "Validation"))
+    curves = {label: np.asarray((history or {}).get(key, []), dtype=float) for key, label in keys}
+    return {label: values for label, values in curves.items() if values.size}
+
+
+def _mark_best_and_scale(ax: Axes, curves: dict[str, np.ndarray]) -> None:
+    """Star the best validation epoch; log y-scale when every loss is positive, else a linear axis from 0."""
+    val = curves.get("Validation")
+    if val is not None and np.isfinite(val).any():
+        best = int(np.nanargmin(val))
+        ax.plot(best + 1, val[best], "*", color=NAIVE, markersize=12, label=f"Best validation (epoch {best + 1})")
     finite = np.concatenate([v[np.isfinite(v)] for v in curves.values()])
     if finite.size and (finite > 0).all():
         ax.set_yscale("log")
         ax.set_ylabel("Loss (log scale)")
     else:
         ax.set_ylim(bottom=min(0.0, float(finite.min())) if finite.size else 0.0)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(loc="upper right")
-    return figure_of(ax)
 
 
 def _training_title(kind: str, parent: str | None) -> str:
@@ -381,5 +390,5 @@ def plot_actual_vs_predicted(
     ax.plot(x, frame["predicted"].to_numpy(float), color=MODEL, linestyle="--", label=f"Predicted (RMSE {rmse:,.3g})")
     if dated:
         session_axis(ax, frame.index)
-    ax.legend(loc="upper left")
+    legend_below(ax)
     return figure_of(ax)

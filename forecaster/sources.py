@@ -167,6 +167,8 @@ class YahooSource:
                 raw = self._download(ticker, start_, end_)
             except Exception as exc:  # noqa: BLE001 - yfinance raises curl, JSON and rate-limit errors alike
                 raw, last_error = None, exc
+            else:
+                last_error = None  # an empty answer: the failure message should not blame an older error
             if raw is not None and not raw.empty:
                 return _between(normalise_yahoo_frame(raw, ticker), start_, end_)
             if attempt < self.retries:

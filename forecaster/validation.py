@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster import PRICE_COLUMNS
-from forecaster.calendar import _xnys, sessions
+from forecaster.calendar import bounds, sessions
 from forecaster.errors import InvalidPricesError
 
 PRICES = ("open", "high", "low", "close")
@@ -104,7 +104,7 @@ def _check_index(index: pd.Index) -> tuple[pd.DatetimeIndex, list[Problem]]:
     return dates, problems
 
 
-def _at(dates: pd.DatetimeIndex, pos: int) -> pd.Timestamp | None:
+def _at(dates: pd.DatetimeIndex, pos: int | np.integer) -> pd.Timestamp | None:
     day = dates[pos]
     return None if pd.isna(day) else day
 
@@ -162,9 +162,9 @@ def _check_order(dates: pd.DatetimeIndex) -> list[Problem]:
 
 def _check_calendar(dates: pd.DatetimeIndex, max_gap_sessions: int | None, calendar_check: bool) -> list[Problem]:
     """Rows on non-session days, and gaps of more than ``max_gap_sessions`` NYSE sessions between rows."""
-    cal = _xnys()
+    first, last = bounds()
     days = dates[dates.notna()].normalize()
-    days = days[(days >= cal.first_session) & (days <= cal.last_session)]  # outside it, we cannot judge
+    days = days[(days >= first) & (days <= last)]  # outside it, we cannot judge
     if len(days) == 0:
         return []
     known = sessions(days.min(), days.max()).as_unit("ns").asi8

@@ -23,7 +23,13 @@ from forecaster.sources import (
     parse_source,
 )
 from forecaster.validation import validate_prices
-from tests.fixtures.yahoo import yahoo_chart_json, yahoo_download_frame, yahoo_empty_frame, yahoo_partial_frame
+from tests.fixtures.yahoo import (
+    ChartAnswer,
+    yahoo_chart_json,
+    yahoo_download_frame,
+    yahoo_empty_frame,
+    yahoo_partial_frame,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -54,14 +60,9 @@ def test_fake_download_frame_has_the_shape_real_yfinance_builds(prices, monkeypa
     """Drive the real ``yfinance.download`` with a canned chart answer: our fake must match what it builds."""
     from yfinance.data import YfData
 
-    class Answer:
-        status_code = 200
-
-        def json(self) -> dict:
-            return yahoo_chart_json(prices, "TSLA")
-
-    monkeypatch.setattr(YfData, "get", lambda self, *a, **k: Answer())
-    monkeypatch.setattr(YfData, "cache_get", lambda self, *a, **k: Answer())
+    answer = ChartAnswer(yahoo_chart_json(prices, "TSLA"))
+    monkeypatch.setattr(YfData, "get", lambda self, *a, **k: answer)
+    monkeypatch.setattr(YfData, "cache_get", lambda self, *a, **k: answer)
     real = YahooSource()._download("TSLA", prices.index[0], prices.index[-1])
     pd.testing.assert_frame_equal(real, yahoo_download_frame(prices, "TSLA"))
     assert real.columns.names == ["Price", "Ticker"]

@@ -1,0 +1,35 @@
+"""Run the real console entry point in a subprocess and capture exit code, stdout and stderr."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from forecaster.sources import generate_prices
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``tsla-forecast ARGS`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture
+def price_csv(tmp_path) -> Path:
+    """A clean CSV of 400 synthetic sessions in the repository's column layout."""
+    path = tmp_path / "prices.csv"
+    generate_prices(seed=5, n=400, start="2022-01-03").to_csv(path, index_label="date")
+    return path

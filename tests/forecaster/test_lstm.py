@@ -1,0 +1,99 @@
+"""LSTMForecaster: forecast frame, intervals, no leakage, warm-start updates and the artefact bundle."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.base import FORECAST_COLUMNS, Forecaster
+from forecaster.errors import NotEnoughDataError, NotFittedError
+from forecaster.lstm import LSTMForecaster
+from forecaster.models import ArtifactError
+
+
+@pytest.fixture(scope="module")
+def fitted(long_prices, tiny_preset):
+    return LSTMForecaster(tiny_preset, horizon=3).fit(long_prices.iloc[:600])
+
+
+def test_predict_returns_h_rows_with_nested_intervals(fitted, long_prices):
+    frame = fitted.predict()
+    assert isinstance(fitted, Forecaster)
+    assert list(frame.columns) == list(FORECAST_COLUMNS)
+    assert frame["horizon"].tolist() == [1, 2, 3]
+    assert (frame["origin"] == long_prices.index[599]).all()
+    assert frame["last_close"].iloc[0] == pytest.approx(long_prices["close"].iloc[599])
+    assert (frame["lo95"] <= frame["lo80"]).all() and (frame["lo80"] <= frame["point"]).all()
+    assert (frame["point"] <= frame["hi80"]).all() and (frame["hi80"] <= frame["hi95"]).all()
+    assert frame["target_date"].iloc[0] == long_prices.index[600]
+
+
+def test_predict_before_fit_says_so(tiny_preset):
+    with pytest.raises(NotFittedError, match="not fitted: call fit"):
+        LSTMForecaster(tiny_preset).predict()
+
+
+def test_scalers_are_fitted_on_training_rows_only(long_prices, tiny_preset):
+    """Changing rows after the training cut-off must not move the scalers (it would if fitted on everything)."""
+    history = long_prices.iloc[:400]
+    model = LSTMForecaster(tiny_preset.replace(epochs=1), horizon=3).fit(history)
+    n_val = int(model.validation_["n"])
+    altered = history.copy()
+    altered.iloc[-n_val:, :4] *= 5.0  # the validation slice and the gap only
+    again = LSTMForecaster(tiny_preset.replace(epochs=1), horizon=3).fit(altered)
+    np.testing.assert_allclose(model.x_scaler_.mean_, again.x_scaler_.mean_)
+    np.testing.assert_allclose(model.y_scaler_.mean_, again.y_scaler_.mean_)
+    whole = LSTMForecaster(tiny_preset.replace(epochs=1, val_fraction=0.0001), horizon=3).fit(altered)
+    assert not np.allclose(whole.x_scaler_.mean_, again.x_scaler_.mean_)
+
+
+def test_same_seed_gives_identical_forecasts(long_prices, tiny_preset):
+    a = LSTMForecaster(tiny_preset, horizon=2).fit(long_prices.iloc[:500]).predict()
+    b = LSTMForecaster(tiny_preset, horizon=2).fit(long_prices.iloc[:500]).predict()
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_update_scores_matured_targets_then_moves_the_origin(long_prices, tiny_preset):
+    model = LSTMForecaster(tiny_preset, horizon=3).fit(long_prices.iloc[:600])
+    before = model.residuals_.copy()
+    model.update(long_prices.iloc[:602])
+    assert model.origin_ == long_prices.index[601]
+    assert model.kind_ == "finetune"
+    assert len(model.residuals_) == min(len(before) + 2, tiny_preset.calibration_size)
+    assert not np.array_equal(model.residuals_[-1], before[-1])
+    assert model.predict()["origin"].iloc[0] == long_prices.index[601]
+
+
+def test_update_without_new_rows_changes_nothing(fitted, long_prices):
+    before = fitted.predict()
+    fitted.update(long_prices.iloc[:600])
+    pd.testing.assert_frame_equal(before, fitted.predict())
+
+
+def test_saved_bundle_loads_back_and_predicts_identically(fitted, tmp_path):
+    sha = fitted.save(tmp_path / "v1")
+    loaded = LSTMForecaster.load(tmp_path / "v1", expected_sha256=sha)
+    pd.testing.assert_frame_equal(fitted.predict(), loaded.predict())
+    assert loaded.metadata()["preset"] == fitted.metadata()["preset"]
+    assert not list(tmp_path.glob(".v1.*")), "no temporary folder is left behind"
+
+
+def test_corrupt_or_missing_bundle_raises_artifact_error(fitted, tmp_path):
+    sha = fitted.save(tmp_path / "v1")
+    (tmp_path / "v1" / "state.joblib").write_bytes(b"garbage")
+    with pytest.raises(ArtifactError, match="corrupt: sha256"):
+        LSTMForecaster.load(tmp_path / "v1", expected_sha256=sha)
+    with pytest.raises(ArtifactError, match="could not be read"):
+        LSTMForecaster.load(tmp_path / "v1")
+    with pytest.raises(ArtifactError, match="missing model.keras"):
+        LSTMForecaster.load(tmp_path / "nowhere")
+
+
+def test_bundles_are_immutable(fitted, tmp_path):
+    fitted.save(tmp_path / "v1")
+    with pytest.raises(ArtifactError, match="already exists"):
+        fitted.save(tmp_path / "v1")
+
+
+def test_too_short_history_names_the_numbers(long_prices, tiny_preset):
+    with pytest.raises(NotEnoughDataError, match="rows"):
+        LSTMForecaster(tiny_preset, horizon=3).fit(long_prices.iloc[:40])

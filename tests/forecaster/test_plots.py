@@ -1,0 +1,308 @@
+"""Report figures: each has its title, axis labels and legend, saves as a real PNG, and survives empty input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from forecaster import plots
+from forecaster.calendar import next_sessions
+from forecaster.plot_style import DATE_FORMAT, EMPTY_TEXT
+from forecaster.sources import generate_prices
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _prices(n: int = 150) -> pd.DataFrame:
+    return generate_prices(seed=0, n=n, start="2024-01-02")
+
+
+def _forecast(prices: pd.DataFrame, horizon: int = 5) -> pd.DataFrame:
+    last = float(prices["close"].iloc[-1])
+    steps = np.arange(1, horizon + 1)
+    sd = 0.02 * last * np.sqrt(steps)
+    point = last * (1 + 0.002 * steps)
+    return pd.DataFrame(
+        {
+            "origin": prices.index[-1],
+            "horizon": steps,
+            "target_date": next_sessions(prices.index[-1], horizon),
+            "last_close": last,
+            "point": point,
+            "lo80": point - 1.28 * sd,
+            "hi80": point + 1.28 * sd,
+            "lo95": point - 1.96 * sd,
+            "hi95": point + 1.96 * sd,
+        }
+    )
+
+
+def _outcomes(n: int = 80, horizon: int = 3, seed: int = 1) -> pd.DataFrame:
+    prices = _prices(n + horizon + 1)
+    close, dates = prices["close"].to_numpy(), prices.index
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        for h in range(1, horizon + 1):
+            point, sd = close[i] + rng.normal(0, 0.5), 0.02 * close[i] * np.sqrt(h)
+            rows.append(
+                {
+                    "as_of": dates[i],
+                    "target_date": dates[i + h],
+                    "horizon": h,
+                    "point": point,
+                    "naive": close[i],
+                    "actual": close[i + h],
+                    "lo80": point - 1.28 * sd,
+                    "hi80": point + 1.28 * sd,
+                    "lo95": point - 1.96 * sd,
+                    "hi95": point + 1.96 * sd,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _assert_png(fig: Figure, path: Path, min_bytes: int = 5_000) -> None:
+    out = plots.save_figure(fig, path)
+    data = out.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > min_bytes
+
+
+def _assert_labelled(ax: Axes, title: str) -> None:
+    assert title in ax.get_title(loc="left")
+    assert ax.get_xlabel()
+    assert ax.get_ylabel()
+
+
+def _legend_texts(ax: Axes) -> list[str]:
+    legend = ax.get_legend()
+    assert legend is not None
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def _tick_label(ax: Axes, position: float) -> str:
+    return ax.xaxis.get_major_formatter()(position, None)
+
+
+def test_forecast_fan_has_title_labels_bands_and_naive(tmp_path: Path) -> None:
+    prices = _prices()
+    fig = plots.plot_forecast_fan(prices, _forecast(prices))
+    ax = fig.axes[0]
+    _assert_labelled(ax, "Close price and forecast")
+    assert "USD" in ax.get_ylabel()
+    labels = _legend_texts(ax)
+    for expected in ("Close", "Forecast", "80% interval", "95% interval", "Naive (last close)"):
+        assert expected in labels
+    _assert_png(fig, tmp_path / "fan.png")
+
+
+def test_forecast_fan_x_axis_has_no_weekend_gap() -> None:
+    prices = _prices()
+    forecast = _forecast(prices)
+    ax = plots.plot_forecast_fan(prices, forecast, sessions=120).axes[0]
+    close_line = next(line for line in ax.get_lines() if line.get_label() == "Close")
+    x = np.asarray(close_line.get_xdata())
+    np.testing.assert_array_equal(x, np.arange(120))
+    dates = prices.index[-120:]
+    friday = next(i for i in range(len(dates) - 1) if dates[i].day_of_week == 4 and dates[i + 1].day_of_week == 0)
+    assert _tick_label(ax, friday) == dates[friday].strftime(DATE_FORMAT)
+    assert _tick_label(ax, friday + 1) == dates[friday + 1].strftime(DATE_FORMAT)
+    fan = next(line for line in ax.get_lines() if line.get_label() == "Forecast")
+    np.testing.assert_array_equal(np.asarray(fan.get_xdata()), np.arange(119, 125))
+    assert _tick_label(ax, 120) == forecast["target_date"].iloc[0].strftime(DATE_FORMAT)
+
+
+def test_forecast_fan_keeps_the_whole_95_interval_in_view() -> None:
+    prices = _prices()
+    forecast = _forecast(prices)
+    bottom, top = plots.plot_forecast_fan(prices, forecast).axes[0].get_ylim()
+    assert bottom <= forecast["lo95"].min()
+    assert top >= forecast["hi95"].max()
+
+
+def test_forecast_fan_refuses_a_forecast_without_interval() -> None:
+    prices = _prices()
+    forecast = _forecast(prices)
+    forecast.loc[2, "lo95"] = np.nan
+    with pytest.raises(ValueError, match=r"no interval at horizon\(s\) \[3\]"):
+        plots.plot_forecast_fan(prices, forecast)
+
+
+def test_forecast_fan_names_missing_columns() -> None:
+    prices = _prices()
+    with pytest.raises(ValueError, match="lacks column"):
+        plots.plot_forecast_fan(prices, _forecast(prices).drop(columns=["hi80"]))
+
+
+def test_track_record_has_title_labels_legend_and_gapless_axis(tmp_path: Path) -> None:
+    outcomes = _outcomes()
+    fig = plots.plot_track_record(outcomes, sessions=50)
+    ax = fig.axes[0]
+    _assert_labelled(ax, "Track record")
+    labels = _legend_texts(ax)
+    assert "Realised close" in labels and "80% interval" in labels
+    assert any(label.startswith("Naive (RMSE $") for label in labels)
+    actual = next(line for line in ax.get_lines() if line.get_label() == "Realised close")
+    np.testing.assert_array_equal(np.asarray(actual.get_xdata()), np.arange(50))
+    last_target = outcomes.loc[outcomes["horizon"] == 1, "target_date"].max()
+    assert _tick_label(ax, 49) == last_target.strftime(DATE_FORMAT)
+    _assert_png(fig, tmp_path / "track.png")
+
+
+def test_rolling_skill_starts_at_zero_and_has_u2_axis_with_break_even(tmp_path: Path) -> None:
+    fig = plots.plot_rolling_skill(_outcomes(), window=20)
+    ax, twin = fig.axes
+    _assert_labelled(ax, "Rolling 20-session RMSE")
+    assert ax.get_ylabel() == "RMSE (USD)"
+    assert ax.get_ylim()[0] == 0
+    assert "U2" in twin.get_ylabel()
+    assert any(np.allclose(line.get_ydata(), 1.0) for line in twin.get_lines())
+    assert "Naive RMSE" in _legend_texts(ax)
+    _assert_png(fig, tmp_path / "skill.png")
+
+
+def test_rolling_skill_with_fewer_rows_than_window_says_so() -> None:
+    ax = plots.plot_rolling_skill(_outcomes(n=10), window=20).axes[0]
+    assert any("needs 20" in t.get_text() for t in ax.texts)
+
+
+def test_calibration_plots_hand_computed_coverage_against_nominal(tmp_path: Path) -> None:
+    outcomes = _outcomes()
+    fig = plots.plot_calibration(outcomes)
+    ax = fig.axes[0]
+    _assert_labelled(ax, "Interval calibration")
+    assert ax.get_ylim() == (0, 1)
+    h2 = outcomes[outcomes["horizon"] == 2]
+    expected = np.mean([lo <= y <= hi for lo, y, hi in zip(h2["lo80"], h2["actual"], h2["hi80"], strict=True)])
+    line80 = next(line for line in ax.get_lines() if line.get_label() == "80% interval")
+    assert line80.get_ydata()[1] == pytest.approx(expected)
+    assert {"nominal 80%", "nominal 95%"} <= set(_legend_texts(ax))
+    _assert_png(fig, tmp_path / "calibration.png")
+
+
+def test_residuals_figure_has_histogram_and_time_panels(tmp_path: Path) -> None:
+    fig = plots.plot_residuals(_outcomes())
+    hist_ax, time_ax = fig.axes
+    _assert_labelled(hist_ax, "Residuals")
+    _assert_labelled(time_ax, "Residuals over time")
+    assert "USD" in hist_ax.get_xlabel() and "USD" in time_ax.get_ylabel()
+    assert any(label.startswith("Naive: mean") for label in _legend_texts(hist_ax))
+    assert "Naive" in _legend_texts(time_ax)
+    _assert_png(fig, tmp_path / "residuals.png")
+
+
+def test_residuals_draws_into_a_given_pair_and_refuses_a_single_axes() -> None:
+    fig = Figure()
+    pair = fig.subplots(1, 2)
+    assert plots.plot_residuals(_outcomes(), ax=tuple(pair)) is fig
+    with pytest.raises(TypeError, match="two panels"):
+        plots.plot_residuals(_outcomes(), ax=pair[0])
+
+
+def test_training_full_fit_uses_log_scale_and_marks_best_epoch(tmp_path: Path) -> None:
+    history = {"loss": list(np.geomspace(0.1, 0.01, 12)), "val_loss": list(np.geomspace(0.12, 0.02, 12))}
+    fig = plots.plot_training(history, kind="full")
+    ax = fig.axes[0]
+    _assert_labelled(ax, "Training loss: full fit")
+    assert ax.get_yscale() == "log"
+    labels = _legend_texts(ax)
+    assert {"Training loss", "Validation loss", "Best validation (epoch 12)"} <= set(labels)
+    _assert_png(fig, tmp_path / "training.png")
+
+
+def test_training_fine_tune_names_parent_and_works_without_validation() -> None:
+    ax = plots.plot_training({"loss": [0.03, 0.02, 0.018]}, kind="finetune", parent="lstm-v3").axes[0]
+    _assert_labelled(ax, "fine-tune of lstm-v3")
+    assert _legend_texts(ax) == ["Training loss"]
+
+
+def test_training_with_non_positive_loss_stays_linear_from_zero() -> None:
+    ax = plots.plot_training({"loss": [0.5, 0.0]}, kind="full").axes[0]
+    assert ax.get_yscale() == "linear"
+    assert ax.get_ylim()[0] == 0
+
+
+def test_actual_vs_predicted_on_dates_and_on_integer_steps(tmp_path: Path) -> None:
+    close = _prices(60)["close"]
+    fig = plots.plot_actual_vs_predicted(close, close.shift(1), title="Backtest", ylabel="Close (USD)")
+    ax = fig.axes[0]
+    _assert_labelled(ax, "Backtest")
+    assert _legend_texts(ax)[0] == "Actual"
+    assert _tick_label(ax, 0) == close.index[0].strftime(DATE_FORMAT)
+    _assert_png(fig, tmp_path / "avp.png")
+    steps = pd.Series(np.sin(np.arange(100) / 8))
+    ax = plots.plot_actual_vs_predicted(steps, steps * 0.9, title="Sine experiment").axes[0]
+    _assert_labelled(ax, "Sine experiment")
+    assert ax.get_ylabel() == "value"
+
+
+EMPTY_CASES: dict[str, Callable[[pd.DataFrame], Figure]] = {
+    "track": plots.plot_track_record,
+    "skill": plots.plot_rolling_skill,
+    "calibration": plots.plot_calibration,
+    "residuals": plots.plot_residuals,
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_CASES))
+@pytest.mark.parametrize("frame", [pd.DataFrame(), _outcomes(n=5).assign(actual=np.nan)], ids=["no-rows", "unmatured"])
+def test_outcome_figures_on_empty_input_say_no_matured_yet(name: str, frame: pd.DataFrame, tmp_path: Path) -> None:
+    fig = EMPTY_CASES[name](frame)
+    for ax in fig.axes:
+        assert ax.get_title(loc="left") and ax.get_xlabel() and ax.get_ylabel()
+        assert [t.get_text() for t in ax.texts] == [EMPTY_TEXT]
+    _assert_png(fig, tmp_path / f"{name}.png", min_bytes=1_000)
+
+
+def test_empty_fan_and_training_and_series_still_draw_labelled_axes(tmp_path: Path) -> None:
+    figures = [
+        plots.plot_forecast_fan(pd.DataFrame(), pd.DataFrame()),
+        plots.plot_training({}, kind="full"),
+        plots.plot_actual_vs_predicted(pd.Series(dtype=float), pd.Series(dtype=float), title="Empty"),
+    ]
+    for i, fig in enumerate(figures):
+        ax = fig.axes[0]
+        assert ax.get_title(loc="left") and ax.get_xlabel() and ax.get_ylabel()
+        assert len(ax.texts) == 1
+        _assert_png(fig, tmp_path / f"empty{i}.png", min_bytes=1_000)
+
+
+def test_fan_without_a_forecast_still_shows_history() -> None:
+    ax = plots.plot_forecast_fan(_prices(), pd.DataFrame()).axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["Close"]
+
+
+def test_given_axes_are_drawn_into_and_their_figure_returned() -> None:
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plots.plot_calibration(_outcomes(), ax=ax) is fig
+    assert ax.get_title(loc="left").startswith("Interval calibration")
+
+
+def test_outcomes_of_several_models_are_refused() -> None:
+    outcomes = pd.concat([_outcomes().assign(model="lstm"), _outcomes().assign(model="drift")])
+    with pytest.raises(ValueError, match=r"2 models \['drift', 'lstm'\]"):
+        plots.plot_track_record(outcomes)
+
+
+def test_save_figure_creates_parent_folders(tmp_path: Path) -> None:
+    out = plots.save_figure(plots.plot_calibration(_outcomes()), tmp_path / "a" / "b" / "c.png")
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_time_zone_aware_dates_from_the_database_are_accepted() -> None:
+    prices = _prices()
+    forecast = _forecast(prices).assign(
+        origin=lambda f: f["origin"].dt.tz_localize("UTC"), target_date=lambda f: f["target_date"].dt.tz_localize("UTC")
+    )
+    ax = plots.plot_forecast_fan(prices, forecast).axes[0]
+    assert _tick_label(ax, 120) == forecast["target_date"].iloc[0].strftime(DATE_FORMAT)
+    outcomes = _outcomes().assign(target_date=lambda f: f["target_date"].dt.tz_localize("UTC"))
+    assert plots.plot_track_record(outcomes).axes[0].get_lines()

@@ -1,0 +1,59 @@
+"""Presets: the seed architectures are reproduced exactly, and unknown names are rejected clearly."""
+
+import io
+
+import pytest
+
+from forecaster.errors import ConfigError
+from forecaster.models import build_model
+from forecaster.presets import PRESETS, Preset, get_preset
+
+
+def test_seed001_has_exactly_11851_parameters_and_summary_shows_it():
+    preset = get_preset("seed001")
+    model = build_model(preset, n_features=len(preset.features), horizon=1)
+    buffer = io.StringIO()
+    model.summary(print_fn=lambda line, **_: buffer.write(line + "\n"))
+    assert len(preset.features) == 8
+    assert model.count_params() == 11_851
+    assert "11,851" in buffer.getvalue()
+    assert [type(layer).__name__ for layer in model.layers] == ["LSTM", "Dropout", "Dense"]
+    assert model.layers[0].activation.__name__ == "relu"
+
+
+def test_seed000_is_two_512_lstms_with_dense_head():
+    preset = get_preset("seed000")
+    model = build_model(preset, n_features=6, horizon=1)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["LSTM", "LSTM", "Dense", "Dropout", "BatchNormalization", "Dense"]
+    assert [layer.units for layer in model.layers if type(layer).__name__ == "LSTM"] == [512, 512]
+    assert preset.window == 5 and preset.scaler == "minmax" and preset.target == "price"
+    assert "sharpe_252" in preset.features and preset.epochs == 300 and preset.batch_size is None
+
+
+def test_seed002_is_lstm50_tanh_dense1_window20():
+    preset = get_preset("seed002")
+    model = build_model(preset, n_features=1, horizon=1)
+    assert [type(layer).__name__ for layer in model.layers] == ["LSTM", "Dense"]
+    assert model.layers[0].units == 50 and model.layers[0].activation.__name__ == "tanh"
+    assert preset.window == 20 and preset.epochs == 20 and preset.batch_size == 32
+
+
+def test_default_uses_tanh_without_recurrent_dropout_for_cudnn():
+    preset = get_preset("default")
+    model = build_model(preset, n_features=len(preset.features), horizon=5)
+    lstm = model.layers[0]
+    assert lstm.activation.__name__ == "tanh" and lstm.recurrent_dropout == 0
+
+
+def test_unknown_preset_names_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown preset 'bogus': choose one of default, seed000"):
+        get_preset("bogus")
+
+
+def test_preset_round_trips_through_dict_and_fingerprint_tracks_config():
+    for preset in PRESETS.values():
+        assert Preset.from_dict(preset.to_dict()) == preset
+    base = get_preset("default")
+    assert base.fingerprint() == Preset.from_dict(base.to_dict()).fingerprint()
+    assert base.replace(window=31).fingerprint() != base.fingerprint()
