@@ -8,6 +8,7 @@ exits non-zero; usage errors exit 2.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import logging
 import os
@@ -19,6 +20,15 @@ import typer
 
 from flows.cli_common import CLICK_ABORTS, CLICK_ERRORS, DATE_FORMATS, fail, setup_logging
 
+
+class Retrain(enum.StrEnum):
+    """The retrain policy of a run."""
+
+    auto = "auto"
+    full = "full"
+    finetune = "finetune"
+
+
 app = typer.Typer(
     help="TSLA daily forecasting: walk-forward backtests, the daily Prefect job, reports and the SQL history.",
     no_args_is_help=True,
@@ -26,6 +36,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+from flows.cli_db import db_app  # noqa: E402 - light import (no TensorFlow, no Prefect)
+
+app.add_typer(db_app, name="db")
 
 
 @app.callback()
@@ -41,7 +56,7 @@ def backtest(
     end: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="Last target date scored (YYYY-MM-DD).")],
     source: Annotated[str, typer.Option(help="yahoo, csv:PATH or synthetic[:SEED].")] = "yahoo",
     ticker: Annotated[str, typer.Option(help="Ticker symbol.")] = "TSLA",
-    preset: Annotated[str, typer.Option(help="Model preset: default, seed000, seed001, seed002.")] = "default",
+    preset: Annotated[str, typer.Option(help="Model preset: default, seed000, seed001, seed002, smoke.")] = "default",
     refit_every: Annotated[
         int, typer.Option(min=0, help="Full refit every N origins (0 = once); fine-tune in between.")
     ] = 20,
@@ -88,6 +103,57 @@ def sine(
     )
     save_figure(fig, output / "sine.png")
     typer.echo(f"wrote {output / 'sine.json'} and {output / 'sine.png'}")
+
+
+@app.command()
+def run(
+    ticker: Annotated[list[str] | None, typer.Option(help="Ticker(s); repeat for several. Default: TSLA.")] = None,
+    as_of: Annotated[
+        dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="Session to forecast from (default: last close).")
+    ] = None,
+    source: Annotated[str, typer.Option(help="yahoo, csv:PATH or synthetic[:SEED].")] = "yahoo",
+    retrain: Annotated[Retrain, typer.Option(help="auto: the policy decides; full; finetune.")] = Retrain.auto,
+    preset: Annotated[str, typer.Option(help="Model preset for full retrains.")] = "default",
+    horizon: Annotated[int, typer.Option(min=1, max=20, help="Forecast horizon H in trading days.")] = 5,
+    dask: Annotated[str | None, typer.Option(help="Run the per-ticker fan-out on this Dask scheduler.")] = None,
+) -> None:
+    """Run the daily job once, now, in-process (no Prefect server needed): fetch, validate, score, retrain or
+    fine-tune, gate, forecast and store. Uses $TSLA_FORECAST_HOME (default ~/.tsla-forecast) for the SQLite
+    database and the model store unless $TSLA_FORECAST_DATABASE_URL is set.
+    """
+    from flows.cli_run import run_daily
+
+    run_daily(tickers=ticker or ["TSLA"], as_of=as_of.date() if as_of else None, source=source,
+              retrain=retrain.value, preset=preset, horizon=horizon, dask=dask)  # fmt: skip
+
+
+@app.command()
+def backfill(
+    start: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="First session to replay.")],
+    end: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="Last session to replay.")],
+    ticker: Annotated[list[str] | None, typer.Option(help="Ticker(s); repeat for several. Default: TSLA.")] = None,
+    source: Annotated[str, typer.Option(help="yahoo, csv:PATH or synthetic[:SEED].")] = "yahoo",
+    retrain: Annotated[Retrain, typer.Option(help="Retrain policy for every replayed day.")] = Retrain.auto,
+    preset: Annotated[str, typer.Option(help="Model preset for full retrains.")] = "default",
+    horizon: Annotated[int, typer.Option(min=1, max=20, help="Forecast horizon H.")] = 5,
+) -> None:
+    """Replay the daily job for every NYSE session in [start, end], as if it had run each day. Resumable: finished
+    days are skipped."""
+    from flows.cli_run import run_backfill
+
+    run_backfill(start=start.date(), end=end.date(), tickers=ticker or ["TSLA"], source=source,
+                 retrain=retrain.value, preset=preset, horizon=horizon)  # fmt: skip
+
+
+@app.command()
+def history(
+    last: Annotated[int, typer.Option(min=1, help="How many matured forecasts to show.")] = 30,
+    ticker: Annotated[str | None, typer.Option(help="Only this ticker.")] = None,
+) -> None:
+    """Recent forecasts beside their realised closes, errors and the naive error (reads the database only)."""
+    from flows.cli_run import show_history
+
+    show_history(ticker=ticker, last=last)
 
 
 def main() -> None:

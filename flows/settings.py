@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     drift_u2: float = Field(1.10, description="full retrain when the live 20-session U2 (vs naive) exceeds this")
     gate_window: int = Field(60, description="recent sessions on which a candidate is compared with the champion")
     gate_tolerance: float = Field(1.0, description="candidate RMSE must be <= tolerance x champion RMSE")
+    gate_max_u2: float = Field(1.25, description="a candidate whose U2 vs naive exceeds this never replaces a champion")
+    fetch_retries: int = Field(2, description="Prefect retries of the price fetch (each with backoff)")
     # reports and email
     email_enabled: bool = False
     smtp_host: str = "localhost"

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any, Self
 
@@ -25,6 +26,8 @@ from forecaster.forecasting import LEVELS, conformal_quantiles, forecast_frame
 from forecaster.presets import Preset, get_preset
 
 logger = logging.getLogger("forecaster.lstm")
+# Keras seeds and trains through process-global state: one training at a time keeps runs reproducible.
+_TRAINING = threading.RLock()
 
 
 class LSTMForecaster:
@@ -46,6 +49,10 @@ class LSTMForecaster:
     # -- public API -------------------------------------------------------------------------------------
     def fit(self, prices: pd.DataFrame) -> Self:
         """Train from scratch on ``prices`` (the last ``train_window`` rows); the origin is its last row."""
+        with _TRAINING:
+            return self._fit(prices)
+
+    def _fit(self, prices: pd.DataFrame) -> Self:
         self.preset_ = get_preset(self.preset) if isinstance(self.preset, str) else self.preset
         if self.horizon < 1:
             raise ConfigError(f"horizon must be >= 1, got {self.horizon}")
@@ -74,8 +81,13 @@ class LSTMForecaster:
             self.model_, x[:n_train], y[:n_train], (x[val], y[val]),
             epochs=p.epochs, batch_size=p.batch_size, patience=p.patience, label=f"{p.name} fit",
         )  # fmt: skip
-        points = self._to_price(data, np.arange(val.start, val.stop), self._predict_scaled(x[val]))
-        actual = self._actual_prices(data, np.arange(val.start, val.stop))
+        self.shrink_ = np.ones(self.horizon)
+        val_idx = np.arange(val.start, val.stop)
+        points = self._to_price(data, val_idx, self._predict_scaled(x[val]))
+        actual = self._actual_prices(data, val_idx)
+        if p.shrink and p.target == "log_return":
+            self.shrink_ = _shrinkage(points, actual, data.close[data.origin_index(0) + val_idx])
+            points = self._to_price(data, val_idx, self._predict_scaled(x[val]))
         self.residuals_ = np.abs(np.log(actual / points))[-p.calibration_size :]
         self.validation_ = self._validation_scores(data, np.arange(val.start, val.stop), points, actual)
         self.kind_, self.train_start_, self.train_end_ = "full", span.index[0], span.index[-1]
@@ -97,6 +109,10 @@ class LSTMForecaster:
 
     def finetune(self, prices: pd.DataFrame, *, data: WindowedData | None = None) -> Self:
         """Warm-start training on the last ``finetune_window`` labelled samples at a lower learning rate."""
+        with _TRAINING:
+            return self._finetune(prices, data)
+
+    def _finetune(self, prices: pd.DataFrame, data: WindowedData | None) -> Self:
         self._check_fitted()
         p = self.preset_
         data = data or self._data(prices, extra=p.finetune_window + self.horizon)
@@ -144,7 +160,7 @@ class LSTMForecaster:
         self._check_fitted()
         state = {
             "x_scaler": self.x_scaler_, "y_scaler": self.y_scaler_,
-            "recent": self.recent_, "residuals": self.residuals_,
+            "recent": self.recent_, "residuals": self.residuals_, "shrink": self.shrink_,
         }  # fmt: skip
         return models.write_bundle(Path(directory), self.model_, state, self.metadata())
 
@@ -156,6 +172,7 @@ class LSTMForecaster:
         self.preset_ = self.preset
         self.model_, self.x_scaler_, self.y_scaler_ = model, state["x_scaler"], state["y_scaler"]
         self.recent_, self.residuals_ = state["recent"], np.asarray(state["residuals"])
+        self.shrink_ = np.asarray(state.get("shrink", np.ones(self.horizon)))
         self.origin_ = self.recent_.index[-1]
         self.history_, self.validation_ = meta["history"], meta["validation"]
         self.fit_history_ = meta.get("fit_history", self.history_)
@@ -174,7 +191,7 @@ class LSTMForecaster:
             "finetune_on_update": self.finetune_on_update, "origin": str(self.origin_.date()),
             "train_start": str(self.train_start_.date()), "train_end": str(self.train_end_.date()),
             "history": self.history_, "fit_history": self.fit_history_, "validation": self.validation_,
-            "n_params": int(self.model_.count_params()),
+            "n_params": int(self.model_.count_params()), "shrink": [float(v) for v in self.shrink_],
         }  # fmt: skip
 
     # -- internals --------------------------------------------------------------------------------------
@@ -206,7 +223,7 @@ class LSTMForecaster:
         if self.preset_.target == "price":
             return raw
         last_close = data.close[data.origin_index(0) + samples][:, None]
-        return last_close * np.exp(raw)
+        return last_close * np.exp(raw * self.shrink_)
 
     def _actual_prices(self, data: WindowedData, samples: np.ndarray) -> np.ndarray:
         rows = data.origin_index(0) + samples
@@ -234,3 +251,14 @@ class LSTMForecaster:
         rmse = float(np.sqrt(np.mean((actual[:, 0] - points[:, 0]) ** 2)))
         naive_rmse = float(np.sqrt(np.mean((actual[:, 0] - naive) ** 2)))
         return {"rmse": rmse, "naive_rmse": naive_rmse, "u2": rmse / naive_rmse, "n": int(len(samples))}
+
+
+def _shrinkage(points: np.ndarray, actual: np.ndarray, last_close: np.ndarray) -> np.ndarray:
+    """Per-horizon factor in [0, 1] on the predicted log return: least squares through the origin of the realised
+    log return on the predicted one, over the validation slice. 0 means "no better than naive": forecast the last close.
+    """
+    predicted = np.log(points / last_close[:, None])
+    realised = np.log(actual / last_close[:, None])
+    denom = (predicted**2).sum(axis=0)
+    beta = np.divide((predicted * realised).sum(axis=0), denom, out=np.zeros_like(denom), where=denom > 0)
+    return np.clip(beta, 0.0, 1.0)

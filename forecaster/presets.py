@@ -40,6 +40,7 @@ class Preset:
     finetune_lr_factor: float = 0.1
     finetune_window: int = 250  # most recent samples used by a fine-tune
     calibration_size: int = 250  # most recent out-of-sample residuals kept for conformal intervals
+    shrink: bool = False  # shrink predicted log returns toward naive by a factor fitted on the validation slice
     seed: int = 42
     extras: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -73,6 +74,7 @@ PRESETS: dict[str, Preset] = {
         dropout=0.1,
         learning_rate=1e-3,
         epochs=40,
+        shrink=True,
         batch_size=64,
         patience=5,
     ),
@@ -122,6 +124,20 @@ PRESETS: dict[str, Preset] = {
         patience=20,
         val_fraction=0.1,
         train_window=None,
+    ),
+    "smoke": Preset(
+        name="smoke",
+        description="A 2-epoch 8-unit model for smoke tests, CI and demos: seconds per fit, not meant to forecast.",
+        features=("log_return", "log_range", "log_body", "volume_change", "vol_20"),
+        window=10,
+        lstm_units=(8,),
+        epochs=2,
+        batch_size=32,
+        train_window=300,
+        calibration_size=60,
+        finetune_epochs=1,
+        finetune_window=60,
+        seed=7,
     ),
 }
 

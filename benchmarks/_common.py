@@ -1,0 +1,39 @@
+"""Shared helpers for the benchmark scripts: the real data, environment and JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_CSV = ROOT.parent / "shared" / "data" / "tsla_daily.csv"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def load_tsla(until: str | None = None):
+    """The real TSLA prices from ../shared (validated), optionally cut at ``until``."""
+    from forecaster.sources import CsvSource
+    from forecaster.validation import ensure_valid
+
+    if not SHARED_CSV.exists():
+        raise SystemExit(f"benchmark needs {SHARED_CSV} (the ../shared data set)")
+    prices = ensure_valid(CsvSource(SHARED_CSV).fetch("TSLA"))
+    return prices.loc[:until] if until else prices
+
+
+def machine() -> dict:
+    """Where the figures were measured."""
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
+
+
+def write_json(name: str, payload: dict) -> Path:
+    """Write ``benchmarks/results/<name>.json`` and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=str))
+    return path

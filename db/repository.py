@@ -1,0 +1,395 @@
+"""The only module that writes SQL: runs, prices, model versions, forecasts and metrics, plus read helpers.
+
+Writes of one run happen in one transaction (:meth:`Repository.transaction` yields a :class:`UnitOfWork`).
+Prices and forecasts are idempotent ``INSERT ... ON CONFLICT DO UPDATE`` upserts on both SQLite and
+PostgreSQL that only touch a row when its values changed, so re-running a run changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from db.engine import begin_write, check_connection, database_url, make_engine
+from db.frames import as_date, live_scores_of, outcome_frame, require_columns, to_dates, to_float, to_floats
+from db.migrate import ensure_schema_current
+from db.schema import (
+    FORECAST_KEY,
+    MODEL_KINDS,
+    Base,
+    Forecast,
+    Metric,
+    ModelVersion,
+    Price,
+    Run,
+    forecast_outcomes,
+    utcnow,
+)
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+FORECAST_FRAME_COLUMNS = ("origin", "horizon", "target_date", "last_close", "point", "lo80", "hi80", "lo95", "hi95")
+FINAL_STATUSES = ("succeeded", "failed", "skipped")
+CHUNK_ROWS = 5000  # rows per executemany call; SQLAlchemy pages each into multi-row VALUES within driver limits
+
+_prices = Base.metadata.tables[Price.__tablename__]
+_forecasts = Base.metadata.tables[Forecast.__tablename__]
+_metrics = Base.metadata.tables[Metric.__tablename__]
+_runs = Base.metadata.tables[Run.__tablename__]
+_versions = Base.metadata.tables[ModelVersion.__tablename__]
+
+
+class UnitOfWork:
+    """The writes of one run, inside one database transaction (see :meth:`Repository.transaction`)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def upsert_prices(self, ticker: str, frame: pd.DataFrame, source: str) -> int:
+        """Insert or update daily bars (``DatetimeIndex`` named ``date``; float open, high, low, close, volume).
+
+        Returns:
+            The number of rows inserted or changed; rewriting identical bars returns 0.
+        """
+        require_columns(frame, PRICE_COLUMNS, "price frame")
+        fetched_at = utcnow()
+        values = {c: to_floats(frame[c]) for c in PRICE_COLUMNS}
+        rows = [
+            {"ticker": ticker, "date": day, "source": source, "fetched_at": fetched_at}
+            | {c: values[c][i] for c in PRICE_COLUMNS}
+            for i, day in enumerate(to_dates(frame.index))
+        ]
+        return _upsert(self.conn, _prices, rows, ("ticker", "date"), PRICE_COLUMNS, ("source", "fetched_at"))
+
+    def add_model_version(
+        self,
+        ticker: str,
+        kind: str,
+        parent_id: int | None,
+        preset: str,
+        config: dict[str, Any],
+        train_start: dt.date,
+        train_end: dt.date,
+        metrics: dict[str, Any],
+        artifact_path: str,
+        artifact_sha256: str,
+        status: str = "candidate",
+    ) -> int:
+        """Record a trained model with its lineage; ``status="champion"`` also promotes it. Returns its id."""
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"model kind {kind!r} is not one of {MODEL_KINDS}")
+        values = {
+            "ticker": ticker, "kind": kind, "parent_id": parent_id, "preset": preset, "config": config,
+            "train_start": as_date(train_start), "train_end": as_date(train_end), "metrics": metrics,
+            "artifact_path": str(artifact_path), "artifact_sha256": artifact_sha256, "created_at": utcnow(),
+            "status": "candidate" if status == "champion" else status,
+        }  # fmt: skip
+        version_id = int(self.conn.execute(sa.insert(_versions).values(values).returning(_versions.c.id)).scalar_one())
+        if status == "champion":
+            self.promote(version_id)
+        return version_id
+
+    def promote(self, version_id: int) -> None:
+        """Make ``version_id`` the champion of its ticker and retire the previous champion."""
+        ticker = self.conn.scalar(sa.select(_versions.c.ticker).where(_versions.c.id == version_id))
+        if ticker is None:
+            raise ValueError(f"model version {version_id} does not exist")
+        self.conn.execute(
+            sa.update(_versions)
+            .where(_versions.c.ticker == ticker, _versions.c.status == "champion", _versions.c.id != version_id)
+            .values(status="retired")
+        )
+        self.conn.execute(sa.update(_versions).where(_versions.c.id == version_id).values(status="champion"))
+
+    def upsert_forecasts(
+        self,
+        run_id: int,
+        model_version_id: int,
+        ticker: str,
+        frame: pd.DataFrame,
+        scope: str = "live",
+        model: str = "lstm",
+    ) -> int:
+        """Insert or update forecasts (columns origin, horizon, target_date, last_close, point, lo80..hi95).
+
+        The key is (ticker, scope, model, as_of=origin, horizon, model_version_id); ``naive`` is ``last_close``.
+
+        Returns:
+            The number of rows inserted or changed; rewriting identical forecasts returns 0.
+        """
+        require_columns(frame, FORECAST_FRAME_COLUMNS, "forecast frame")
+        fixed = {"run_id": run_id, "model_version_id": model_version_id, "ticker": ticker, "scope": scope}
+        origins, targets = to_dates(frame["origin"]), to_dates(frame["target_date"])
+        horizons = [int(h) for h in frame["horizon"]]
+        floats = {c: to_floats(frame[c]) for c in ("point", "lo80", "hi80", "lo95", "hi95")}
+        floats["naive"] = to_floats(frame["last_close"])
+        rows = [
+            fixed
+            | {"model": model, "as_of": origins[i], "target_date": targets[i], "horizon": horizons[i]}
+            | {c: floats[c][i] for c in floats}
+            for i in range(len(frame))
+        ]
+        compared = ("target_date", "point", "lo80", "hi80", "lo95", "hi95", "naive")
+        return _upsert(self.conn, _forecasts, rows, FORECAST_KEY, compared, ("run_id",))
+
+    def write_metrics(
+        self,
+        run_id: int,
+        model_version_id: int | None,
+        scope: str,
+        metrics: dict[str, float],
+        window_start: dt.date | None,
+        window_end: dt.date | None,
+    ) -> None:
+        """Write named metric values; rewriting the same (run, model version, scope, name) updates in place."""
+        window = {"window_start": as_date(window_start), "window_end": as_date(window_end)}
+        for name, value in metrics.items():
+            where = (
+                _metrics.c.run_id == run_id,
+                _metrics.c.model_version_id.is_not_distinct_from(model_version_id),
+                _metrics.c.scope == scope,
+                _metrics.c.name == name,
+            )
+            values = {"value": to_float(value)} | window
+            if self.conn.execute(sa.update(_metrics).where(*where).values(values)).rowcount == 0:
+                key = {"run_id": run_id, "model_version_id": model_version_id, "scope": scope, "name": name}
+                self.conn.execute(sa.insert(_metrics).values(key | values))
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str = "succeeded",
+        model_version_id: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Mark the run finished (``succeeded`` or ``skipped``) together with the run's other writes."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"run status {status!r} is not one of {FINAL_STATUSES}")
+        values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
+        if model_version_id is not None:
+            values["model_version_id"] = model_version_id
+        if details is not None:
+            values["details"] = details
+        _update_run(self.conn, run_id, values)
+
+
+class Repository:
+    """All database access of the application, over one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str | None = None, *, check_schema: bool = True) -> Repository:
+        """Open the database at ``url`` (default: the configured one), check it answers and is up to date."""
+        engine = make_engine(url or database_url())
+        try:
+            check_connection(engine)
+            if check_schema:
+                ensure_schema_current(engine)
+        except Exception:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[UnitOfWork]:
+        """One transaction: commit when the block ends, roll back everything if it raises."""
+        with begin_write(self.engine) as conn:
+            yield UnitOfWork(conn)
+
+    # -- runs ---------------------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        kind: str,
+        ticker: str,
+        as_of: dt.date,
+        flow_run_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Record a ``running`` run (committed at once, so it survives a failure) and return its id."""
+        values = {
+            "kind": kind, "ticker": ticker, "as_of": as_date(as_of), "flow_run_id": flow_run_id,
+            "details": details, "status": "running", "started_at": utcnow(),
+        }  # fmt: skip
+        with begin_write(self.engine) as conn:
+            return int(conn.execute(sa.insert(_runs).values(values).returning(_runs.c.id)).scalar_one())
+
+    def fail_run(self, run_id: int, error: str) -> None:
+        """Mark the run ``failed`` with its error text (in its own transaction)."""
+        with begin_write(self.engine) as conn:
+            _update_run(conn, run_id, {"status": "failed", "error": str(error), "finished_at": utcnow()})
+
+    def skip_run(self, run_id: int, reason: str) -> None:
+        """Mark the run ``skipped``; the reason goes in ``error``."""
+        with begin_write(self.engine) as conn:
+            _update_run(conn, run_id, {"status": "skipped", "error": str(reason), "finished_at": utcnow()})
+
+    def find_run(self, kind: str, ticker: str, as_of: dt.date, status: str | None = "succeeded") -> Run | None:
+        """The latest run of this kind, ticker and as-of day (with this status, unless ``status`` is None)."""
+        query = sa.select(Run).where(Run.kind == kind, Run.ticker == ticker, Run.as_of == as_date(as_of))
+        if status is not None:
+            query = query.where(Run.status == status)
+        with self._session() as session:
+            return session.scalars(query.order_by(Run.id.desc()).limit(1)).first()
+
+    def run(self, run_id: int) -> Run | None:
+        """One run by id."""
+        with self._session() as session:
+            return session.get(Run, run_id)
+
+    # -- model versions -----------------------------------------------------------------------------------
+
+    def champion(self, ticker: str) -> ModelVersion | None:
+        """The current champion of ``ticker``, if any."""
+        query = sa.select(ModelVersion).where(ModelVersion.ticker == ticker, ModelVersion.status == "champion")
+        with self._session() as session:
+            return session.scalars(query).first()
+
+    def model_version(self, version_id: int) -> ModelVersion | None:
+        """One model version by id."""
+        with self._session() as session:
+            return session.get(ModelVersion, version_id)
+
+    # -- prices -------------------------------------------------------------------------------------------
+
+    def load_prices(self, ticker: str, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
+        """Stored bars of ``ticker`` between ``start`` and ``end`` (inclusive) in the standard frame layout."""
+        query = sa.select(_prices.c.date, *(_prices.c[c] for c in PRICE_COLUMNS)).where(_prices.c.ticker == ticker)
+        if start is not None:
+            query = query.where(_prices.c.date >= as_date(start))
+        if end is not None:
+            query = query.where(_prices.c.date <= as_date(end))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(_prices.c.date)).all()
+        index = pd.DatetimeIndex(pd.to_datetime([r[0] for r in rows]), name="date")
+        data = {c: np.array([r[i + 1] for r in rows], dtype=float) for i, c in enumerate(PRICE_COLUMNS)}
+        return pd.DataFrame(data, index=index)
+
+    def latest_price_date(self, ticker: str) -> dt.date | None:
+        """The date of the newest stored bar of ``ticker``."""
+        with self.engine.connect() as conn:
+            return conn.scalar(sa.select(sa.func.max(_prices.c.date)).where(_prices.c.ticker == ticker))
+
+    # -- outcomes -----------------------------------------------------------------------------------------
+
+    def forecasts_due_for_scoring(self, ticker: str, as_of: dt.date) -> pd.DataFrame:
+        """Live forecasts with ``target_date <= as_of`` whose close is known, as rows of ``forecast_outcomes``."""
+        fo = forecast_outcomes.c
+        query = sa.select(forecast_outcomes).where(
+            fo.ticker == ticker, fo.scope == "live", fo.target_date <= as_date(as_of)
+        )
+        return self._outcomes(query.order_by(fo.target_date, fo.horizon, fo.forecast_id))
+
+    def recent_outcomes(self, ticker: str | None = None, last: int = 30, scope: str = "live") -> pd.DataFrame:
+        """The ``last`` most recent rows of ``forecast_outcomes`` (by target date), oldest first."""
+        fo = forecast_outcomes.c
+        query = sa.select(forecast_outcomes).where(fo.scope == scope)
+        if ticker is not None:
+            query = query.where(fo.ticker == ticker)
+        query = query.order_by(fo.target_date.desc(), fo.horizon.desc(), fo.forecast_id.desc()).limit(last)
+        return self._outcomes(query).iloc[::-1].reset_index(drop=True)
+
+    def live_scores(self, ticker: str, as_of: dt.date, window: int = 20, model: str = "lstm") -> dict[str, float]:
+        """Scores of the last ``window`` matured live horizon-1 forecasts up to ``as_of``.
+
+        Returns:
+            ``n``, ``rmse``, ``naive_rmse``, ``u2`` (rmse / naive rmse), ``mae``, ``direction_accuracy``,
+            ``coverage80``, ``coverage95``; NaN where there is nothing to score.
+        """
+        fo = forecast_outcomes.c
+        query = (
+            sa.select(forecast_outcomes)
+            .where(fo.ticker == ticker, fo.scope == "live", fo.model == model, fo.horizon == 1)
+            .where(fo.target_date <= as_date(as_of))
+            .order_by(fo.target_date.desc(), fo.forecast_id.desc())
+            .limit(window)
+        )
+        return live_scores_of(self._outcomes(query))
+
+    # -- inspection ---------------------------------------------------------------------------------------
+
+    def count_rows(self) -> dict[str, int]:
+        """Row count of every table, for "nothing changed" checks."""
+        with self.engine.connect() as conn:
+            return {
+                name: int(conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0)
+                for name, table in Base.metadata.tables.items()
+            }
+
+    def table_snapshot(self, table: str) -> list[tuple[Any, ...]]:
+        """Every row of ``table`` ordered by its primary key, timestamps included."""
+        target = Base.metadata.tables[table]
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.select(target).order_by(*target.primary_key.columns))]
+
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def _outcomes(self, query: sa.Select[Any]) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            return outcome_frame(result.all(), list(result.keys()))
+
+
+def _upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    key: Sequence[str],
+    compared: Sequence[str],
+    also_set: Sequence[str] = (),
+) -> int:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` that only rewrites rows whose ``compared`` values changed.
+
+    Returns the number of rows inserted or changed (``RETURNING`` yields exactly those). Rows are de-duplicated
+    on the key (last wins) and sorted by it, so concurrent writers take row locks in one order.
+    """
+    unique = {tuple(r[k] for k in key): r for r in rows}
+    rows = [unique[k] for k in sorted(unique)]
+    total = 0
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows[start : start + CHUNK_ROWS]
+        stmt: Any
+        params: Any
+        if conn.dialect.name == "postgresql":
+            stmt, params = _pg_unnest_insert(table, chunk), {}
+        else:
+            stmt, params = sqlite.insert(table), chunk
+        changed = sa.or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in compared))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(key), set_={c: stmt.excluded[c] for c in (*compared, *also_set)}, where=changed
+        ).returning(table.c[key[0]])
+        total += len(conn.execute(stmt, params).all())
+    return total
+
+
+def _pg_unnest_insert(table: sa.Table, rows: list[dict[str, Any]]) -> postgresql.Insert:
+    """``INSERT ... SELECT * FROM unnest(array, ...)``: one statement with one array parameter per column."""
+    columns = list(rows[0])
+    arrays = [sa.cast(sa.bindparam(f"col_{c}", [r[c] for r in rows]), _pg_array(table.c[c])) for c in columns]
+    source = sa.func.unnest(*arrays).table_valued(*columns).render_derived()
+    return postgresql.insert(table).from_select(columns, sa.select(*(source.c[c] for c in columns)))
+
+
+def _pg_array(column: sa.Column[Any]) -> postgresql.ARRAY[Any]:
+    impl = column.type.impl if isinstance(column.type, sa.types.TypeDecorator) else column.type
+    return postgresql.ARRAY(impl)
+
+
+def _update_run(conn: Connection, run_id: int, values: dict[str, Any]) -> None:
+    if conn.execute(sa.update(_runs).where(_runs.c.id == run_id).values(values)).rowcount != 1:
+        raise ValueError(f"run {run_id} does not exist")

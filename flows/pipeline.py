@@ -1,0 +1,272 @@
+"""One ticker, one as-of session: fetch → validate → score → decide → train → gate → forecast → store.
+
+Plain functions over :mod:`forecaster` and :mod:`db`; the Prefect task in :mod:`flows.daily` only calls
+:func:`run_ticker`. A run that fails at any step leaves the database and the model store as they were, apart
+from its own ``failed`` run row: the new bundle (written before the one database transaction) is removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from db.repository import Repository
+from flows.settings import Settings
+from forecaster.calendar import last_completed_session, sessions
+from forecaster.errors import InvalidPricesError, SourceError
+from forecaster.policy import ChampionFacts, GateDecision, TrainingDecision, decide_training, gate
+from forecaster.validation import validate_prices
+
+logger = logging.getLogger("flows.pipeline")
+Fetch = Callable[[str, str, dt.date, dt.date], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class JobParams:
+    """What one run is asked to do; ``kind`` is the run kind stored in ``runs``."""
+
+    ticker: str
+    as_of: dt.date
+    source: str = "yahoo"
+    retrain: str = "auto"
+    horizon: int = 5
+    preset: str = "default"
+    kind: str = "daily"
+
+    @property
+    def writes_forecasts(self) -> bool:
+        """Daily runs publish forecasts; retrain runs only train, gate and register a model."""
+        return self.kind != "retrain"
+
+
+@dataclass
+class JobResult:
+    """What one run did, JSON-ready for Prefect results and artifacts."""
+
+    ticker: str
+    as_of: str
+    status: str
+    run_id: int | None = None
+    model_version_id: int | None = None  # the version whose forecasts were published
+    candidate_version_id: int | None = None  # the version trained by this run (promoted or not)
+    promoted: bool = False
+    decision: str = ""
+    gate: str = ""
+    live: dict[str, float] = field(default_factory=dict)
+    forecasts: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for Prefect results)."""
+        return asdict(self)
+
+
+def fetch_prices(source: str, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Default fetch: the source named by ``source``, rows in ``[start, end]``."""
+    from forecaster.sources import parse_source
+
+    return parse_source(source).fetch(ticker, start, end)
+
+
+def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch: Fetch = fetch_prices,
+               flow_run_id: str | None = None) -> JobResult:  # fmt: skip
+    """Run the whole daily job for one ticker; idempotent per (kind, ticker, as_of)."""
+    done = repo.find_run(params.kind, params.ticker, params.as_of)
+    if done is not None:
+        logger.info(
+            "%s %s %s already succeeded (run %d): nothing to do", params.kind, params.ticker, params.as_of, done.id
+        )
+        return JobResult(params.ticker, str(params.as_of), "already_done", done.id, done.model_version_id)
+    _supersede_interrupted(repo, params)
+    store = settings.models_dir / params.ticker
+    _sweep_partial_bundles(store)
+    run_id = repo.start_run(
+        params.kind, params.ticker, params.as_of, flow_run_id, details=asdict(params) | {"as_of": str(params.as_of)}
+    )
+    new_bundle: Path | None = None
+    try:
+        prices, new_bars = load_prices(repo, params, settings, fetch)
+        live = repo.live_scores(params.ticker, params.as_of)
+        champion_row, champion, facts, warning = load_champion(repo, params, settings)
+        fingerprint = _fingerprint(params)
+        decision = decide_training(params.retrain, facts, fingerprint, max_age=settings.max_champion_age,
+                                   drift_u2=settings.drift_u2)  # fmt: skip
+        if warning:
+            decision = TrainingDecision(decision.kind, f"{decision.reason} ({warning})")
+        logger.info("%s %s: %s retrain: %s", params.ticker, params.as_of, decision.kind, decision.reason)
+        candidate = train_candidate(decision, champion_row if champion is not None else None, prices, params)
+        verdict, scores = gate_candidate(candidate, champion, prices, settings)
+        logger.info("%s %s: gate: %s", params.ticker, params.as_of, verdict.reason)
+        today = candidate if verdict.promote else _roll_forward(champion_row, prices)
+        forecasts = today.predict(params.horizon)
+        new_bundle = store / f"{params.as_of:%Y%m%d}-{candidate.kind_}-{uuid.uuid4().hex[:8]}"
+        sha = candidate.save(new_bundle)
+        used, version_id = _persist(
+            repo, run_id, params, new_bars, candidate, champion_row, verdict, decision, forecasts, live, scores,
+            new_bundle, sha, fingerprint,
+        )  # fmt: skip
+    except BaseException as exc:
+        if new_bundle is not None:
+            shutil.rmtree(new_bundle, ignore_errors=True)
+        _record_failure(repo, run_id, exc)
+        raise
+    records = forecasts.assign(
+        origin=forecasts["origin"].dt.strftime("%Y-%m-%d"), target_date=forecasts["target_date"].dt.strftime("%Y-%m-%d")
+    ).to_dict("records")
+    return JobResult(params.ticker, str(params.as_of), "succeeded", run_id, used, version_id, verdict.promote,
+                     decision.reason, verdict.reason, _finite(live), records)  # fmt: skip
+
+
+def load_prices(
+    repo: Repository, params: JobParams, settings: Settings, fetch: Fetch
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stored history plus newly fetched final bars up to ``as_of``, validated together.
+
+    Returns:
+        ``(history up to as_of, the fetched bars to upsert)``.
+    """
+    latest = repo.latest_price_date(params.ticker)
+    start = (
+        dt.date.fromisoformat(settings.history_start)
+        if latest is None
+        else min(latest, params.as_of) - dt.timedelta(days=14)
+    )
+    fetched = fetch(params.source, params.ticker, start, params.as_of)
+    fetched = fetched.loc[: pd.Timestamp(last_completed_session())] if len(fetched) else fetched  # final bars only
+    problems = validate_prices(fetched)
+    if problems:
+        raise InvalidPricesError(problems)
+    if pd.Timestamp(params.as_of) not in fetched.index:
+        newest = fetched.index.max().date() if len(fetched) else "none"
+        raise SourceError(f"{params.source} has no final bar for {params.ticker} on {params.as_of} (newest: {newest})")
+    stored = repo.load_prices(params.ticker, end=params.as_of)
+    history = pd.concat([stored[~stored.index.isin(fetched.index)], fetched]).sort_index()
+    problems = validate_prices(history)
+    if problems:
+        raise InvalidPricesError(problems)
+    return history, fetched
+
+
+def load_champion(repo: Repository, params: JobParams, settings: Settings):
+    """The champion's registry row, loaded model and policy facts; a broken artefact gives ``None`` plus a warning."""
+    from forecaster.models import ArtifactError
+
+    row = repo.champion(params.ticker)
+    if row is None:
+        return None, None, None, None
+    if dt.date.fromisoformat(str(row.config.get("data_end", row.train_end))) > params.as_of:
+        raise SourceError(
+            f"the champion of {params.ticker} (version {row.id}) was trained on data after {params.as_of}; "
+            "runs must go forward in time (backfill from an empty database to replay history)"
+        )
+    try:
+        model = _load_model(row)
+    except ArtifactError as exc:
+        logger.warning("champion version %d unusable, falling back to a full retrain: %s", row.id, exc)
+        return row, None, None, f"champion artefact unusable: {exc}"
+    full_fit = dt.date.fromisoformat(row.config["full_fit_as_of"])
+    live = repo.live_scores(params.ticker, params.as_of)
+    facts = ChampionFacts(
+        fingerprint=row.config["fingerprint"], sessions_since_full_fit=len(sessions(full_fit, params.as_of)) - 1,
+        live_u2=float(live.get("u2", np.nan)), live_n=int(np.nan_to_num(live.get("n", 0))),
+    )  # fmt: skip
+    return row, model, facts, None
+
+
+def train_candidate(decision: TrainingDecision, champion_row, prices: pd.DataFrame, params: JobParams):
+    """A new model: a full fit, or a fresh copy of the champion warm-started and fine-tuned on the new data."""
+    from forecaster.lstm import LSTMForecaster
+    from forecaster.presets import get_preset
+
+    if decision.kind == "full" or champion_row is None:
+        return LSTMForecaster(get_preset(params.preset), horizon=params.horizon).fit(prices)
+    candidate = _load_model(champion_row)
+    candidate.finetune_on_update = True
+    return candidate.update(prices)
+
+
+def gate_candidate(candidate, champion, prices: pd.DataFrame, settings: Settings) -> tuple[GateDecision, dict]:
+    """Compare candidate and champion (and naive) on the last ``gate_window`` sessions."""
+    cand = candidate.score(prices, settings.gate_window)
+    champ = None if champion is None else champion.score(prices, settings.gate_window)
+    verdict = gate(cand, champ, tolerance=settings.gate_tolerance, max_u2=settings.gate_max_u2)
+    return verdict, {"candidate": cand, "champion": champ}
+
+
+def _roll_forward(champion_row, prices: pd.DataFrame):
+    """The champion, reloaded and moved to today's origin without training (a rejected candidate's fallback)."""
+    model = _load_model(champion_row)
+    model.finetune_on_update = False
+    return model.update(prices)
+
+
+def _load_model(row):
+    from forecaster.lstm import LSTMForecaster
+
+    return LSTMForecaster.load(row.artifact_path, expected_sha256=row.artifact_sha256)
+
+
+def _persist(repo, run_id, params, new_bars, candidate, champion_row, verdict, decision, forecasts, live, scores,
+             bundle, sha, fingerprint) -> tuple[int, int]:  # fmt: skip
+    """Every write of the run in one transaction; returns the ids of the version used today and of the new one."""
+    full_fit = params.as_of if candidate.kind_ == "full" else champion_row.config["full_fit_as_of"]
+    config = {"preset": candidate.preset_.to_dict(), "fingerprint": fingerprint, "horizon": params.horizon,
+              "full_fit_as_of": str(full_fit), "data_end": str(params.as_of)}  # fmt: skip
+    metrics = {"validation": candidate.validation_, "gate": scores, "gate_decision": verdict.reason}
+    with repo.transaction() as tx:
+        tx.upsert_prices(params.ticker, new_bars, params.source)
+        version_id = tx.add_model_version(
+            params.ticker, candidate.kind_, None if champion_row is None else champion_row.id, candidate.preset_.name,
+            config, candidate.train_start_.date(), candidate.train_end_.date(), metrics, str(bundle), sha,
+        )  # fmt: skip
+        if verdict.promote:
+            tx.promote(version_id)
+        used = version_id if verdict.promote else champion_row.id
+        if params.writes_forecasts:
+            tx.upsert_forecasts(run_id, used, params.ticker, forecasts, scope="live", model="lstm")
+        tx.write_metrics(run_id, version_id, "validation", _finite(candidate.validation_), None, params.as_of)
+        if live.get("n"):
+            tx.write_metrics(run_id, used, "live", _finite(live), None, params.as_of)
+        details = {"decision": decision.reason, "gate": verdict.reason, "promoted": verdict.promote}
+        tx.finish_run(run_id, "succeeded", model_version_id=used, details=details)
+    return used, version_id
+
+
+def _fingerprint(params: JobParams) -> str:
+    from forecaster.presets import get_preset
+
+    return f"{get_preset(params.preset).fingerprint()}-h{params.horizon}"
+
+
+def _finite(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if isinstance(v, int | float) and np.isfinite(v)}
+
+
+def _supersede_interrupted(repo: Repository, params: JobParams) -> None:
+    """A ``running`` row for this key is a run that was killed: mark it failed before starting again."""
+    stale = repo.find_run(params.kind, params.ticker, params.as_of, status="running")
+    if stale is not None:
+        repo.fail_run(stale.id, "interrupted: the process stopped before the run finished; superseded by a rerun")
+
+
+def _sweep_partial_bundles(store: Path) -> None:
+    """Remove temporary bundle folders left by a killed process (finished bundles are renamed atomically)."""
+    if store.exists():
+        for tmp in store.glob(".*"):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _record_failure(repo: Repository, run_id: int, exc: BaseException) -> None:
+    try:
+        repo.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+    except Exception:  # noqa: BLE001 - the database may be the thing that failed
+        logger.exception("could not record the failure of run %d", run_id)

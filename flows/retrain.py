@@ -1,0 +1,26 @@
+"""``retrain-model``: a full retrain on demand or on the weekly schedule (trains, gates, registers; no forecasts)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow, unmapped
+
+from flows.daily import forecast_ticker, resolve_as_of
+
+
+@flow(name="retrain-model", log_prints=True)
+def retrain_model(
+    tickers: list[str] = ["TSLA"],  # noqa: B006 - Prefect parameters must be plain JSON defaults
+    as_of: dt.date | None = None,
+    source: str = "yahoo",
+    horizon: int = 5,
+    preset: str = "default",
+) -> list[dict]:
+    """Full retrain of every ticker on data up to ``as_of``; the candidate is promoted only if the gate passes."""
+    day = resolve_as_of(as_of)
+    if day is None:
+        return []
+    futures = forecast_ticker.map(tickers, unmapped(day), unmapped(source), unmapped("full"), unmapped(horizon),
+                                  unmapped(preset), unmapped("retrain"))  # fmt: skip
+    return [f.result() for f in futures]

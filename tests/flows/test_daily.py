@@ -1,0 +1,106 @@
+"""daily-forecast under a Prefect test harness: the retrain sequence, gate, idempotency, calendar and faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from flows.daily import daily_forecast
+from tests.flows.conftest import db_state, store_digest
+
+DAY1, DAY2, SATURDAY = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 8)
+ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}
+
+
+def run(as_of, **kw):
+    return daily_forecast(as_of=as_of, **(ARGS | kw))
+
+
+def test_first_run_trains_fully_then_auto_fine_tunes_with_lineage(repo):
+    first = run(DAY1)[0]
+    assert first["status"] == "succeeded" and "no usable champion" in first["decision"]
+    assert len(first["forecasts"]) == 3 and first["forecasts"][0]["target_date"] == "2024-06-04"
+    second = run(DAY2)[0]
+    assert "sessions from its full fit" in second["decision"]
+    v1, v2 = repo.model_version(first["model_version_id"]), repo.model_version(second["candidate_version_id"])
+    assert (v1.kind, v2.kind) == ("full", "finetune") and v2.parent_id == v1.id
+    champion = repo.champion("TSLA")
+    assert champion.id == (v2.id if second["promoted"] else v1.id)
+    assert second["model_version_id"] == champion.id
+    assert repo.model_version(v1.id).status == ("retired" if second["promoted"] else "champion")
+    assert repo.count_rows()["forecasts"] == 6
+
+
+def test_rerun_same_day_changes_nothing(repo, home):
+    run(DAY1)
+    before, files, runs = db_state(repo), store_digest(home), repo.count_rows()["runs"]
+    again = run(DAY1)[0]
+    assert again["status"] == "already_done"
+    assert db_state(repo) == before and store_digest(home) == files and repo.count_rows()["runs"] == runs
+
+
+def test_non_trading_day_writes_nothing(repo, home):
+    assert run(SATURDAY) == []
+    assert all(n == 0 for n in repo.count_rows().values())
+    assert store_digest(home) == {}
+
+
+def test_forced_full_retrain_and_gate_decision_are_recorded(repo):
+    run(DAY1)
+    result = run(DAY2, retrain="full")[0]
+    assert result["decision"] == "full retrain requested"
+    assert result["gate"].startswith(("promoted", "kept champion"))
+    details = repo.run(result["run_id"]).details
+    assert details["gate"] == result["gate"] and isinstance(details["promoted"], bool)
+
+
+def test_corrupt_champion_artefact_falls_back_to_full_retrain(repo, caplog):
+    first = run(DAY1)[0]
+    bundle = repo.model_version(first["model_version_id"]).artifact_path
+    with open(f"{bundle}/model.keras", "r+b") as fh:
+        fh.write(b"corrupted")
+    second = run(DAY2)[0]
+    assert second["status"] == "succeeded"
+    assert "champion artefact unusable" in second["decision"]
+    assert repo.model_version(second["model_version_id"]).kind == "full"
+
+
+def _fail(*_a, **_k):
+    raise RuntimeError("injected fault")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "flows.daily.fetch_prices",  # fetch (inside the retrying Prefect task)
+        "flows.pipeline.validate_prices",  # validation
+        "forecaster.lstm.LSTMForecaster.finetune",  # training
+        "db.repository.UnitOfWork.upsert_forecasts",  # writing, halfway through the transaction
+    ],
+)
+def test_a_fault_at_any_step_leaves_only_a_failed_run_row(repo, home, target):
+    run(DAY1)
+    before, files = db_state(repo), store_digest(home)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(target, _fail)
+        with pytest.raises(RuntimeError, match="injected fault"):
+            run(DAY2)
+    assert db_state(repo) == before
+    assert store_digest(home) == files
+    failed = repo.find_run("daily", "TSLA", DAY2, status="failed")
+    assert failed is not None and "injected fault" in failed.error
+    assert run(DAY2)[0]["status"] == "succeeded", "a rerun after the fault succeeds"
+
+
+def test_bad_prices_fail_the_run_with_the_problem_list(repo, home, tmp_path, monkeypatch):
+    from forecaster.errors import InvalidPricesError
+    from forecaster.sources import generate_prices
+
+    prices = generate_prices(seed=1, n=400, start="2022-11-01")
+    prices.iloc[100, 3] = float("nan")
+    path = tmp_path / "bad.csv"
+    prices.to_csv(path, index_label="date")
+    with pytest.raises(InvalidPricesError, match="NaN"):
+        run(DAY1, source=f"csv:{path}")
+    assert repo.count_rows()["prices"] == 0 and store_digest(home) == {}
