@@ -38,7 +38,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def setup_logging(level: int = logging.INFO) -> None:
     """Log lines on stderr with timestamps; quiet the chattiest libraries."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("yfinance", "urllib3", "matplotlib", "httpx", "asyncio", "absl"):
+    for noisy in ("yfinance", "urllib3", "matplotlib", "httpx", "asyncio", "absl", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
