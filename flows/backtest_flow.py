@@ -51,6 +51,9 @@ def backtest(
     models = [LSTMForecaster(p, horizon), Naive(), Drift(), MovingAverage()]
     result = run_backtest(models, prices, start, end, horizon=horizon, refit_every=refit_every or None)
     summary = result.summary
+    # the same summary.json layout as `tsla-forecast backtest`: the LSTM is "model"
+    summary["model"] = summary.pop("lstm")
+    summary["by_horizon"]["model"] = summary["by_horizon"].pop("lstm")
     summary.update(preset=p.name, ticker=ticker, source=source)
     folder = Path(output) if output else Settings().home / "backtests" / f"{ticker}_{start}_{end}"
     folder.mkdir(parents=True, exist_ok=True)
