@@ -67,9 +67,9 @@ def parse_url(url: str) -> URL:
     """Parse and check a database URL; raises :class:`BadDatabaseURLError` for anything unusable."""
     try:
         parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - ArgumentError, ValueError (bad port), ...
+        backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    except Exception:  # noqa: BLE001 - ArgumentError, ValueError (bad port), NoSuchModuleError (unknown dialect)
         raise BadDatabaseURLError(f"malformed database URL {redact(url)!r} ({EXAMPLES})") from None
-    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
     if backend == "sqlite" and driver == "pysqlite":
         return parsed
     if backend == "postgresql" and driver == "psycopg":

@@ -94,6 +94,7 @@ def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch
     new_bundle: Path | None = None
     try:
         prices, new_bars = load_prices(repo, params, settings, fetch)
+        logger.info("%s %s: prices: %d sessions, %d fetched", params.ticker, params.as_of, len(prices), len(new_bars))
         live = repo.live_scores(params.ticker, params.as_of)
         champion_row, champion, facts, warning = load_champion(repo, params, settings)
         fingerprint = _fingerprint(params)
@@ -107,12 +108,14 @@ def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch
         logger.info("%s %s: gate: %s", params.ticker, params.as_of, verdict.reason)
         today = candidate if verdict.promote else _roll_forward(champion_row, prices)
         forecasts = today.predict(params.horizon)
+        logger.info("%s %s: forecast: %d horizons", params.ticker, params.as_of, len(forecasts))
         new_bundle = store / f"{params.as_of:%Y%m%d}-{candidate.kind_}-{uuid.uuid4().hex[:8]}"
         sha = candidate.save(new_bundle)
         used, version_id = _persist(
             repo, run_id, params, new_bars, candidate, champion_row, verdict, decision, forecasts, live, scores,
             new_bundle, sha, fingerprint,
         )  # fmt: skip
+        logger.info("%s %s: stored: run %d, model version %d", params.ticker, params.as_of, run_id, used)
     except BaseException as exc:
         if new_bundle is not None:
             shutil.rmtree(new_bundle, ignore_errors=True)

@@ -1,0 +1,81 @@
+"""Multi-ticker fan-out on a real Dask cluster (prefect-dask): two worker processes, two synthetic tickers.
+
+The cluster is started inside each test, after the ``home`` fixture has set ``TSLA_FORECAST_HOME`` (and the
+other variables), so that the worker processes inherit them. That the ticker tasks really ran on the Dask
+workers is checked with the scheduler's task stream: the per-ticker task keys and the worker that ran each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from flows.daily import daily_forecast
+
+DAY1, DAY2 = dt.date(2024, 6, 3), dt.date(2024, 6, 4)
+TICKERS = ["AAA", "BBB"]
+ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture
+def cluster(home):
+    """A local 2-process Dask cluster (one thread each) whose workers see this test's home; closed afterwards."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="4GiB",
+    ) as local:  # fmt: skip
+        with distributed.Client(local, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+            yield local, client
+
+
+def _ticker_tasks(stream: list[dict]) -> list[dict]:
+    """The task-stream records of the per-ticker Prefect task (its Dask key is named after the function)."""
+    return [r for r in stream if str(r["key"]).startswith("forecast_ticker-")]
+
+
+def _assert_ran_on_workers(client, stream: list[dict], n: int) -> None:
+    records = _ticker_tasks(stream)
+    assert len(records) == n, [r["key"] for r in stream]
+    workers = set(client.scheduler_info()["workers"])
+    assert {r["worker"] for r in records} <= workers, "every ticker task ran on one of the cluster's workers"
+    assert all(r["status"] == "OK" for r in records)
+
+
+def _assert_stored(repo, results: list[dict], as_of: dt.date) -> None:
+    assert sorted(r["ticker"] for r in results) == TICKERS
+    assert all(r["status"] == "succeeded" for r in results), results
+    for r in results:
+        assert repo.find_run("daily", r["ticker"], as_of).status == "succeeded"
+        assert len(r["forecasts"]) == 3 and r["forecasts"][0]["origin"] == str(as_of)
+
+
+def test_two_tickers_fan_out_on_a_dask_cluster_from_the_flow_and_the_cli(cluster, repo, home, capsys):
+    from distributed import get_task_stream
+    from prefect_dask import DaskTaskRunner
+
+    from flows.cli_run import run_daily
+
+    local, client = cluster
+    flow = daily_forecast.with_options(task_runner=DaskTaskRunner(address=local.scheduler_address))
+    with get_task_stream(client) as ts:
+        results = flow(tickers=TICKERS, as_of=DAY1, **ARGS)
+    _assert_stored(repo, results, DAY1)
+    _assert_ran_on_workers(client, ts.data, n=2)
+    assert repo.count_rows()["forecasts"] == 6
+    assert {repo.champion(t).ticker for t in TICKERS} == set(TICKERS)
+    for t in TICKERS:  # each worker wrote its bundle into the home it inherited, and stored its ticker's bars
+        assert len([p for p in (home / "models" / t).iterdir() if not p.name.startswith(".")]) == 1
+        assert repo.latest_price_date(t) == DAY1
+
+    # The CLI path (`tsla-forecast run --dask ADDRESS`), on the next session: both tickers fine-tune on the workers.
+    with get_task_stream(client) as ts:
+        again = run_daily(tickers=TICKERS, as_of=DAY2, retrain="auto", dask=local.scheduler_address, **ARGS)
+    _assert_stored(repo, again, DAY2)
+    _assert_ran_on_workers(client, ts.data, n=2)
+    assert all("sessions from its full fit" in r["decision"] for r in again), [r["decision"] for r in again]
+    out = capsys.readouterr().out
+    assert all(f"{t} {DAY2}: succeeded" in out for t in TICKERS)
