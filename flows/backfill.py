@@ -12,7 +12,8 @@ import logging
 from prefect import flow
 from tqdm import tqdm
 
-from flows.daily import forecast_ticker, resolve_as_of
+from flows.daily import forecast_ticker
+from flows.pipeline import resolve_as_of
 from forecaster.calendar import sessions
 from forecaster.errors import ConfigError
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from forecaster.errors import ConfigError, InvalidPricesError, NotEnoughDataError
+from forecaster.errors import ConfigError, NotEnoughDataError
 
 logger = logging.getLogger("flows.backtest")
 TABLE_METRICS = ("rmse", "mae", "mape", "r2", "mase", "u2", "directional_accuracy", "coverage80", "coverage95")
@@ -19,13 +19,9 @@ TABLE_METRICS = ("rmse", "mae", "mape", "r2", "mase", "u2", "directional_accurac
 def load_validated_prices(source: str, ticker: str, start: dt.date | None = None, end: dt.date | None = None):
     """Fetch ``ticker`` from ``source`` (yahoo, csv:PATH, synthetic) and validate it; raises on any problem."""
     from forecaster.sources import parse_source
-    from forecaster.validation import validate_prices
+    from forecaster.validation import ensure_valid
 
-    prices = parse_source(source).fetch(ticker, start, end)
-    problems = validate_prices(prices)
-    if problems:
-        raise InvalidPricesError(problems)
-    return prices
+    return ensure_valid(parse_source(source).fetch(ticker, start, end))
 
 
 def run_backtest_command(

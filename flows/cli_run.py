@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 
 import typer
 
@@ -45,12 +44,15 @@ def _quiet_prefect_tracebacks() -> None:
 def run_daily(*, tickers: list[str], as_of: dt.date | None, source: str, retrain: str, preset: str, horizon: int,
               dask: str | None) -> list[dict]:  # fmt: skip
     """Run the ``daily-forecast`` flow once in-process (Prefect's ephemeral mode: no server needed)."""
+    from flows.pipeline import resolve_as_of
     from flows.settings import Settings
     from forecaster.presets import get_preset
     from forecaster.sources import parse_source
 
     get_preset(preset)
     parse_source(source)
+    if as_of is not None:
+        resolve_as_of(as_of)  # a future date fails here, before Prefect starts
     settings = Settings()
     prepare_database(settings.db_url)
     from flows.daily import daily_forecast
@@ -110,6 +112,3 @@ def show_history(*, ticker: str | None, last: int) -> None:
     cols = ["ticker", "as_of", "target_date", "horizon", "point", "lo80", "hi80", "actual", "error", "naive_error",
             "direction_hit", "in80", "in95"]  # fmt: skip
     typer.echo(frame[[c for c in cols if c in frame.columns]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-
-
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -10,26 +10,10 @@ from prefect import flow, task, unmapped
 from prefect.runtime import flow_run
 
 from flows import artifacts
-from flows.pipeline import JobParams, fetch_prices, run_ticker
+from flows.pipeline import JobParams, fetch_prices, resolve_as_of, run_ticker
 from flows.settings import Settings
-from forecaster.calendar import is_session, last_completed_session
-from forecaster.errors import ConfigError
 
 logger = logging.getLogger("flows.daily")
-
-
-def resolve_as_of(as_of: str | dt.date | None) -> dt.date | None:
-    """The session to forecast from: ``as_of`` or the last completed NYSE session; None on a non-trading day."""
-    latest = last_completed_session().date()
-    if as_of is None:
-        return latest
-    day = pd.Timestamp(as_of).date()
-    if day > latest:
-        raise ConfigError(f"as_of {day} has no final bar yet: the last completed NYSE session is {latest}")
-    if not is_session(day):
-        logger.info("%s is not an NYSE trading day: nothing to do", day)
-        return None
-    return day
 
 
 @task(name="fetch-prices", retries=2, retry_delay_seconds=[5, 30])

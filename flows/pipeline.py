@@ -21,10 +21,10 @@ import pandas as pd
 
 from db.repository import Repository
 from flows.settings import Settings
-from forecaster.calendar import last_completed_session, sessions
-from forecaster.errors import InvalidPricesError, SourceError
+from forecaster.calendar import is_session, last_completed_session, sessions
+from forecaster.errors import ConfigError, SourceError
 from forecaster.policy import ChampionFacts, GateDecision, TrainingDecision, decide_training, gate
-from forecaster.validation import validate_prices
+from forecaster.validation import ensure_valid
 
 logger = logging.getLogger("flows.pipeline")
 Fetch = Callable[[str, str, dt.date, dt.date], pd.DataFrame]
@@ -67,6 +67,20 @@ class JobResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for Prefect results)."""
         return asdict(self)
+
+
+def resolve_as_of(as_of: str | dt.date | None) -> dt.date | None:
+    """The session to forecast from: ``as_of`` or the last completed NYSE session; None on a non-trading day."""
+    latest = last_completed_session().date()
+    if as_of is None:
+        return latest
+    day = pd.Timestamp(as_of).date()
+    if day > latest:
+        raise ConfigError(f"as_of {day} has no final bar yet: the last completed NYSE session is {latest}")
+    if not is_session(day):
+        logger.info("%s is not an NYSE trading day: nothing to do", day)
+        return None
+    return day
 
 
 def fetch_prices(source: str, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
@@ -144,18 +158,13 @@ def load_prices(
     )
     fetched = fetch(params.source, params.ticker, start, params.as_of)
     fetched = fetched.loc[: pd.Timestamp(last_completed_session())] if len(fetched) else fetched  # final bars only
-    problems = validate_prices(fetched)
-    if problems:
-        raise InvalidPricesError(problems)
+    ensure_valid(fetched)
     if pd.Timestamp(params.as_of) not in fetched.index:
         newest = fetched.index.max().date() if len(fetched) else "none"
         raise SourceError(f"{params.source} has no final bar for {params.ticker} on {params.as_of} (newest: {newest})")
     stored = repo.load_prices(params.ticker, end=params.as_of)
     history = pd.concat([stored[~stored.index.isin(fetched.index)], fetched]).sort_index()
-    problems = validate_prices(history)
-    if problems:
-        raise InvalidPricesError(problems)
-    return history, fetched
+    return ensure_valid(history), fetched
 
 
 def load_champion(repo: Repository, params: JobParams, settings: Settings):

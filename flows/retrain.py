@@ -6,7 +6,8 @@ import datetime as dt
 
 from prefect import flow, unmapped
 
-from flows.daily import forecast_ticker, resolve_as_of
+from flows.daily import forecast_ticker
+from flows.pipeline import resolve_as_of
 
 
 @flow(name="retrain-model", log_prints=True)

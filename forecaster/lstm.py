@@ -19,7 +19,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from forecaster import models, training
+from forecaster import metrics, models, training
 from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
 from forecaster.features import WindowedData, make_scaler, warmup_rows
 from forecaster.forecasting import LEVELS, conformal_quantiles, forecast_frame
@@ -248,8 +248,7 @@ class LSTMForecaster:
 
     def _validation_scores(self, data, samples, points, actual) -> dict[str, float]:
         naive = data.close[data.origin_index(0) + samples]
-        rmse = float(np.sqrt(np.mean((actual[:, 0] - points[:, 0]) ** 2)))
-        naive_rmse = float(np.sqrt(np.mean((actual[:, 0] - naive) ** 2)))
+        rmse, naive_rmse = metrics.rmse(actual[:, 0], points[:, 0]), metrics.rmse(actual[:, 0], naive)
         return {"rmse": rmse, "naive_rmse": naive_rmse, "u2": rmse / naive_rmse, "n": int(len(samples))}
 
 
