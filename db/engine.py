@@ -138,6 +138,18 @@ def begin_write(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+@contextmanager
+def rolled_back(engine: Engine) -> Iterator[Connection]:
+    """A write transaction that is always rolled back: for "as if these rows were stored" reads."""
+    with engine.connect() as conn:
+        conn.execution_options(**{_IMMEDIATE: True})
+        tx = conn.begin()
+        try:
+            yield conn
+        finally:
+            tx.rollback()
+
+
 def check_connection(engine: Engine) -> None:
     """Open one connection and run ``SELECT 1``; raises :class:`DatabaseUnavailableError` on failure."""
     try:

@@ -8,7 +8,7 @@ PostgreSQL that only touch a row when its values changed, so re-running a run ch
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from db.engine import begin_write, check_connection, database_url, make_engine
+from db.engine import begin_write, check_connection, database_url, make_engine, rolled_back
 from db.frames import as_date, live_scores_of, outcome_frame, require_columns, to_dates, to_float, to_floats
 from db.migrate import ensure_schema_current
 from db.schema import (
@@ -246,6 +246,14 @@ class Repository:
         with self._session() as session:
             return session.scalars(query.order_by(Run.id.desc()).limit(1)).first()
 
+    def find_runs(self, kind: str, ticker: str, as_of: dt.date, status: str | None = "succeeded") -> list[Run]:
+        """Every run of this kind, ticker and as-of day (with this status, unless ``status`` is None), newest first."""
+        query = sa.select(Run).where(Run.kind == kind, Run.ticker == ticker, Run.as_of == as_date(as_of))
+        if status is not None:
+            query = query.where(Run.status == status)
+        with self._session() as session:
+            return list(session.scalars(query.order_by(Run.id.desc())))
+
     def run(self, run_id: int) -> Run | None:
         """One run by id."""
         with self._session() as session:
@@ -258,6 +266,19 @@ class Repository:
         query = sa.select(ModelVersion).where(ModelVersion.ticker == ticker, ModelVersion.status == "champion")
         with self._session() as session:
             return session.scalars(query).first()
+
+    def latest_full_fit(self, ticker: str) -> dt.date | None:
+        """The data end of the newest live full fit of ``ticker``, promoted or not (backtest versions excluded)."""
+        query = (
+            sa.select(_versions.c.config)
+            .where(_versions.c.ticker == ticker, _versions.c.kind == "full")
+            .order_by(_versions.c.id.desc())
+        )
+        with self.engine.connect() as conn:
+            for config in conn.scalars(query):
+                if (config or {}).get("scope", "live") == "live" and "data_end" in config:
+                    return as_date(config["data_end"])
+        return None
 
     def model_version(self, version_id: int) -> ModelVersion | None:
         """One model version by id."""
@@ -303,8 +324,13 @@ class Repository:
         query = query.order_by(fo.target_date.desc(), fo.horizon.desc(), fo.forecast_id.desc()).limit(last)
         return self._outcomes(query).iloc[::-1].reset_index(drop=True)
 
-    def live_scores(self, ticker: str, as_of: dt.date, window: int = 20, model: str = "lstm") -> dict[str, float]:
+    def live_scores(
+        self, ticker: str, as_of: dt.date, window: int = 20, model: str = "lstm", pending: pd.DataFrame | None = None
+    ) -> dict[str, float]:
         """Scores of the last ``window`` matured live horizon-1 forecasts up to ``as_of``.
+
+        ``pending`` bars (fetched, not yet stored) count as if stored: they are written in a transaction that is
+        always rolled back, so the scores come from the same ``forecast_outcomes`` view with no lag of a day.
 
         Returns:
             ``n``, ``rmse``, ``naive_rmse``, ``u2`` (rmse / naive rmse), ``mae``, ``direction_accuracy``,
@@ -318,7 +344,12 @@ class Repository:
             .order_by(fo.target_date.desc(), fo.forecast_id.desc())
             .limit(window)
         )
-        return live_scores_of(self._outcomes(query))
+        if pending is None or pending.empty:
+            return live_scores_of(self._outcomes(query))
+        with rolled_back(self.engine) as conn:
+            UnitOfWork(conn).upsert_prices(ticker, pending, source="pending")
+            result = conn.execute(query)
+            return live_scores_of(outcome_frame(result.all(), list(result.keys())))
 
     # -- inspection ---------------------------------------------------------------------------------------
 
@@ -343,6 +374,93 @@ class Repository:
         with self.engine.connect() as conn:
             result = conn.execute(query)
             return outcome_frame(result.all(), list(result.keys()))
+
+    # -- reports: what a daily report reads, and the warnings it records on its run -------------------------
+
+    def latest_run(self, kind: str, ticker: str, until: dt.date | None = None, status: str = "succeeded") -> Run | None:
+        """The run of this kind and ticker with the newest as-of day (up to ``until``) and this status."""
+        query = sa.select(Run).where(Run.kind == kind, Run.ticker == ticker, Run.status == status)
+        if until is not None:
+            query = query.where(Run.as_of <= as_date(until))
+        with self._session() as session:
+            return session.scalars(query.order_by(Run.as_of.desc(), Run.id.desc()).limit(1)).first()
+
+    def run_forecasts(
+        self, ticker: str, as_of: dt.date, model_version_id: int, scope: str = "live", model: str = "lstm"
+    ) -> pd.DataFrame:
+        """The forecasts of one origin by one model version, in the forecast frame layout (``origin`` .. ``hi95``)."""
+        f = _forecasts.c
+        query = (
+            sa.select(f.as_of, f.horizon, f.target_date, f.naive, f.point, f.lo80, f.hi80, f.lo95, f.hi95)
+            .where(f.ticker == ticker, f.as_of == as_date(as_of), f.model_version_id == model_version_id)
+            .where(f.scope == scope, f.model == model)
+            .order_by(f.horizon)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=list(FORECAST_FRAME_COLUMNS))
+        for column in ("origin", "target_date"):
+            frame[column] = pd.to_datetime(frame[column])
+        return frame.astype({"horizon": "int64"} | {c: float for c in FORECAST_FRAME_COLUMNS[3:]})
+
+    def outcomes_until(
+        self, ticker: str, as_of: dt.date, sessions: int = 120, scope: str = "live", model: str = "lstm"
+    ) -> pd.DataFrame:
+        """Rows of ``forecast_outcomes`` (matured only) whose target is one of the last ``sessions`` stored
+        sessions up to ``as_of``, oldest target first."""
+        fo, p = forecast_outcomes.c, _prices.c
+        recent = (
+            sa.select(p.date)
+            .where(p.ticker == ticker, p.date <= as_date(as_of))
+            .order_by(p.date.desc())
+            .limit(sessions)
+            .subquery()
+        )
+        query = (
+            sa.select(forecast_outcomes)
+            .where(fo.ticker == ticker, fo.scope == scope, fo.model == model)
+            .where(
+                fo.target_date <= as_date(as_of),
+                fo.target_date >= sa.select(sa.func.min(recent.c.date)).scalar_subquery(),
+            )
+            .order_by(fo.target_date, fo.horizon, fo.forecast_id)
+        )
+        return self._outcomes(query)
+
+    def price_bar_info(self, ticker: str, day: dt.date) -> dict[str, Any] | None:
+        """``date``, ``source`` and ``fetched_at`` of the newest stored bar of ``ticker`` on or before ``day``."""
+        query = (
+            sa.select(_prices.c.date, _prices.c.source, _prices.c.fetched_at)
+            .where(_prices.c.ticker == ticker, _prices.c.date <= as_date(day))
+            .order_by(_prices.c.date.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else {"date": row.date, "source": row.source, "fetched_at": row.fetched_at}
+
+    def merge_run_details(self, run_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into ``runs.details``; returns the new details."""
+        return self._edit_run_details(run_id, lambda details: details | changes)
+
+    def record_run_warning(self, run_id: int, text: str) -> list[str]:
+        """Append ``text`` to ``runs.details["warnings"]`` (a repeated text is kept once); returns the warnings."""
+
+        def append(details: dict[str, Any]) -> dict[str, Any]:
+            return details | {"warnings": [w for w in details.get("warnings", []) if w != text] + [text]}
+
+        return list(self._edit_run_details(run_id, append)["warnings"])
+
+    def _edit_run_details(self, run_id: int, edit: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Read, edit and write ``runs.details`` in one locked transaction."""
+        with begin_write(self.engine) as conn:
+            query = sa.select(_runs.c.details).where(_runs.c.id == run_id).with_for_update()
+            found = conn.execute(query).first()
+            if found is None:
+                raise ValueError(f"run {run_id} does not exist")
+            details = edit(dict(found.details or {}))
+            _update_run(conn, run_id, {"details": details})
+        return details
 
 
 def _upsert(

@@ -1,21 +1,20 @@
 """``backtest``: the walk-forward backtest as a Prefect flow (the ``backtest`` deployment; manual, no schedule).
 
-It loads and validates prices like ``tsla-forecast backtest`` and walks the LSTM forward beside the naive, drift and
-moving-average baselines on the same origins, then writes ``summary.json`` and ``forecasts.csv`` to ``output``
-(default ``<TSLA_FORECAST_HOME>/backtests/<TICKER>_<start>_<end>/``).
-
-Storing backtest runs and metrics in the database (``runs``/``metrics`` with scope ``backtest``) is a later step;
-for now the output folder is the only record.
+It runs :func:`flows.backtest_job.run_backtest_job`, like ``tsla-forecast backtest``: the LSTM beside the naive,
+drift and moving-average baselines on the same origins; ``summary.json``, ``forecasts.csv`` and plots go to
+``output`` (default ``<TSLA_FORECAST_HOME>/backtests/<TICKER>_<start>_<end>/``), and the run, its metrics and its
+forecasts are stored with scope ``backtest``. The same parameters twice store nothing new.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from pathlib import Path
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
 
 from flows.settings import Settings
 
@@ -34,31 +33,23 @@ def backtest(
     epochs: int | None = None,
     output: str | None = None,
 ) -> dict:
-    """Walk-forward backtest of ``ticker`` on targets dated in ``[start, end]``; returns the summary."""
-    from flows.cli_backtest import load_validated_prices
-    from forecaster.backtest import run_backtest
-    from forecaster.baselines import Drift, MovingAverage, Naive
-    from forecaster.errors import ConfigError
-    from forecaster.lstm import LSTMForecaster
-    from forecaster.presets import get_preset
+    """Walk-forward backtest of ``ticker`` on targets dated in ``[start, end]``, stored; returns the summary."""
+    from db.repository import Repository
+    from flows.backtest_job import BacktestParams, format_table, run_backtest_job
 
-    if start > end:
-        raise ConfigError(f"backtest start {start} is after end {end}")
-    p = get_preset(preset)
-    if epochs:
-        p = p.replace(epochs=epochs)
-    prices = load_validated_prices(source, ticker, end=end)
-    models = [LSTMForecaster(p, horizon), Naive(), Drift(), MovingAverage()]
-    result = run_backtest(models, prices, start, end, horizon=horizon, refit_every=refit_every or None)
-    summary = result.summary
-    # the same summary.json layout as `tsla-forecast backtest`: the LSTM is "model"
-    summary["model"] = summary.pop("lstm")
-    summary["by_horizon"]["model"] = summary["by_horizon"].pop("lstm")
-    summary.update(preset=p.name, ticker=ticker, source=source)
-    folder = Path(output) if output else Settings().home / "backtests" / f"{ticker}_{start}_{end}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    result.forecasts.to_csv(folder / "forecasts.csv", index=False, date_format="%Y-%m-%d")
-    logger.info("backtest %s %s..%s: %d origins in %.1fs, wrote %s", ticker, start, end, summary["n_forecasts"],
-                summary["seconds"], folder)  # fmt: skip
+    settings = Settings()
+    params = BacktestParams(ticker, start, end, source, preset, refit_every, horizon, epochs)
+    folder = Path(output) if output else settings.home / "backtests" / f"{ticker}_{start}_{end}"
+    repo = Repository.from_url(settings.db_url)
+    try:
+        run_id = flow_run.get_id()
+        summary = run_backtest_job(params, folder, repo, flow_run_id=str(run_id) if run_id else None)
+    finally:
+        repo.dispose()
+    create_markdown_artifact(
+        f"# Backtest {ticker} {start}..{end}\n\npreset `{preset}`, refit every {refit_every}, run "
+        f"{summary.get('run_id')} ({summary.get('status')})\n\n```\n{format_table(summary)}\n```\n",
+        key="backtest-summary",
+        description="Walk-forward backtest beside the baselines",
+    )
     return summary

@@ -65,8 +65,13 @@ def backtest(
     output: Annotated[Path, typer.Option(help="Folder for summary.json, forecasts.csv and plots.")] = Path(
         "backtest-out"
     ),
+    store: Annotated[
+        bool, typer.Option(help="Store the run, metrics and forecasts (scope backtest) in the database.")
+    ] = True,
 ) -> None:
     """Walk-forward backtest of the LSTM beside naive, drift and moving-average baselines on the same origins.
+
+    Stored backtests are idempotent: the same parameters again print the stored summary and recompute nothing.
 
     Example: tsla-forecast backtest --source csv:../shared/data/tsla_daily.csv --start 2024-01-02 --end 2024-12-31
     """
@@ -74,7 +79,7 @@ def backtest(
 
     run_backtest_command(
         source=source, ticker=ticker, start=start, end=end, preset=preset, refit_every=refit_every,
-        horizon=horizon, epochs=epochs, output=output,
+        horizon=horizon, epochs=epochs, output=output, store=store,
     )  # fmt: skip
 
 
@@ -154,6 +159,24 @@ def history(
     from flows.cli_run import show_history
 
     show_history(ticker=ticker, last=last)
+
+
+@app.command()
+def report(
+    ticker: Annotated[str, typer.Option(help="Ticker symbol.")] = "TSLA",
+    as_of: Annotated[
+        dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="Day of the daily run (default: the latest).")
+    ] = None,
+    email: Annotated[bool, typer.Option("--email/--no-email", help="Also email it (TSLA_FORECAST_SMTP_*).")] = False,
+) -> None:
+    """Rebuild a daily run's report from the database alone (no training) into
+    <home>/reports/<YYYY-MM-DD>/<TICKER>/: report.html, summary.json and the figures. Exits 1 when --email could
+    not deliver it (the failure is recorded as a warning on the run)."""
+    from flows.cli_report import report_command
+
+    code = report_command(ticker=ticker, as_of=as_of.date() if as_of else None, email=email)
+    if code:
+        raise SystemExit(code)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 
 import pandas as pd
-from prefect import flow, task, unmapped
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.runtime import flow_run
 
 from flows import artifacts
@@ -55,13 +55,82 @@ def daily_forecast(
                                   unmapped(preset))  # fmt: skip
     results = [f.result() for f in futures]
     artifacts.publish_run_summary(results)
-    report_step(results)
-    return results
+    reports = {r["ticker"]: r for r in report_step(results)}
+    return [r | {"report": reports.get(r["ticker"])} for r in results]
 
 
-def report_step(results: list[dict]) -> None:
-    """Render and deliver reports; the report issue fills this in. Until then it only says so."""
-    logger.info("report step: not implemented yet (reports arrive with the report issue); %d result(s)", len(results))
+def report_step(results: list[dict]) -> list[dict]:
+    """A report per ticker whose forecasts are stored (archive, artifacts, email); a failure is only a warning."""
+    return [report_ticker(r) for r in results if r["status"] in ("succeeded", "already_done")]
+
+
+@task(name="report-ticker")
+def report_ticker(result: dict) -> dict:
+    """Archive, publish and (when enabled) email one ticker's report. Never raises: the forecast is already stored,
+    so a report or delivery failure is logged and recorded as a warning on the run."""
+    from db.repository import Repository
+    from flows.report import already_emailed, make_report
+
+    settings = Settings()
+    ticker, as_of = result["ticker"], dt.date.fromisoformat(result["as_of"])
+    outcome: dict = {"ticker": ticker, "as_of": result["as_of"], "report": None, "emailed": False, "warning": None}
+    repo = None
+    try:
+        repo = Repository.from_url(settings.db_url)
+        archived = make_report(repo, settings, ticker, as_of)
+        outcome["report"] = str(archived.html_path)
+        artifacts.publish_report(archived.report.summary, archived.html_path)
+        if settings.email_enabled and not already_emailed(archived):
+            outcome["warning"] = _email(repo, settings, archived)
+            outcome["emailed"] = outcome["warning"] is None
+    except Exception as exc:  # noqa: BLE001 - a report must never fail the stored forecast
+        stage = "report" if outcome["report"] is None else "report delivery"
+        outcome["warning"] = f"{stage} failed: {type(exc).__name__}: {exc}"
+        get_run_logger().warning("%s %s: %s", ticker, as_of, outcome["warning"])
+        if repo is not None and result.get("run_id"):
+            _record_warning(repo, result["run_id"], outcome["warning"])
+    finally:
+        if repo is not None:
+            repo.dispose()
+    return outcome
+
+
+@task(name="email-report")
+def email_report(message: bytes) -> int:
+    """One SMTP delivery attempt (network I/O: Prefect retries it); returns the attempt number. The password is
+    read here, from the settings, so that it never travels as a task parameter."""
+    from prefect.runtime import task_run
+
+    from flows.email_delivery import SmtpConfig, send_message
+
+    send_message(message, SmtpConfig.from_settings(Settings()))
+    return int(task_run.run_count or 1)
+
+
+def _email(repo, settings: Settings, archived) -> str | None:
+    """Send the report with Prefect retries; returns the warning recorded on the run when delivery failed."""
+    from flows.email_delivery import Delivery, SmtpConfig, describe, serialize
+    from flows.report import email_message, record_delivery
+
+    smtp = SmtpConfig.from_settings(settings)  # a configuration error fails here, before any attempt
+    raw = serialize(email_message(archived.report, settings))
+    send = email_report.with_options(retries=settings.email_retries, retry_delay_seconds=settings.email_retry_delay)
+    state = send(raw, return_state=True)
+    if state.is_completed():
+        delivery = Delivery(True, state.result())
+    else:
+        delivery = Delivery(False, settings.email_retries + 1, describe(state.result(raise_on_failure=False), smtp))
+    warning = record_delivery(repo, archived, delivery, len(smtp.recipients))
+    if warning:
+        get_run_logger().warning("%s %s: %s", archived.report.ticker, archived.report.as_of, warning)
+    return warning
+
+
+def _record_warning(repo, run_id: int, text: str) -> None:
+    try:
+        repo.record_run_warning(run_id, text)
+    except Exception:  # noqa: BLE001 - the database may be what failed
+        logger.exception("could not record a warning on run %d", run_id)
 
 
 def _flow_run_id() -> str | None:

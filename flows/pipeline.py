@@ -109,8 +109,8 @@ def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch
     try:
         prices, new_bars = load_prices(repo, params, settings, fetch)
         logger.info("%s %s: prices: %d sessions, %d fetched", params.ticker, params.as_of, len(prices), len(new_bars))
-        live = repo.live_scores(params.ticker, params.as_of)
-        champion_row, champion, facts, warning = load_champion(repo, params, settings)
+        live = repo.live_scores(params.ticker, params.as_of, pending=new_bars)
+        champion_row, champion, facts, warning = load_champion(repo, params, live)
         fingerprint = _fingerprint(params)
         decision = decide_training(params.retrain, facts, fingerprint, max_age=settings.max_champion_age,
                                    drift_u2=settings.drift_u2)  # fmt: skip
@@ -133,13 +133,13 @@ def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch
     except BaseException as exc:
         if new_bundle is not None:
             shutil.rmtree(new_bundle, ignore_errors=True)
-        _record_failure(repo, run_id, exc)
+        record_failure(repo, run_id, exc)
         raise
     records = forecasts.assign(
         origin=forecasts["origin"].dt.strftime("%Y-%m-%d"), target_date=forecasts["target_date"].dt.strftime("%Y-%m-%d")
     ).to_dict("records")
     return JobResult(params.ticker, str(params.as_of), "succeeded", run_id, used, version_id, verdict.promote,
-                     decision.reason, verdict.reason, _finite(live), records)  # fmt: skip
+                     decision.reason, verdict.reason, finite_scores(live), records)  # fmt: skip
 
 
 def load_prices(
@@ -167,8 +167,11 @@ def load_prices(
     return ensure_valid(history), fetched
 
 
-def load_champion(repo: Repository, params: JobParams, settings: Settings):
-    """The champion's registry row, loaded model and policy facts; a broken artefact gives ``None`` plus a warning."""
+def load_champion(repo: Repository, params: JobParams, live: dict[str, float]):
+    """The champion's registry row, loaded model and policy facts; a broken artefact gives ``None`` plus a warning.
+
+    ``live`` holds the live scores up to and including ``as_of`` (today's close counts).
+    """
     from forecaster.models import ArtifactError
 
     row = repo.champion(params.ticker)
@@ -185,10 +188,12 @@ def load_champion(repo: Repository, params: JobParams, settings: Settings):
         logger.warning("champion version %d unusable, falling back to a full retrain: %s", row.id, exc)
         return row, None, None, f"champion artefact unusable: {exc}"
     full_fit = dt.date.fromisoformat(row.config["full_fit_as_of"])
-    live = repo.live_scores(params.ticker, params.as_of)
+    attempt = repo.latest_full_fit(params.ticker)
     facts = ChampionFacts(
-        fingerprint=row.config["fingerprint"], sessions_since_full_fit=len(sessions(full_fit, params.as_of)) - 1,
+        fingerprint=row.config["fingerprint"], sessions_since_full_fit=_sessions_between(full_fit, params.as_of),
         live_u2=float(live.get("u2", np.nan)), live_n=int(np.nan_to_num(live.get("n", 0))),
+        sessions_since_full_attempt=None if attempt is None or attempt <= full_fit
+        else _sessions_between(attempt, params.as_of),
     )  # fmt: skip
     return row, model, facts, None
 
@@ -213,6 +218,11 @@ def gate_candidate(candidate, champion, prices: pd.DataFrame, settings: Settings
     return verdict, {"candidate": cand, "champion": champ}
 
 
+def _sessions_between(first: dt.date, last: dt.date) -> int:
+    """NYSE sessions after ``first`` up to ``last``."""
+    return len(sessions(first, last)) - 1
+
+
 def _roll_forward(champion_row, prices: pd.DataFrame):
     """The champion, reloaded and moved to today's origin without training (a rejected candidate's fallback)."""
     model = _load_model(champion_row)
@@ -232,7 +242,8 @@ def _persist(repo, run_id, params, new_bars, candidate, champion_row, verdict, d
     full_fit = params.as_of if candidate.kind_ == "full" else champion_row.config["full_fit_as_of"]
     config = {"preset": candidate.preset_.to_dict(), "fingerprint": fingerprint, "horizon": params.horizon,
               "full_fit_as_of": str(full_fit), "data_end": str(params.as_of)}  # fmt: skip
-    metrics = {"validation": candidate.validation_, "gate": scores, "gate_decision": verdict.reason}
+    metrics = {"validation": candidate.validation_, "gate": scores, "gate_decision": verdict.reason,
+               "history": _curves(candidate.history_), "fit_history": _curves(candidate.fit_history_)}  # fmt: skip
     with repo.transaction() as tx:
         tx.upsert_prices(params.ticker, new_bars, params.source)
         version_id = tx.add_model_version(
@@ -244,12 +255,18 @@ def _persist(repo, run_id, params, new_bars, candidate, champion_row, verdict, d
         used = version_id if verdict.promote else champion_row.id
         if params.writes_forecasts:
             tx.upsert_forecasts(run_id, used, params.ticker, forecasts, scope="live", model="lstm")
-        tx.write_metrics(run_id, version_id, "validation", _finite(candidate.validation_), None, params.as_of)
+        tx.write_metrics(run_id, version_id, "validation", finite_scores(candidate.validation_), None, params.as_of)
         if live.get("n"):
-            tx.write_metrics(run_id, used, "live", _finite(live), None, params.as_of)
-        details = {"decision": decision.reason, "gate": verdict.reason, "promoted": verdict.promote}
+            tx.write_metrics(run_id, used, "live", finite_scores(live), None, params.as_of)
+        details = {"decision": decision.reason, "gate": verdict.reason, "promoted": verdict.promote,
+                   "candidate_version_id": version_id}  # fmt: skip
         tx.finish_run(run_id, "succeeded", model_version_id=used, details=details)
     return used, version_id
+
+
+def _curves(history: dict[str, Any] | None) -> dict[str, list[float | None]]:
+    """Keras loss curves as JSON (non-finite values as null); reports draw them from the registry."""
+    return {k: [float(v) if np.isfinite(v) else None for v in values] for k, values in (history or {}).items()}
 
 
 def _fingerprint(params: JobParams) -> str:
@@ -258,7 +275,8 @@ def _fingerprint(params: JobParams) -> str:
     return f"{get_preset(params.preset).fingerprint()}-h{params.horizon}"
 
 
-def _finite(values: dict[str, Any]) -> dict[str, float]:
+def finite_scores(values: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of ``values`` as floats (what the metrics table and JSON can hold)."""
     return {k: float(v) for k, v in values.items() if isinstance(v, int | float) and np.isfinite(v)}
 
 
@@ -277,7 +295,8 @@ def _sweep_partial_bundles(store: Path) -> None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _record_failure(repo: Repository, run_id: int, exc: BaseException) -> None:
+def record_failure(repo: Repository, run_id: int, exc: BaseException) -> None:
+    """Mark ``run_id`` failed with the error; never raises (the database may be what failed)."""
     try:
         repo.fail_run(run_id, f"{type(exc).__name__}: {exc}")
     except Exception:  # noqa: BLE001 - the database may be the thing that failed

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     email_sender: str = "tsla-forecast@localhost"
     email_recipients: list[str] = []
+    smtp_password_block: str | None = Field(
+        None, description="name of a Prefect Secret block holding the SMTP password (used when SMTP_PASSWORD is unset)"
+    )
+    smtp_timeout: float = Field(30.0, description="seconds to wait for the SMTP server")
+    email_retries: int = Field(3, description="retries of a failed email delivery; then a warning on the run")
+    email_retry_delay: float = Field(30.0, description="seconds between email delivery attempts")
     dask_address: str | None = None
 
     @property

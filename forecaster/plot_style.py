@@ -8,6 +8,7 @@ nothing needs closing. The style is applied with ``rc_context`` (process-wide rc
 from __future__ import annotations
 
 import functools
+import io
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -90,9 +91,16 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as a PNG (dpi 100, tight bounding box), creating parent folders; returns the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _RC_LOCK, mpl.rc_context(STYLE):  # ticks made while drawing read rcParams too
-        fig.savefig(out, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    out.write_bytes(png_bytes(fig))
     return out
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes, exactly as :func:`save_figure` writes it."""
+    buffer = io.BytesIO()
+    with _RC_LOCK, mpl.rc_context(STYLE):  # ticks made while drawing read rcParams too
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    return buffer.getvalue()
 
 
 def empty_message(ax: Axes, text: str = EMPTY_TEXT) -> None:

@@ -35,6 +35,7 @@ from forecaster.plot_style import (
     interval_bands,
     legend_below,
     new_axes,
+    png_bytes,
     positions,
     require,
     save_figure,
@@ -52,10 +53,12 @@ __all__ = [
     "plot_rolling_skill",
     "plot_track_record",
     "plot_training",
+    "png_bytes",
     "save_figure",
 ]
 
 INTERVAL_COLUMNS: tuple[str, ...] = ("lo80", "hi80", "lo95", "hi95")
+LOG_SPAN = 10.0  # loss curves use a log axis when they span at least this factor
 OUTCOME_COLUMNS: tuple[str, ...] = ("as_of", "target_date", "horizon", "point", "naive", "actual", *INTERVAL_COLUMNS)
 
 
@@ -317,27 +320,44 @@ def _two_axes(ax: Sequence[Axes] | None) -> tuple[Axes, Axes]:
 
 @styled
 def plot_training(
-    history: Mapping[str, Sequence[float]], *, kind: str, parent: str | None = None, ax: Axes | None = None
+    history: Mapping[str, Sequence[float]],
+    *,
+    kind: str,
+    parent: str | None = None,
+    base: Mapping[str, Sequence[float]] | None = None,
+    ax: Axes | None = None,
 ) -> Figure:
-    """Training and validation loss by epoch (log scale when positive); the title names the kind and parent."""
+    """Training and validation loss by epoch (log scale when they span a decade); the title names kind and parent.
+
+    Args:
+        history: this version's own training (``loss`` and, for full fits, ``val_loss`` per epoch).
+        kind: ``full`` or ``finetune``.
+        parent: label of the parent version, if any.
+        base: for a fine-tune, the curves of the full fit it descends from, drawn faintly for scale.
+    """
     ax = new_axes(ax)
     ax.set_title(_training_title(kind, parent))
     ax.set_xlabel("Epoch")
-    ax.set_ylabel("Loss")
+    ax.set_ylabel("Loss (MSE of scaled targets)")
     curves = _loss_curves(history)
     if not curves:
-        empty_message(ax, "no training history")
+        empty_message(ax, "no training history recorded")
         return figure_of(ax)
+    context = _loss_curves(base or {}) if kind == "finetune" else {}
+    for (label, values), style in zip(context.items(), ("-", "--"), strict=False):
+        epochs = np.arange(1, values.size + 1)
+        ax.plot(epochs, values, color="0.65", linestyle=style, linewidth=1.1, label=f"Full fit: {label.lower()} loss")
     for (label, values), color in zip(curves.items(), (MODEL, NAIVE), strict=False):
         epochs = np.arange(1, values.size + 1)
-        ax.plot(
-            epochs, values, color=color, marker="o" if values.size <= 40 else None, markersize=3, label=f"{label} loss"
-        )
-    _mark_best_and_scale(ax, curves)
+        marker = "o" if values.size <= 40 else None
+        name = f"Fine-tune: {label.lower()} loss" if kind == "finetune" else f"{label} loss"
+        ax.plot(epochs, values, color=color, marker=marker, markersize=3, label=name)
+    _mark_best_and_scale(ax, curves, context)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if "Validation" not in curves:
-        ax.text(0.01, 0.03, "no validation loss recorded", transform=ax.transAxes, color="0.4")
-    ax.legend(loc="upper right")
+        note = "fine-tunes have no validation split" if kind == "finetune" else "no validation loss recorded"
+        ax.set_xlabel(f"Epoch ({note})")
+    legend_below(ax)
     return figure_of(ax)
 
 
@@ -348,16 +368,17 @@ def _loss_curves(history: Mapping[str, Sequence[float]]) -> dict[str, np.ndarray
     return {label: values for label, values in curves.items() if values.size}
 
 
-def _mark_best_and_scale(ax: Axes, curves: dict[str, np.ndarray]) -> None:
-    """Star the best validation epoch; log y-scale when every loss is positive, else a linear axis from 0."""
+def _mark_best_and_scale(ax: Axes, curves: dict[str, np.ndarray], context: dict[str, np.ndarray]) -> None:
+    """Star the best validation epoch; a log y-scale when the positive losses span a decade or more, else a linear
+    axis from 0 (so small differences are not blown up)."""
     val = curves.get("Validation")
     if val is not None and np.isfinite(val).any():
         best = int(np.nanargmin(val))
         ax.plot(best + 1, val[best], "*", color=NAIVE, markersize=12, label=f"Best validation (epoch {best + 1})")
-    finite = np.concatenate([v[np.isfinite(v)] for v in curves.values()])
-    if finite.size and (finite > 0).all():
+    finite = np.concatenate([v[np.isfinite(v)] for v in (*curves.values(), *context.values())])
+    if finite.size and (finite > 0).all() and finite.max() >= LOG_SPAN * finite.min():
         ax.set_yscale("log")
-        ax.set_ylabel("Loss (log scale)")
+        ax.set_ylabel("Loss (MSE of scaled targets, log scale)")
     else:
         ax.set_ylim(bottom=min(0.0, float(finite.min())) if finite.size else 0.0)
 

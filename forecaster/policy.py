@@ -23,6 +23,7 @@ class ChampionFacts:
     sessions_since_full_fit: int
     live_u2: float  # NaN when nothing has matured yet
     live_n: int
+    sessions_since_full_attempt: int | None = None  # a later full retrain that the gate rejected, if any
 
 
 def decide_training(
@@ -37,8 +38,9 @@ def decide_training(
     """``retrain=auto|full|finetune`` → full retrain or fine-tune, with the reason.
 
     ``auto`` retrains fully when there is no usable champion, the config changed, the champion's last full fit is
-    ``max_age`` sessions old or more, or its live U2 over at least ``min_live`` matured forecasts exceeds
-    ``drift_u2``; otherwise it fine-tunes.
+    ``max_age`` sessions old or more (and no full retrain was rejected by the gate in the last ``max_age``
+    sessions: a rejected one is not retried every day), or its live U2 over at least ``min_live`` matured forecasts
+    exceeds ``drift_u2``; otherwise it fine-tunes.
     """
     if mode not in ("auto", "full", "finetune"):
         raise ValueError(f"retrain must be auto, full or finetune, got '{mode}'")
@@ -50,18 +52,17 @@ def decide_training(
         return TrainingDecision("finetune", "fine-tune requested")
     if champion.fingerprint != fingerprint:
         return TrainingDecision("full", f"model config changed ({champion.fingerprint} -> {fingerprint})")
-    if champion.sessions_since_full_fit >= max_age:
-        return TrainingDecision(
-            "full", f"champion's full fit is {champion.sessions_since_full_fit} sessions old (max {max_age})"
-        )
+    age, attempt, waiting = champion.sessions_since_full_fit, champion.sessions_since_full_attempt, ""
+    if age >= max_age:
+        if attempt is None or attempt >= max_age:
+            return TrainingDecision("full", f"champion's full fit is {age} sessions old (max {max_age})")
+        waiting = f", but a full retrain {attempt} sessions ago was rejected by the gate (next in {max_age - attempt})"
     if champion.live_n >= min_live and not math.isnan(champion.live_u2) and champion.live_u2 > drift_u2:
         return TrainingDecision(
             "full", f"live U2 {champion.live_u2:.3f} over {champion.live_n} forecasts exceeds {drift_u2:.2f}"
         )
     u2 = "n/a" if math.isnan(champion.live_u2) else f"{champion.live_u2:.3f}"
-    return TrainingDecision(
-        "finetune", f"champion is {champion.sessions_since_full_fit} sessions from its full fit, live U2 {u2}"
-    )
+    return TrainingDecision("finetune", f"champion is {age} sessions from its full fit{waiting}, live U2 {u2}")
 
 
 @dataclass(frozen=True)

@@ -92,3 +92,26 @@ def tiny_preset():
         name="tiny", lstm_units=(8,), window=10, epochs=2, train_window=300, calibration_size=60,
         finetune_epochs=1, finetune_window=60, batch_size=32,
     )  # fmt: skip
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh TSLA_FORECAST_HOME with an upgraded SQLite database; email off until a test turns it on."""
+    monkeypatch.setenv("TSLA_FORECAST_HOME", str(tmp_path))
+    monkeypatch.delenv("TSLA_FORECAST_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TSLA_FORECAST_FETCH_RETRIES", "0")
+    monkeypatch.setenv("TSLA_FORECAST_EMAIL_ENABLED", "false")
+    from db import migrate
+
+    migrate.upgrade(f"sqlite:///{tmp_path / 'forecast.db'}")
+    return tmp_path
+
+
+@pytest.fixture
+def repo(home):
+    """A repository over ``home``'s SQLite database (tests/db overrides it with SQLite and PostgreSQL)."""
+    from db.repository import Repository
+
+    r = Repository.from_url(f"sqlite:///{home / 'forecast.db'}")
+    yield r
+    r.dispose()

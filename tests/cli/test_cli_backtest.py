@@ -1,6 +1,7 @@
 """The backtest and sine commands: outputs on success, one clear line and a non-zero exit on bad input."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -95,6 +96,12 @@ def test_backtest_writes_summary_forecasts_and_plots(cli, price_csv, tmp_path):
     assert set(forecasts["model"]) == {"lstm", "naive", "drift", "moving_average"}
     assert (out / "track_record.png").stat().st_size > 5000
     assert "walk-forward" in result.stderr, "a progress bar is shown"
+    run_id = re.search(r"stored as backtest run (\d+)", result.stdout).group(1)
+    again = cli(
+        "backtest", "--source", f"csv:{price_csv}", "--start", "2023-06-01", "--end", "2023-06-15",
+        "--refit-every", "5", "--epochs", "2", "--output", str(out),
+    )  # fmt: skip
+    assert again.returncode == 0 and f"already stored as run {run_id}: nothing" in again.stdout, again.stderr
 
 
 @pytest.mark.slow

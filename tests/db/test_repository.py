@@ -263,3 +263,21 @@ def test_live_scores_match_a_hand_computation(repo: Repository) -> None:
 def test_live_scores_without_history_are_nan(repo: Repository) -> None:
     scores = repo.live_scores(TICKER, AS_OF)
     assert scores["n"] == 0 and math.isnan(scores["rmse"])
+
+
+def test_pending_bars_are_scored_as_if_stored_and_are_not_stored(repo: Repository) -> None:
+    prices = synthetic_prices(40)
+    run_id = repo.start_run("daily", TICKER, AS_OF)
+    with repo.transaction() as uow:
+        uow.upsert_prices(TICKER, prices.iloc[:30], "synthetic")  # closes known up to bar 29
+        version_id = _version(uow, status="champion")
+        for origin in range(30):  # the last forecasts target bars 30..34, not stored yet
+            uow.upsert_forecasts(run_id, version_id, TICKER, forecast_frame(prices, origin))
+    as_of, before = prices.index[32].date(), _snapshot(repo)
+    stored_only = repo.live_scores(TICKER, as_of, window=50)
+    with_pending = repo.live_scores(TICKER, as_of, window=50, pending=prices.iloc[30:33])
+    assert _snapshot(repo) == before, "the pending bars are rolled back"
+    assert (stored_only["n"], with_pending["n"]) == (29, 30), "bar 30 matures the last horizon-1 forecast"
+    with repo.transaction() as uow:
+        uow.upsert_prices(TICKER, prices.iloc[30:33], "synthetic")
+    assert with_pending == pytest.approx(repo.live_scores(TICKER, as_of, window=50))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from db import migrate
 from db.repository import Repository
 
 
@@ -17,23 +16,6 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """A fresh TSLA_FORECAST_HOME with an upgraded SQLite database."""
-    monkeypatch.setenv("TSLA_FORECAST_HOME", str(tmp_path))
-    monkeypatch.delenv("TSLA_FORECAST_DATABASE_URL", raising=False)
-    monkeypatch.setenv("TSLA_FORECAST_FETCH_RETRIES", "0")
-    migrate.upgrade(f"sqlite:///{tmp_path / 'forecast.db'}")
-    return tmp_path
-
-
-@pytest.fixture
-def repo(home):
-    r = Repository.from_url(f"sqlite:///{home / 'forecast.db'}")
-    yield r
-    r.dispose()
 
 
 def store_digest(home: Path) -> dict[str, str]:

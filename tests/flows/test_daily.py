@@ -32,6 +32,14 @@ def test_first_run_trains_fully_then_auto_fine_tunes_with_lineage(repo):
     assert repo.count_rows()["forecasts"] == 6
 
 
+def test_live_scores_count_todays_close_without_a_days_lag(repo):
+    run(DAY1)
+    second = run(DAY2)[0]
+    assert second["live"]["n"] == 1, "DAY1's horizon-1 forecast matures with DAY2's close, fetched in this run"
+    assert second["live"] == pytest.approx(repo.live_scores("TSLA", DAY2)), "the same as from the stored view"
+    assert repo.count_rows()["prices"] > 0
+
+
 def test_rerun_same_day_changes_nothing(repo, home):
     run(DAY1)
     before, files, runs = db_state(repo), store_digest(home), repo.count_rows()["runs"]
@@ -104,3 +112,18 @@ def test_bad_prices_fail_the_run_with_the_problem_list(repo, home, tmp_path, mon
     with pytest.raises(InvalidPricesError, match="NaN"):
         run(DAY1, source=f"csv:{path}")
     assert repo.count_rows()["prices"] == 0 and store_digest(home) == {}
+
+
+def test_a_full_retrain_rejected_by_the_gate_is_not_retried_every_day(repo, monkeypatch):
+    monkeypatch.setenv("TSLA_FORECAST_MAX_CHAMPION_AGE", "2")
+    monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "0")  # the gate rejects every candidate once a champion exists
+    days = [dt.date(2024, 6, d) for d in (3, 4, 5, 6, 7)]
+    decisions = [run(day)[0]["decision"] for day in days]
+    kinds = [repo.model_version(r.details["candidate_version_id"]).kind for r in _runs(repo)]
+    assert kinds == ["full", "finetune", "full", "finetune", "full"], decisions
+    assert "rejected by the gate (next in 1)" in decisions[3]
+    assert repo.champion("TSLA").id == _runs(repo)[0].model_version_id, "the first model stays champion"
+
+
+def _runs(repo):
+    return [repo.run(i) for i in range(1, repo.count_rows()["runs"] + 1)]

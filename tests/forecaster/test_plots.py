@@ -220,7 +220,21 @@ def test_training_full_fit_uses_log_scale_and_marks_best_epoch(tmp_path: Path) -
 def test_training_fine_tune_names_parent_and_works_without_validation() -> None:
     ax = plots.plot_training({"loss": [0.03, 0.02, 0.018]}, kind="finetune", parent="lstm-v3").axes[0]
     _assert_labelled(ax, "fine-tune of lstm-v3")
-    assert _legend_texts(ax) == ["Training loss"]
+    assert _legend_texts(ax) == ["Fine-tune: training loss"]
+    assert ax.get_xlabel() == "Epoch (fine-tunes have no validation split)"
+
+
+def test_training_fine_tune_shows_the_full_fit_it_descends_from_for_scale(tmp_path: Path) -> None:
+    base = {"loss": [0.9, 0.5, 0.4, 0.35], "val_loss": [1.0, 0.7, 0.6, 0.62]}
+    fig = plots.plot_training({"loss": [0.33, 0.32, 0.31]}, kind="finetune", parent="version 7", base=base)
+    ax = fig.axes[0]
+    _assert_labelled(ax, "Training loss: fine-tune of version 7")
+    labels = _legend_texts(ax)
+    assert labels == ["Full fit: training loss", "Full fit: validation loss", "Fine-tune: training loss"]
+    assert ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0, "a 3x span is drawn on a linear axis from 0"
+    _assert_png(fig, tmp_path / "finetune.png")
+    full = plots.plot_training(base, kind="full", base={"loss": [5.0]}).axes[0]
+    assert "Full fit: training loss" not in _legend_texts(full), "a full fit has no base curves"
 
 
 def test_training_with_non_positive_loss_stays_linear_from_zero() -> None:
@@ -290,6 +304,13 @@ def test_outcomes_of_several_models_are_refused() -> None:
     outcomes = pd.concat([_outcomes().assign(model="lstm"), _outcomes().assign(model="drift")])
     with pytest.raises(ValueError, match=r"2 models \['drift', 'lstm'\]"):
         plots.plot_track_record(outcomes)
+
+
+def test_png_bytes_are_what_save_figure_writes(tmp_path: Path) -> None:
+    fig = plots.plot_calibration(_outcomes())
+    data = plots.png_bytes(fig)
+    assert data[:8] == PNG_MAGIC
+    assert plots.save_figure(fig, tmp_path / "same.png").read_bytes() == data
 
 
 def test_save_figure_creates_parent_folders(tmp_path: Path) -> None:

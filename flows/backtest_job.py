@@ -1,0 +1,187 @@
+"""One walk-forward backtest, end to end: prices → walk forward → files → stored as a ``backtest`` run.
+
+Shared by ``tsla-forecast backtest`` and the ``backtest`` flow. The LSTM and the naive, drift and moving-average
+baselines run on the same origins (:func:`forecaster.backtest.run_backtest`). The run, its metrics (per model and
+horizon) and every forecast are stored with scope ``backtest`` in one transaction, so that they stay out of the live
+history. Forecasts need a model version, so the LSTM as it stands at the last origin is registered (status
+``candidate``, never promoted, ``config.scope = "backtest"``); the baselines' rows carry the same version id, which
+groups one backtest's rows. Rerunning the same parameters returns the stored summary and writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from db.repository import Repository
+from flows.pipeline import finite_scores, record_failure
+from flows.settings import Settings
+from forecaster.errors import ConfigError, NotEnoughDataError
+
+logger = logging.getLogger("flows.backtest")
+TABLE_METRICS = ("rmse", "mae", "mape", "r2", "mase", "u2", "directional_accuracy", "coverage80", "coverage95")
+MODEL_LABELS = {"lstm": "model"}  # summary.json calls the LSTM "model"; the database keeps the model's own name
+
+
+@dataclass(frozen=True)
+class BacktestParams:
+    """What one backtest is asked to do; equal parameters mean the same backtest (idempotency key)."""
+
+    ticker: str
+    start: dt.date
+    end: dt.date
+    source: str = "yahoo"
+    preset: str = "default"
+    refit_every: int = 20
+    horizon: int = 5
+    epochs: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters (stored in ``runs.details``)."""
+        return asdict(self) | {"start": str(self.start), "end": str(self.end)}
+
+
+def run_backtest_job(params: BacktestParams, output: Path, repo: Repository | None, *,
+                     flow_run_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run, write ``summary.json``/``forecasts.csv``/plots to ``output`` and (with ``repo``) store the backtest.
+
+    Returns:
+        The summary (``run_id`` and ``status`` added when stored); a stored identical backtest is returned as is.
+    """
+    if params.start > params.end:
+        raise ConfigError(f"backtest start {params.start} is after end {params.end}")
+    if repo is not None and (done := _stored_backtest(repo, params)) is not None:
+        logger.info("backtest %s already stored as run %d: nothing to do", params.to_dict(), done["run_id"])
+        return done
+    run_id = None if repo is None else repo.start_run("backtest", params.ticker, params.end, flow_run_id,
+                                                      details={"params": params.to_dict()})  # fmt: skip
+    bundle: Path | None = None
+    try:
+        result, lstm = _walk_forward(params)
+        summary = _summary(result.summary, params)
+        _write_outputs(output, result, summary)
+        if repo is not None and run_id is not None:
+            bundle = Settings().models_dir / params.ticker / f"backtest-{params.end:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+            sha = lstm.save(bundle)
+            _persist(repo, run_id, params, result, summary, lstm, bundle, sha)
+            summary.update(run_id=run_id, status="succeeded")
+    except BaseException as exc:
+        if bundle is not None:
+            shutil.rmtree(bundle, ignore_errors=True)
+        if repo is not None and run_id is not None:
+            record_failure(repo, run_id, exc)
+        raise
+    logger.info("backtest %s %s..%s: %d origins in %.1fs, wrote %s%s", params.ticker, params.start, params.end,
+                summary["n_forecasts"], summary["seconds"], output,
+                f", stored as run {run_id}" if run_id else "")  # fmt: skip
+    return summary
+
+
+def load_validated_prices(source: str, ticker: str, start: dt.date | None = None, end: dt.date | None = None):
+    """Fetch ``ticker`` from ``source`` (yahoo, csv:PATH, synthetic) and validate it; raises on any problem."""
+    from forecaster.sources import parse_source
+    from forecaster.validation import ensure_valid
+
+    return ensure_valid(parse_source(source).fetch(ticker, start, end))
+
+
+def _walk_forward(params: BacktestParams):
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from forecaster.backtest import forecast_origins, run_backtest
+    from forecaster.baselines import Drift, MovingAverage, Naive
+    from forecaster.lstm import LSTMForecaster
+    from forecaster.presets import get_preset
+
+    preset = get_preset(params.preset)
+    if params.epochs:
+        preset = preset.replace(epochs=params.epochs)
+    prices = load_validated_prices(params.source, params.ticker, end=params.end)
+    origins = forecast_origins(prices, params.start, params.end)
+    before = int((prices.index <= origins[0]).sum())
+    if before < preset.window + 2:
+        raise NotEnoughDataError(
+            f"only {before} rows up to the first origin {origins[0].date()}, but window {preset.window} needs more"
+        )
+    lstm = LSTMForecaster(preset, params.horizon)
+    models = [lstm, Naive(), Drift(), MovingAverage()]
+    logger.info("walk-forward over %d origins %s..%s, refit every %s", len(origins), origins[0].date(),
+                origins[-1].date(), params.refit_every or "never")  # fmt: skip
+    with logging_redirect_tqdm(), tqdm(total=len(origins) * len(models), unit="origin", desc="walk-forward") as bar:
+        result = run_backtest(models, prices, params.start, params.end, horizon=params.horizon,
+                              refit_every=params.refit_every or None, on_step=bar.update)  # fmt: skip
+    return result, lstm
+
+
+def _summary(raw: dict[str, Any], params: BacktestParams) -> dict[str, Any]:
+    """The ``summary.json`` layout: the LSTM is ``model`` at the top level and in ``by_horizon``."""
+    summary = {MODEL_LABELS.get(k, k): v for k, v in raw.items()}
+    summary["by_horizon"] = {MODEL_LABELS.get(k, k): v for k, v in raw["by_horizon"].items()}
+    return summary | {"preset": params.preset, "ticker": params.ticker, "source": params.source}
+
+
+def _write_outputs(output: Path, result, summary: dict) -> None:
+    from forecaster import plots
+
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    result.forecasts.to_csv(output / "forecasts.csv", index=False, date_format="%Y-%m-%d")
+    lstm = result.forecasts[result.forecasts["model"] == "lstm"]
+    outcomes = lstm.rename(columns={"origin": "as_of", "last_close": "naive"})
+    figures = {
+        "track_record.png": plots.plot_track_record(outcomes, sessions=len(outcomes)),
+        "rolling_skill.png": plots.plot_rolling_skill(outcomes),
+        "calibration.png": plots.plot_calibration(outcomes),
+        "residuals.png": plots.plot_residuals(outcomes),
+    }
+    if result.histories:
+        figures["training.png"] = plots.plot_training(result.histories[-1], kind="full")
+    for name, fig in figures.items():
+        plots.save_figure(fig, output / name)
+
+
+def _persist(repo: Repository, run_id: int, params: BacktestParams, result, summary: dict, lstm, bundle: Path,
+             sha: str) -> None:  # fmt: skip
+    """The backtest's model version, forecasts (every model) and metrics (every model and horizon): one transaction."""
+    config = {"scope": "backtest", "preset": lstm.preset_.to_dict(), "fingerprint": lstm.preset_.fingerprint(),
+              "horizon": params.horizon, "backtest": params.to_dict()}  # fmt: skip
+    start, end = params.start, params.end
+    with repo.transaction() as tx:
+        version_id = tx.add_model_version(
+            params.ticker, lstm.kind_, None, lstm.preset_.name, config, lstm.train_start_.date(),
+            lstm.train_end_.date(), {"backtest": finite_scores(summary["model"])}, str(bundle), sha,
+        )  # fmt: skip
+        for model, frame in result.forecasts.groupby("model", sort=False):
+            tx.upsert_forecasts(run_id, version_id, params.ticker, frame, scope="backtest", model=str(model))
+        for label, per_h in summary["by_horizon"].items():
+            model = next((k for k, v in MODEL_LABELS.items() if v == label), label)
+            named = {f"{model}.h{h}.{name}": value for h, scores in per_h.items() for name, value in scores.items()}
+            tx.write_metrics(run_id, version_id, "backtest", finite_scores(named), start, end)
+        details = {"params": params.to_dict(), "summary": json.loads(json.dumps(summary, default=str))}
+        tx.finish_run(run_id, "succeeded", model_version_id=version_id, details=details)
+
+
+def _stored_backtest(repo: Repository, params: BacktestParams) -> dict[str, Any] | None:
+    """The summary of a succeeded backtest run with exactly these parameters, if there is one."""
+    for run in repo.find_runs("backtest", params.ticker, params.end, status="succeeded"):
+        if (run.details or {}).get("params") == params.to_dict():
+            return run.details["summary"] | {"run_id": run.id, "status": "already_done"}
+    return None
+
+
+def format_table(summary: dict) -> str:
+    """A fixed-width table: one row per model, the metrics as columns."""
+    names = [n for n in ("model", "naive", "drift", "moving_average") if n in summary]
+    head = f"{'h=1':<15}" + "".join(f"{m:>11}" for m in TABLE_METRICS)
+    rows = [head]
+    for name in names:
+        cells = "".join(f"{summary[name].get(m, float('nan')):>11.4g}" for m in TABLE_METRICS)
+        rows.append(f"{name:<15}{cells}")
+    return "\n".join(rows)

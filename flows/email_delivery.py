@@ -1,0 +1,165 @@
+"""Email delivery over SMTP (standard library ``smtplib``): the message, one attempt, and a retry loop.
+
+The message is ``multipart/mixed``: an ``alternative`` of plain text and HTML (the figures inline as ``related``
+``cid:`` images) plus attachments. Security is ``ssl`` (SMTPS), ``starttls`` or ``none``; the client logs in only
+when a user is set. The password comes from ``TSLA_FORECAST_SMTP_PASSWORD`` or, when that is unset, from the
+Prefect Secret block named by ``TSLA_FORECAST_SMTP_PASSWORD_BLOCK``. It is handed to ``SMTP.login`` only: never
+logged, never put in an error message (error texts are scrubbed of it anyway).
+"""
+
+from __future__ import annotations
+
+import email.policy
+import logging
+import re
+import smtplib
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from pydantic import SecretStr
+
+from flows.settings import Settings
+from forecaster.errors import ConfigError
+
+logger = logging.getLogger("flows.email")
+
+
+class DeliveryError(OSError):
+    """The server accepted the connection but refused the message or some recipients."""
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where and how to send; ``repr`` never shows the password."""
+
+    host: str
+    port: int
+    security: str
+    sender: str
+    recipients: tuple[str, ...]
+    user: str | None = None
+    password: SecretStr | None = field(default=None, repr=False)
+    timeout: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpConfig:
+        """The SMTP settings; raises :class:`ConfigError` when there is nobody to send to."""
+        if not settings.email_recipients:
+            raise ConfigError("no email recipients: set TSLA_FORECAST_EMAIL_RECIPIENTS (a JSON list)")
+        password = settings.smtp_password
+        if password is None and settings.smtp_password_block:
+            password = _secret_block(settings.smtp_password_block)
+        return cls(settings.smtp_host, settings.smtp_port, settings.smtp_security, settings.email_sender,
+                   tuple(settings.email_recipients), settings.smtp_user, password, settings.smtp_timeout)  # fmt: skip
+
+    @property
+    def address(self) -> str:
+        """``host:port (security)`` for log lines."""
+        return f"{self.host}:{self.port} ({self.security})"
+
+
+def _secret_block(name: str) -> SecretStr:
+    """The value of a Prefect Secret block (loaded only when a block name is configured)."""
+    from prefect.blocks.system import Secret
+
+    return SecretStr(str(Secret.load(name).get()))
+
+
+def content_id(name: str) -> str:
+    """A unique Content-ID (without angle brackets) for an inline image; HTML refers to it as ``cid:<id>``."""
+    return f"{name.replace('.', '-')}.{uuid.uuid4().hex[:12]}@tsla-forecast"
+
+
+def build_message(
+    *,
+    subject: str,
+    sender: str,
+    recipients: Sequence[str],
+    text: str,
+    html: str,
+    inline_images: Mapping[str, tuple[str, bytes]],
+    attachments: Mapping[str, tuple[str, bytes]],
+) -> EmailMessage:
+    """A text + HTML message with inline PNGs and attachments.
+
+    Args:
+        inline_images: ``{content_id: (file_name, png_bytes)}``, referenced from ``html`` as ``cid:<content_id>``.
+        attachments: ``{file_name: (mime_type, data)}``.
+    """
+    msg = EmailMessage()
+    msg["Subject"], msg["From"], msg["To"] = subject, sender, ", ".join(recipients)
+    msg["Date"], msg["Message-ID"] = formatdate(localtime=False), make_msgid(domain="tsla-forecast")
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    html_part = msg.get_payload()[-1]
+    for cid, (name, png) in inline_images.items():
+        html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>", filename=name,
+                              disposition="inline")  # fmt: skip
+    for name, (mime, data) in attachments.items():
+        maintype, subtype = mime.split("/", 1)
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return msg
+
+
+def serialize(message: EmailMessage) -> bytes:
+    """The message as SMTP wants it on the wire (CRLF line ends)."""
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+def send_message(message: bytes, smtp: SmtpConfig) -> None:
+    """One delivery attempt of a serialised message; raises ``OSError`` (``SMTPException`` included) on failure."""
+    message = re.sub(rb"(?<!\r)\n", b"\r\n", message)  # SMTP lines end in CRLF; bare LFs make one huge line
+    context = ssl.create_default_context()
+    if smtp.security == "ssl":
+        client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
+    else:
+        client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+    with client:
+        if smtp.security == "starttls":
+            client.starttls(context=context)
+        if smtp.user:
+            client.login(smtp.user, smtp.password.get_secret_value() if smtp.password else "")
+        refused = client.sendmail(smtp.sender, list(smtp.recipients), message)
+    if refused:
+        total = len(smtp.recipients)
+        raise DeliveryError(f"the server refused {len(refused)} of {total} recipient(s): {sorted(refused)}")
+
+
+def describe(exc: BaseException, smtp: SmtpConfig | None = None) -> str:
+    """``Type: message`` on one line, with the password (if any) masked."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    secret = smtp.password.get_secret_value() if smtp and smtp.password else ""
+    return text.replace(secret, "***") if secret else text
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of delivering one message."""
+
+    ok: bool
+    attempts: int
+    error: str | None = None
+
+
+def send_with_retries(
+    message: bytes, smtp: SmtpConfig, *, retries: int, delay: float, sleep: Callable[[float], None] = time.sleep
+) -> Delivery:
+    """Up to ``1 + retries`` attempts, ``delay`` x attempt seconds apart; never raises for delivery errors."""
+    error = None
+    for attempt in range(1, retries + 2):
+        try:
+            send_message(message, smtp)
+        except OSError as exc:
+            error = describe(exc, smtp)
+            logger.warning("email attempt %d of %d via %s failed: %s", attempt, retries + 1, smtp.address, error)
+            if attempt <= retries:
+                sleep(delay * attempt)
+            continue
+        logger.info("email sent via %s to %d recipient(s)", smtp.address, len(smtp.recipients))
+        return Delivery(True, attempt)
+    return Delivery(False, retries + 1, error)

@@ -1,0 +1,178 @@
+"""The numbers of a report, from frames: forecast rows, model-vs-naive skill windows, coverage, verdict, warnings.
+
+Pure functions (no database, no Prefect). ``outcomes`` frames have one row per forecast origin and horizon with
+``as_of, target_date, horizon, point, naive, actual, lo80, hi80, lo95, hi95`` (the ``forecast_outcomes`` view);
+rows whose ``actual`` is missing have not matured and are ignored. Values that cannot be computed are NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecaster import metrics
+
+SKILL_WINDOWS: tuple[int, ...] = (20, 60)
+NAN = float("nan")
+MODEL_SCORES = ("rmse", "mae", "u2", "directional_accuracy", "coverage80", "coverage95")
+
+
+def forecast_rows(forecast: pd.DataFrame) -> list[dict[str, Any]]:
+    """One dict per horizon: target date, point, intervals, naive and the change from the last close (%).
+
+    Args:
+        forecast: one origin's forecast (:data:`forecaster.base.FORECAST_COLUMNS`).
+    """
+    rows = []
+    for r in forecast.sort_values("horizon").itertuples(index=False):
+        last = float(r.last_close)
+        rows.append(
+            {
+                "horizon": int(r.horizon),
+                "target_date": pd.Timestamp(r.target_date).strftime("%Y-%m-%d"),
+                "point": float(r.point),
+                "lo80": float(r.lo80),
+                "hi80": float(r.hi80),
+                "lo95": float(r.lo95),
+                "hi95": float(r.hi95),
+                "naive": last,
+                "change_pct": 100.0 * (float(r.point) / last - 1.0) if last else NAN,
+            }
+        )
+    return rows
+
+
+def matured(outcomes: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
+    """Rows whose close is known (optionally of one horizon), one per (origin, horizon), oldest target first."""
+    if outcomes is None or outcomes.empty:
+        return pd.DataFrame(columns=["as_of", "target_date", "horizon", "point", "naive", "actual"])
+    frame = outcomes.loc[outcomes["actual"].notna()]
+    if horizon is not None:
+        frame = frame.loc[frame["horizon"] == horizon]
+    frame = frame.sort_values(["target_date", "horizon"]).drop_duplicates(["as_of", "horizon"], keep="last")
+    return frame.reset_index(drop=True)
+
+
+def skill_window(outcomes: pd.DataFrame, sessions: int, horizon: int = 1) -> dict[str, Any]:
+    """Model and naive scores over the last ``sessions`` matured forecasts at ``horizon``.
+
+    Returns:
+        ``sessions``, ``n`` (rows scored, fewer when less has matured), ``first_target``/``last_target``, and
+        ``model``/``naive`` dicts of ``rmse, mae, u2, directional_accuracy, coverage80, coverage95`` (USD and
+        shares; the naive forecast has U2 1 by definition and no direction or interval).
+    """
+    tail = matured(outcomes, horizon).tail(sessions)
+    empty = {k: NAN for k in MODEL_SCORES}
+    out: dict[str, Any] = {"sessions": sessions, "horizon": horizon, "n": len(tail)}
+    if tail.empty:
+        return out | {"first_target": None, "last_target": None, "model": empty, "naive": dict(empty)}
+    y, p, naive = (tail[c].to_numpy(float) for c in ("actual", "point", "naive"))
+    model = {
+        "rmse": metrics.rmse(y, p),
+        "mae": metrics.mae(y, p),
+        "u2": metrics.theil_u2(y, p, naive),
+        "directional_accuracy": metrics.directional_accuracy(y, p, naive),
+        "coverage80": _coverage(tail, "80"),
+        "coverage95": _coverage(tail, "95"),
+    }
+    naive_rmse = metrics.rmse(y, naive)
+    naive_scores = empty | {"rmse": naive_rmse, "mae": metrics.mae(y, naive), "u2": 1.0 if naive_rmse > 0 else NAN}
+    dates = pd.to_datetime(tail["target_date"])
+    span = {"first_target": dates.min().strftime("%Y-%m-%d"), "last_target": dates.max().strftime("%Y-%m-%d")}
+    return out | span | {"model": model, "naive": naive_scores}
+
+
+def _coverage(frame: pd.DataFrame, level: str) -> float:
+    """Share of actuals inside the ``level`` interval (rows without that interval are skipped)."""
+    rows = frame.dropna(subset=[f"lo{level}", f"hi{level}"])
+    if rows.empty:
+        return NAN
+    return metrics.coverage(rows["actual"], rows[f"lo{level}"], rows[f"hi{level}"])
+
+
+def skill_table(
+    outcomes: pd.DataFrame, windows: Sequence[int] = SKILL_WINDOWS, horizon: int = 1
+) -> list[dict[str, Any]]:
+    """:func:`skill_window` for each window length (default the last 20 and 60 sessions)."""
+    return [skill_window(outcomes, w, horizon) for w in windows]
+
+
+def coverage_by_horizon(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per horizon: matured forecasts ``n`` and the share of closes inside the 80% and 95% intervals."""
+    rows = []
+    frame = matured(outcomes)
+    for h, group in frame.groupby("horizon"):
+        rows.append({"horizon": int(h), "n": len(group), "coverage80": _coverage(group, "80"),
+                     "coverage95": _coverage(group, "95")})  # fmt: skip
+    return rows
+
+
+def verdict(window: dict[str, Any]) -> str:
+    """One sentence: is the model beating "tomorrow = today" over this window?"""
+    n, u2 = window["n"], window["model"]["u2"]
+    if n == 0:
+        return "No forecast has matured yet, so there is no track record to compare with the naive forecast."
+    if not math.isfinite(u2):
+        return f"Over the last {n} sessions the naive forecast was exact, so the comparison is undefined."
+    rmse, naive = window["model"]["rmse"], window["naive"]["rmse"]
+    head = f"Over the last {n} sessions the model's next-day error (RMSE ${rmse:,.2f}) was "
+    versus = f"naive's (${naive:,.2f}, U2 {u2:.3f})"
+    if u2 < 0.995:
+        return head + f"{100 * (1 - u2):.1f}% smaller than {versus}: it beats 'tomorrow = today'."
+    if u2 > 1.005:
+        return head + f"{100 * (u2 - 1):.1f}% larger than {versus}: it does NOT beat 'tomorrow = today'."
+    return head + f"the same as {versus}: no better than 'tomorrow = today'."
+
+
+def feed_warnings(prices: pd.DataFrame, as_of: pd.Timestamp, *, repeat: int = 3) -> list[str]:
+    """Signs of a stale price feed: no bar on ``as_of``, or the last ``repeat`` bars identical."""
+    if prices is None or prices.empty:
+        return ["no stored prices: the price feed has delivered nothing"]
+    day = pd.Timestamp(as_of).normalize()
+    upto = prices.loc[prices.index <= day]
+    if upto.empty:
+        return [f"no stored price on or before {day:%Y-%m-%d}"]
+    out = []
+    newest = upto.index[-1]
+    if newest < day:
+        out.append(f"stale price feed: the newest stored bar is {newest:%Y-%m-%d}, before the as-of day {day:%Y-%m-%d}")
+    last = upto.tail(repeat)[["open", "high", "low", "close", "volume"]]
+    if len(last) == repeat and (last.nunique() == 1).all():
+        out.append(
+            f"stale price feed? the last {repeat} bars are identical (close ${last['close'].iloc[-1]:,.2f}, "
+            f"volume {last['volume'].iloc[-1]:,.0f})"
+        )
+    return out
+
+
+def skill_warnings(
+    table: Sequence[dict[str, Any]], *, drift_u2: float, min_n: int = 10, min_cover80: float = 0.65,
+    min_cover95: float = 0.85,
+) -> list[str]:  # fmt: skip
+    """Drift (the shortest window's U2 above the full-retrain threshold, as the retrain policy reads it) and
+    intervals that covered far less than nominal over the longest window."""
+    if not table:
+        return []
+    out = []
+    short, long = table[0], table[-1]
+    u2 = short["model"]["u2"]
+    if short["n"] >= min_n and math.isfinite(u2) and u2 > drift_u2:
+        out.append(
+            f"drift: over the last {short['n']} sessions the model's RMSE is {u2:.2f}x naive's "
+            f"(full-retrain threshold {drift_u2:.2f})"
+        )
+    cover80, cover95 = long["model"]["coverage80"], long["model"]["coverage95"]
+    if long["n"] >= min_n and (cover80 < min_cover80 or cover95 < min_cover95):
+        out.append(
+            f"intervals too narrow: over the last {long['n']} sessions they covered {_pct(cover80)} "
+            f"(80% nominal) and {_pct(cover95)} (95% nominal)"
+        )
+    return out
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f}%" if np.isfinite(value) else "n/a"

@@ -1,0 +1,68 @@
+"""The ``backtest`` flow stores its run, metrics and forecasts with scope ``backtest``; reruns store nothing new."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from flows.backtest_flow import backtest
+from tests.flows.conftest import db_state, store_digest
+
+START, END = dt.date(2024, 6, 3), dt.date(2024, 6, 14)  # 10 sessions
+ARGS = {"start": START, "end": END, "source": "synthetic:3", "preset": "smoke", "horizon": 3, "refit_every": 5}
+MODELS = {"lstm", "naive", "drift", "moving_average"}
+
+
+@pytest.fixture
+def summary(repo, tmp_path):
+    return backtest(**ARGS, output=str(tmp_path / "bt"))
+
+
+def test_backtest_run_metrics_and_forecasts_are_stored_with_scope_backtest(repo, summary, tmp_path):
+    run = repo.run(summary["run_id"])
+    assert (run.kind, run.status, run.as_of) == ("backtest", "succeeded", END)
+    assert run.details["params"]["refit_every"] == 5 and run.details["summary"]["n_forecasts"] == 10
+    rows = _query(repo, "SELECT model, horizon, run_id FROM forecasts WHERE scope = 'backtest'")
+    assert {r[0] for r in rows} == MODELS and {r[2] for r in rows} == {run.id}
+    assert len(rows) == 10 * 3 * len(MODELS), "every origin, horizon and model"
+    assert repo.recent_outcomes("TSLA", scope="live").empty, "backtests stay out of the live history"
+    version = repo.model_version(run.model_version_id)
+    assert version.config["scope"] == "backtest" and version.status == "candidate"
+    assert repo.champion("TSLA") is None, "a backtest never promotes a model"
+    stored = dict(_query(repo, f"SELECT name, value FROM metrics WHERE run_id = {run.id} AND scope = 'backtest'"))
+    assert stored["lstm.h1.rmse"] == pytest.approx(summary["model"]["rmse"])
+    assert stored["naive.h1.rmse"] == pytest.approx(summary["naive"]["rmse"])
+    assert stored["lstm.h3.u2"] == pytest.approx(summary["by_horizon"]["model"][3]["u2"])
+    assert json.loads((tmp_path / "bt" / "summary.json").read_text())["model"]["rmse"] == summary["model"]["rmse"]
+
+
+def test_the_same_backtest_again_changes_nothing(repo, home, summary, tmp_path):
+    before, files, runs = db_state(repo), store_digest(home), repo.count_rows()["runs"]
+    again = backtest(**ARGS, output=str(tmp_path / "bt2"))
+    assert again["status"] == "already_done" and again["run_id"] == summary["run_id"]
+    assert again["model"]["rmse"] == summary["model"]["rmse"]
+    assert db_state(repo) == before and store_digest(home) == files and repo.count_rows()["runs"] == runs
+    other = backtest(**(ARGS | {"refit_every": 0}), output=str(tmp_path / "bt3"))
+    assert other["status"] == "succeeded" and other["run_id"] != summary["run_id"], "other parameters run anew"
+
+
+def test_a_failed_write_leaves_only_a_failed_run_row(repo, home, tmp_path, monkeypatch):
+    def fail(*_a, **_k):
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr("db.repository.UnitOfWork.write_metrics", fail)
+    with pytest.raises(RuntimeError, match="injected fault"):
+        backtest(**ARGS, output=str(tmp_path / "bt"))
+    assert all(not rows for rows in db_state(repo).values())
+    assert store_digest(home) == {}, "the backtest's model bundle is removed"
+    failed = repo.find_run("backtest", "TSLA", END, status="failed")
+    assert failed is not None and "injected fault" in failed.error
+
+
+def _query(repo, sql: str) -> list[tuple]:
+    import sqlalchemy as sa
+
+    with repo.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(sql))]

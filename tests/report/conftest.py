@@ -1,0 +1,98 @@
+"""Report tests: a fresh home per test, a seeded history written through the repository (no training), a real
+SMTP server (aiosmtpd) on a loopback port, and one Prefect test harness shared with tests/flows when it runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.report.seed import SeededHistory, seed_history
+
+SMTP_USER, SMTP_PASSWORD = "reporter", "pw-Zq81-never-logged"
+RECIPIENTS = ["ops@example.com", "audit@example.com"]
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A Prefect API for flow runs: the harness tests/flows already started in this process, or a new one."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    current = PREFECT_API_URL.value()
+    if current and current != os.environ.get("PREFECT_API_URL"):  # set in-process by a running harness
+        yield
+        return
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def seeded(repo) -> SeededHistory:
+    """80 daily runs with forecasts, so the last 60 sessions have matured outcomes."""
+    return seed_history(repo, runs=80)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (right now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Inbox:
+    """An aiosmtpd handler that keeps every message it accepts."""
+
+    envelopes: list = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        self.envelopes.append(envelope)
+        return "250 Message accepted"
+
+
+def _authenticator(server, session, envelope, mechanism, auth_data):
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        SMTP_USER.encode(),
+        SMTP_PASSWORD.encode(),
+    )
+    return AuthResult(success=ok, handled=False)
+
+
+def start_smtp(port: int | None = None):
+    """A real SMTP server with AUTH (LOGIN/PLAIN over the loopback, no TLS) on ``port``; returns (controller, inbox)."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port or free_port(), authenticator=_authenticator,
+                            auth_require_tls=False, auth_required=True)  # fmt: skip
+    controller.start()
+    return controller, inbox
+
+
+@pytest.fixture
+def smtp_server():
+    controller, inbox = start_smtp()
+    yield controller, inbox
+    controller.stop()
+
+
+def email_env(port: int) -> dict[str, str]:
+    """Settings that email reports to ``RECIPIENTS`` through 127.0.0.1:``port`` with a user and password."""
+    return {
+        "TSLA_FORECAST_EMAIL_ENABLED": "true",
+        "TSLA_FORECAST_SMTP_HOST": "127.0.0.1",
+        "TSLA_FORECAST_SMTP_PORT": str(port),
+        "TSLA_FORECAST_SMTP_SECURITY": "none",
+        "TSLA_FORECAST_SMTP_USER": SMTP_USER,
+        "TSLA_FORECAST_SMTP_PASSWORD": SMTP_PASSWORD,
+        "TSLA_FORECAST_EMAIL_SENDER": "tsla-forecast@example.com",
+        "TSLA_FORECAST_EMAIL_RECIPIENTS": '["' + '", "'.join(RECIPIENTS) + '"]',
+        "TSLA_FORECAST_EMAIL_RETRIES": "2",
+        "TSLA_FORECAST_EMAIL_RETRY_DELAY": "0",
+        "TSLA_FORECAST_SMTP_TIMEOUT": "5",
+    }

@@ -1,0 +1,116 @@
+"""The report's numbers from frames: each checked against a hand loop or a hand-made case."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster import report_tables as rt
+from forecaster.sources import generate_prices
+
+
+def _outcomes(n: int = 70, horizon: int = 2, seed: int = 0) -> pd.DataFrame:
+    prices = generate_prices(seed=seed, n=n + horizon + 1, start="2024-01-02")
+    close, dates = prices["close"].to_numpy(), prices.index
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        for h in range(1, horizon + 1):
+            point, sd = close[i] * np.exp(rng.normal(0, 0.01)), 0.015 * close[i] * np.sqrt(h)
+            rows.append({"as_of": dates[i], "target_date": dates[i + h], "horizon": h, "point": point,
+                         "naive": close[i], "actual": close[i + h], "lo80": point - 1.28 * sd,
+                         "hi80": point + 1.28 * sd, "lo95": point - 1.96 * sd, "hi95": point + 1.96 * sd})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_skill_window_matches_hand_loop_over_last_20_horizon_1():
+    frame = _outcomes()
+    w = rt.skill_window(frame, 20)
+    h1 = frame[frame["horizon"] == 1].sort_values("target_date").tail(20)
+    sq = sq_naive = ab = hits = moved = in80 = in95 = 0.0
+    for r in h1.itertuples():
+        sq += (r.actual - r.point) ** 2
+        sq_naive += (r.actual - r.naive) ** 2
+        ab += abs(r.actual - r.point)
+        if r.actual != r.naive:
+            moved += 1
+            hits += (r.point - r.naive) * (r.actual - r.naive) > 0
+        in80 += r.lo80 <= r.actual <= r.hi80
+        in95 += r.lo95 <= r.actual <= r.hi95
+    assert w["n"] == 20 and w["horizon"] == 1
+    assert w["model"]["rmse"] == pytest.approx(math.sqrt(sq / 20))
+    assert w["naive"]["rmse"] == pytest.approx(math.sqrt(sq_naive / 20))
+    assert w["model"]["mae"] == pytest.approx(ab / 20)
+    assert w["model"]["u2"] == pytest.approx(math.sqrt(sq / sq_naive))
+    assert w["model"]["directional_accuracy"] == pytest.approx(hits / moved)
+    assert (w["model"]["coverage80"], w["model"]["coverage95"]) == pytest.approx((in80 / 20, in95 / 20))
+    assert w["naive"]["u2"] == 1.0 and math.isnan(w["naive"]["directional_accuracy"])
+    assert w["last_target"] == h1["target_date"].max().strftime("%Y-%m-%d")
+
+
+def test_skill_window_ignores_unmatured_rows_and_counts_what_there_is():
+    frame = _outcomes(n=8)
+    frame.loc[frame.index[-4:], "actual"] = np.nan
+    w = rt.skill_window(frame, 20)
+    assert w["n"] == 6 and w["sessions"] == 20
+
+
+def test_skill_window_with_nothing_matured_is_all_nan():
+    w = rt.skill_window(pd.DataFrame(), 20)
+    assert w["n"] == 0 and w["first_target"] is None
+    assert all(math.isnan(v) for v in w["model"].values())
+    assert "No forecast has matured yet" in rt.verdict(w)
+
+
+@pytest.mark.parametrize(("bias", "expected"), [(0.0, "it beats"), (5.0, "does NOT beat")])
+def test_verdict_says_whether_the_model_beats_naive(bias, expected):
+    frame = _outcomes()
+    if bias:
+        frame["point"] = frame["naive"] + bias
+    else:
+        frame["point"] = frame["actual"] * 0.5 + frame["naive"] * 0.5
+    assert expected in rt.verdict(rt.skill_window(frame, 20))
+
+
+def test_coverage_by_horizon_counts_each_horizon():
+    frame = _outcomes(n=30, horizon=3)
+    rows = rt.coverage_by_horizon(frame)
+    assert [r["horizon"] for r in rows] == [1, 2, 3] and all(r["n"] == 30 for r in rows)
+    h3 = frame[frame["horizon"] == 3]
+    assert rows[2]["coverage95"] == pytest.approx(np.mean((h3["lo95"] <= h3["actual"]) & (h3["actual"] <= h3["hi95"])))
+
+
+def test_forecast_rows_carry_change_from_last_close():
+    frame = pd.DataFrame({"origin": pd.Timestamp("2024-12-20"), "horizon": [2, 1],
+                          "target_date": pd.to_datetime(["2024-12-24", "2024-12-23"]), "last_close": 400.0,
+                          "point": [404.0, 410.0], "lo80": 390.0, "hi80": 420.0,
+                          "lo95": 380.0, "hi95": 430.0})  # fmt: skip
+    rows = rt.forecast_rows(frame)
+    assert [r["horizon"] for r in rows] == [1, 2]
+    assert rows[0]["target_date"] == "2024-12-23" and rows[0]["change_pct"] == pytest.approx(2.5)
+    assert rows[1]["naive"] == 400.0
+
+
+def test_feed_warnings_name_a_missing_bar_and_repeated_bars():
+    prices = generate_prices(seed=0, n=30, start="2024-01-02")
+    assert rt.feed_warnings(prices, prices.index[-1]) == []
+    late = rt.feed_warnings(prices.iloc[:-2], prices.index[-1])
+    assert len(late) == 1 and f"newest stored bar is {prices.index[-3]:%Y-%m-%d}" in late[0]
+    frozen = prices.copy()
+    frozen.iloc[-3:] = frozen.iloc[-3].to_numpy()
+    assert any("last 3 bars are identical" in w for w in rt.feed_warnings(frozen, prices.index[-1]))
+    assert "delivered nothing" in rt.feed_warnings(prices.iloc[:0], prices.index[-1])[0]
+
+
+def test_skill_warnings_flag_drift_and_narrow_intervals_with_numbers():
+    frame = _outcomes()
+    frame["point"] = frame["naive"] + 8.0
+    frame["lo80"], frame["hi80"] = frame["point"] - 0.1, frame["point"] + 0.1
+    frame["lo95"], frame["hi95"] = frame["point"] - 0.2, frame["point"] + 0.2
+    warnings = rt.skill_warnings(rt.skill_table(frame), drift_u2=1.10)
+    assert any(w.startswith("drift: over the last 20 sessions") and "threshold 1.10" in w for w in warnings)
+    assert any(w.startswith("intervals too narrow: over the last 60 sessions") for w in warnings)
+    assert rt.skill_warnings(rt.skill_table(frame.head(10)), drift_u2=1.10) == [], "too few to judge"
