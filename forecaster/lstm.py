@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,18 @@ from forecaster.presets import Preset, get_preset
 logger = logging.getLogger("forecaster.lstm")
 # Keras seeds and trains through process-global state: one training at a time keeps runs reproducible.
 _TRAINING = threading.RLock()
+
+
+class TrainingSet(NamedTuple):
+    """What a full fit trains on: scaled windows ``x`` and targets ``y`` of every labelled sample, of which the
+    first ``n_train`` train and ``val`` validate (after a gap of H)."""
+
+    data: WindowedData
+    span: pd.DataFrame
+    x: np.ndarray
+    y: np.ndarray
+    n_train: int
+    val: slice
 
 
 class LSTMForecaster:
@@ -53,10 +65,36 @@ class LSTMForecaster:
             return self._fit(prices)
 
     def _fit(self, prices: pd.DataFrame) -> Self:
-        self.preset_ = get_preset(self.preset) if isinstance(self.preset, str) else self.preset
+        p = self.preset_ = get_preset(self.preset) if isinstance(self.preset, str) else self.preset
+        data, span, x, y, n_train, val = self._prepare(prices)
+        self.model_ = models.build_model(p, data.x_raw.shape[1], self.horizon)
+        logger.info(
+            "full fit of %s: %d train / %d validation samples, %s..%s",
+            p.name, n_train, val.stop - val.start, span.index[0].date(), span.index[-1].date(),
+        )  # fmt: skip
+        self.history_ = self.fit_history_ = training.fit(
+            self.model_, x[:n_train], y[:n_train], (x[val], y[val]),
+            epochs=p.epochs, batch_size=p.batch_size, patience=p.patience, label=f"{p.name} fit", seed=p.seed,
+        )  # fmt: skip
+        self.shrink_ = np.ones(self.horizon)
+        val_idx = np.arange(val.start, val.stop)
+        scaled = self._predict_scaled(x[val])
+        points = self._to_price(data, val_idx, scaled)
+        actual = self._actual_prices(data, val_idx)
+        if p.shrink and p.target == "log_return":
+            self.shrink_ = _shrinkage(points, actual, data.close[data.origin_index(0) + val_idx])
+            points = self._to_price(data, val_idx, scaled)
+        self.residuals_ = np.abs(np.log(actual / points))[-p.calibration_size :]
+        self.validation_ = self._validation_scores(data, val_idx, points, actual)
+        self.kind_, self.train_start_, self.train_end_ = "full", span.index[0], span.index[-1]
+        self._set_recent(prices)
+        return self
+
+    def _prepare(self, prices: pd.DataFrame) -> TrainingSet:
+        """Windows of the last ``train_window`` rows, split train | gap of H | validation; fits the scalers."""
+        p = self.preset_
         if self.horizon < 1:
             raise ConfigError(f"horizon must be >= 1, got {self.horizon}")
-        p = self.preset_
         span = prices if p.train_window is None else prices.tail(p.train_window + warmup_rows(p.features))
         data = WindowedData.build(span, p.features, p.window, self.horizon, p.target)
         n_lab = data.labelled()
@@ -71,28 +109,7 @@ class LSTMForecaster:
         self.y_scaler_ = make_scaler(p.scaler).fit(self._raw_targets(data, 0, n_train))
         x = data.x_windows(self.x_scaler_, 0, n_lab)
         y = self.y_scaler_.transform(self._raw_targets(data, 0, n_lab)).astype("float32")
-        val = slice(n_lab - n_val, n_lab)
-        self.model_ = models.build_model(p, data.x_raw.shape[1], self.horizon)
-        logger.info(
-            "full fit of %s: %d train / %d validation samples, %s..%s",
-            p.name, n_train, n_val, span.index[0].date(), span.index[-1].date(),
-        )  # fmt: skip
-        self.history_ = self.fit_history_ = training.fit(
-            self.model_, x[:n_train], y[:n_train], (x[val], y[val]),
-            epochs=p.epochs, batch_size=p.batch_size, patience=p.patience, label=f"{p.name} fit",
-        )  # fmt: skip
-        self.shrink_ = np.ones(self.horizon)
-        val_idx = np.arange(val.start, val.stop)
-        points = self._to_price(data, val_idx, self._predict_scaled(x[val]))
-        actual = self._actual_prices(data, val_idx)
-        if p.shrink and p.target == "log_return":
-            self.shrink_ = _shrinkage(points, actual, data.close[data.origin_index(0) + val_idx])
-            points = self._to_price(data, val_idx, self._predict_scaled(x[val]))
-        self.residuals_ = np.abs(np.log(actual / points))[-p.calibration_size :]
-        self.validation_ = self._validation_scores(data, np.arange(val.start, val.stop), points, actual)
-        self.kind_, self.train_start_, self.train_end_ = "full", span.index[0], span.index[-1]
-        self._set_recent(prices)
-        return self
+        return TrainingSet(data, span, x, y, n_train, slice(n_lab - n_val, n_lab))
 
     def update(self, prices: pd.DataFrame) -> Self:
         """Move the origin to ``prices``' last row: score matured targets, then fine-tune (if enabled)."""
@@ -125,7 +142,7 @@ class LSTMForecaster:
         training.set_learning_rate(self.model_, p.learning_rate * p.finetune_lr_factor)
         self.history_ = training.fit(
             self.model_, x, y, None, epochs=p.finetune_epochs, batch_size=p.batch_size,
-            patience=p.finetune_epochs, label=f"{p.name} fine-tune",
+            patience=p.finetune_epochs, label=f"{p.name} fine-tune", seed=p.seed,
         )  # fmt: skip
         training.set_learning_rate(self.model_, p.learning_rate)
         self.kind_, self.train_end_ = "finetune", data.dates[data.origin_index(n_lab - 1)]
@@ -213,9 +230,7 @@ class LSTMForecaster:
         return data.targets[data.origin_index(start) : data.origin_index(stop - 1) + 1]
 
     def _predict_scaled(self, x: np.ndarray) -> np.ndarray:
-        if len(x) <= 256:
-            return np.asarray(self.model_(x, training=False))
-        return self.model_.predict(x, batch_size=1024, verbose=0)
+        return training.predict_function(self.model_)(x)
 
     def _to_price(self, data: WindowedData, samples: np.ndarray, scaled: np.ndarray) -> np.ndarray:
         """Inverse-scale model outputs for the given samples into prices, shape (n, H)."""

@@ -49,7 +49,7 @@ def run_sine(epochs: int = 20, *, seed: int | None = None) -> SineResult:
     model = models.build_model(preset, n_features=1, horizon=1)
     history = training.fit(
         model, x[:n_fit], y[:n_fit], (x[n_fit:n_train], y[n_fit:n_train]),
-        epochs=preset.epochs, batch_size=preset.batch_size, patience=preset.patience, label="sine",
+        epochs=preset.epochs, batch_size=preset.batch_size, patience=preset.patience, label="sine", seed=preset.seed,
     )  # fmt: skip
     predicted = scaler.inverse_transform(np.asarray(model(x[n_train:], training=False)))[:, 0]
     actual = series[preset.window + n_train :]

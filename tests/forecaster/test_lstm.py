@@ -97,3 +97,21 @@ def test_bundles_are_immutable(fitted, tmp_path):
 def test_too_short_history_names_the_numbers(long_prices, tiny_preset):
     with pytest.raises(NotEnoughDataError, match="rows"):
         LSTMForecaster(tiny_preset, horizon=3).fit(long_prices.iloc[:40])
+
+
+def test_forecasts_use_model_predict_numbers(fitted, long_prices):
+    data = fitted._data(long_prices.iloc[:600], extra=60)
+    x = data.x_windows(fitted.x_scaler_, 0)
+    np.testing.assert_allclose(fitted._predict_scaled(x), fitted.model_.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+
+
+def test_a_loaded_bundle_finetunes_exactly_like_the_model_that_was_saved(long_prices, tiny_preset, tmp_path):
+    """The daily job fine-tunes yesterday's bundle: weights, optimizer state and sample order must all carry over."""
+    original = LSTMForecaster(tiny_preset, horizon=3).fit(long_prices.iloc[:600])
+    original.save(tmp_path / "v1")
+    loaded = LSTMForecaster.load(tmp_path / "v1")
+    for model in (original, loaded):
+        model.update(long_prices.iloc[:603])
+    pd.testing.assert_frame_equal(original.predict(), loaded.predict(), check_exact=True)
+    for a, b in zip(original.model_.get_weights(), loaded.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
