@@ -160,8 +160,7 @@ def _persist(repo: Repository, run_id: int, params: BacktestParams, result, summ
         )  # fmt: skip
         for model, frame in result.forecasts.groupby("model", sort=False):
             tx.upsert_forecasts(run_id, version_id, params.ticker, frame, scope="backtest", model=str(model))
-        for label, per_h in summary["by_horizon"].items():
-            model = next((k for k, v in MODEL_LABELS.items() if v == label), label)
+        for model, per_h in result.summary["by_horizon"].items():  # the models' own names, as in forecasts
             named = {f"{model}.h{h}.{name}": value for h, scores in per_h.items() for name, value in scores.items()}
             tx.write_metrics(run_id, version_id, "backtest", finite_scores(named), start, end)
         details = {"params": params.to_dict(), "summary": json.loads(json.dumps(summary, default=str))}

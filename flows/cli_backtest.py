@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from pathlib import Path
 
 import typer
 
 from forecaster.errors import ConfigError
-
-logger = logging.getLogger("flows.backtest")
 
 
 def run_backtest_command(
