@@ -13,7 +13,7 @@ from prefect import flow
 from tqdm import tqdm
 
 from flows.daily import forecast_ticker
-from flows.pipeline import resolve_as_of
+from flows.jobs.daily import resolve_as_of
 from forecaster.calendar import sessions
 from forecaster.errors import ConfigError
 

@@ -1,4 +1,4 @@
-"""``daily-forecast``: the scheduled job. Thin Prefect flow and tasks over :func:`flows.pipeline.run_ticker`."""
+"""``daily-forecast``: the scheduled job. Thin Prefect flow and tasks over :func:`flows.jobs.daily.run_ticker`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.runtime import flow_run
 
 from flows import artifacts
-from flows.pipeline import JobParams, fetch_prices, resolve_as_of, run_ticker
+from flows.jobs.daily import JobParams, fetch_prices, resolve_as_of, run_ticker
 from flows.settings import Settings
 
 logger = logging.getLogger("flows.daily")
@@ -25,7 +25,7 @@ def fetch_bars(source: str, ticker: str, start: dt.date, end: dt.date) -> pd.Dat
 @task(name="forecast-ticker")
 def forecast_ticker(ticker: str, as_of: dt.date, source: str, retrain: str, horizon: int, preset: str,
                     kind: str = "daily") -> dict:  # fmt: skip
-    """The whole daily job for one ticker (see :func:`flows.pipeline.run_ticker`)."""
+    """The whole daily job for one ticker (see :func:`flows.jobs.daily.run_ticker`)."""
     from db.repository import Repository
 
     settings = Settings()
@@ -69,7 +69,7 @@ def report_ticker(result: dict) -> dict:
     """Archive, publish and (when enabled) email one ticker's report. Never raises: the forecast is already stored,
     so a report or delivery failure is logged and recorded as a warning on the run."""
     from db.repository import Repository
-    from flows.report import already_emailed, make_report
+    from flows.report.archive import already_emailed, make_report
 
     settings = Settings()
     ticker, as_of = result["ticker"], dt.date.fromisoformat(result["as_of"])
@@ -101,7 +101,7 @@ def email_report(message: bytes) -> int:
     read here, from the settings, so that it never travels as a task parameter."""
     from prefect.runtime import task_run
 
-    from flows.email_delivery import SmtpConfig, send_message
+    from flows.report.mail import SmtpConfig, send_message
 
     send_message(message, SmtpConfig.from_settings(Settings()))
     return int(task_run.run_count or 1)
@@ -109,8 +109,8 @@ def email_report(message: bytes) -> int:
 
 def _email(repo, settings: Settings, archived) -> str | None:
     """Send the report with Prefect retries; returns the warning recorded on the run when delivery failed."""
-    from flows.email_delivery import Delivery, SmtpConfig, describe, serialize
-    from flows.report import email_message, record_delivery
+    from flows.report.archive import email_message, record_delivery
+    from flows.report.mail import Delivery, SmtpConfig, describe, serialize
 
     smtp = SmtpConfig.from_settings(settings)  # a configuration error fails here, before any attempt
     raw = serialize(email_message(archived.report, settings))

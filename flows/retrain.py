@@ -7,7 +7,7 @@ import datetime as dt
 from prefect import flow, unmapped
 
 from flows.daily import forecast_ticker
-from flows.pipeline import resolve_as_of
+from flows.jobs.daily import resolve_as_of
 
 
 @flow(name="retrain-model", log_prints=True)

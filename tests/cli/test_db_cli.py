@@ -12,7 +12,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from db import migrate
-from flows.cli_db import db_app
+from flows.cli.db import db_app
 from tests.db.fixtures import postgres_database
 
 SECRET = "s3cr3t-pw"
@@ -85,7 +85,7 @@ def test_unknown_revision_is_one_line(tmp_path: Path) -> None:
 def test_db_cli_runs_as_a_process_without_tensorflow_or_prefect(tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "from flows.cli_db import db_app\n"
+        "from flows.cli.db import db_app\n"
         "assert not {'tensorflow', 'keras', 'prefect'} & set(sys.modules), 'heavy import'\n"
         "db_app()\n"
     )

@@ -25,7 +25,7 @@ DEPLOYMENTS = {
     "daily-forecast/daily": "flows/daily.py:daily_forecast",
     "retrain-model/weekly-retrain": "flows/retrain.py:retrain_model",
     "backfill/backfill": "flows/backfill.py:backfill",
-    "backtest/backtest": "flows/backtest_flow.py:backtest",
+    "backtest/backtest": "flows/backtest.py:backtest",
 }
 
 

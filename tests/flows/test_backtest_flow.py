@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from flows.backtest_flow import backtest
+from flows.backtest import backtest
 from tests.flows.conftest import db_state, store_digest
 
 START, END = dt.date(2024, 6, 3), dt.date(2024, 6, 14)  # 10 sessions

@@ -82,7 +82,7 @@ def _fail(*_a, **_k):
     "target",
     [
         "flows.daily.fetch_prices",  # fetch (inside the retrying Prefect task)
-        "flows.pipeline.ensure_valid",  # validation
+        "flows.jobs.daily.ensure_valid",  # validation
         "forecaster.lstm.LSTMForecaster.finetune",  # training
         "db.repository.UnitOfWork.upsert_forecasts",  # writing, halfway through the transaction
     ],

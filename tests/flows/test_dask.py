@@ -57,7 +57,7 @@ def test_two_tickers_fan_out_on_a_dask_cluster_from_the_flow_and_the_cli(cluster
     from distributed import get_task_stream
     from prefect_dask import DaskTaskRunner
 
-    from flows.cli_run import run_daily
+    from flows.cli.run import run_daily
 
     local, client = cluster
     flow = daily_forecast.with_options(task_runner=DaskTaskRunner(address=local.scheduler_address))

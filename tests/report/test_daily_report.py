@@ -39,7 +39,7 @@ def test_a_broken_report_is_a_warning_on_the_run_not_a_failed_run(prefect_api, r
     def broken(*_a, **_k):
         raise RuntimeError("template exploded")
 
-    monkeypatch.setattr("flows.report.build_report", broken)
+    monkeypatch.setattr("flows.report.archive.build_report", broken)
     state = daily_forecast(as_of=DAY1, **ARGS, return_state=True)
     assert state.is_completed()
     result = state.result()[0]

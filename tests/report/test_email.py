@@ -12,7 +12,7 @@ import re
 import pytest
 
 from flows.daily import daily_forecast
-from flows.email_delivery import SmtpConfig, build_message, send_with_retries
+from flows.report.mail import SmtpConfig, build_message, send_with_retries
 from flows.settings import Settings
 from tests.report.checks import assert_png, assert_summary_matches_db
 from tests.report.conftest import RECIPIENTS, SMTP_PASSWORD, email_env, free_port, start_smtp

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from flows import report as report_mod
-from flows.report import archive_dir, make_report
-from flows.report_data import ReportError
-from flows.report_render import Report
+from flows.report import archive as report_mod
+from flows.report.archive import archive_dir, make_report
+from flows.report.data import ReportError
+from flows.report.render import Report
 from flows.settings import Settings
 from tests.report.checks import assert_png, assert_self_contained, assert_summary_matches_db
 

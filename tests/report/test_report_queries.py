@@ -6,8 +6,8 @@ import pytest
 
 from db.engine import make_engine
 from db.repository import Repository
-from flows.report_data import load_report_inputs
-from flows.report_render import build_summary
+from flows.report.data import load_report_inputs
+from flows.report.render import build_summary
 from tests.db.fixtures import migrated_url, postgres_template, sqlite_template  # noqa: F401 - fixtures
 from tests.report.checks import assert_summary_matches_db
 from tests.report.seed import seed_history

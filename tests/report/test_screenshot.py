@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flows.report import make_report
+from flows.report.archive import make_report
 from flows.settings import Settings
 
 INSTALL = "apt-get install -y --no-install-recommends chromium"

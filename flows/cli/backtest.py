@@ -15,7 +15,7 @@ def run_backtest_command(
     horizon: int, epochs: int | None, output: Path, store: bool = True,
 ) -> dict:  # fmt: skip
     """Run the walk-forward backtest, write its outputs and (``store``) record it in the database."""
-    from flows.backtest_job import BacktestParams, format_table, run_backtest_job
+    from flows.jobs.backtest import BacktestParams, format_table, run_backtest_job
     from forecaster.presets import get_preset
 
     get_preset(preset)  # an unknown preset is a clear error before any data is fetched
@@ -39,7 +39,7 @@ def run_backtest_command(
 
 def _open_repository():
     from db.repository import Repository
-    from flows.cli_run import prepare_database
+    from flows.cli.run import prepare_database
     from flows.settings import Settings
 
     url = Settings().db_url

@@ -15,8 +15,8 @@ def report_command(*, ticker: str, as_of: dt.date | None, email: bool) -> int:
         0, or 1 when the email could not be delivered (the report is archived and the warning recorded either way).
     """
     from db.repository import Repository
-    from flows.email_delivery import SmtpConfig, send_with_retries, serialize
-    from flows.report import email_message, make_report, record_delivery
+    from flows.report.archive import email_message, make_report, record_delivery
+    from flows.report.mail import SmtpConfig, send_with_retries, serialize
     from flows.settings import Settings
 
     settings = Settings()

@@ -1,6 +1,6 @@
-"""Turn :class:`~flows.report_data.ReportInputs` into a report: ``summary.json``, the figures, HTML and text.
+"""Turn :class:`~flows.report.data.ReportInputs` into a report: ``summary.json``, the figures, HTML and text.
 
-The HTML is rendered from ``flows/templates/report.html.j2`` with every image source given by the caller: data
+The HTML is rendered from ``flows/report/templates/report.html.j2`` with every image source given by the caller: data
 URIs for the archived ``report.html`` (self-contained, opens offline) and ``cid:`` references for the email.
 """
 
@@ -18,7 +18,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from flows.report_data import REPORT_SESSIONS, ReportInputs
+from flows.report.data import REPORT_SESSIONS, ReportInputs
 from forecaster import plots
 from forecaster import report_tables as tables
 
@@ -220,9 +220,9 @@ _FILTERS: dict[str, Callable[..., str]] = {"usd": _usd, "pct": _pct, "num": _num
 
 
 def _template(name: str) -> jinja2.Template:
-    """A template from ``flows/templates`` (HTML autoescaped), with the number and date filters."""
+    """A template from ``flows/report/templates`` (HTML autoescaped), with the number and date filters."""
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("flows", "templates"),
+        loader=jinja2.PackageLoader("flows.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "html.j2"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
 import logging
 import os
 import sys
@@ -18,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_common import CLICK_ABORTS, CLICK_ERRORS, DATE_FORMATS, fail, setup_logging
+from flows.cli.common import CLICK_ABORTS, CLICK_ERRORS, DATE_FORMATS, fail, setup_logging
 
 
 class Retrain(enum.StrEnum):
@@ -38,7 +37,7 @@ app = typer.Typer(
 )
 
 
-from flows.cli_db import db_app  # noqa: E402 - light import (no TensorFlow, no Prefect)
+from flows.cli.db import db_app  # noqa: E402 - light import (no TensorFlow, no Prefect)
 
 app.add_typer(db_app, name="db")
 
@@ -75,7 +74,7 @@ def backtest(
 
     Example: tsla-forecast backtest --source csv:../shared/data/tsla_daily.csv --start 2024-01-02 --end 2024-12-31
     """
-    from flows.cli_backtest import run_backtest_command
+    from flows.cli.backtest import run_backtest_command
 
     run_backtest_command(
         source=source, ticker=ticker, start=start, end=end, preset=preset, refit_every=refit_every,
@@ -89,25 +88,9 @@ def sine(
     output: Annotated[Path, typer.Option(help="Folder for sine.json and sine.png.")] = Path("sine-out"),
 ) -> None:
     """Reproduce the seed002 experiment: an LSTM(50) learns sin(t); prints the per-epoch loss table."""
-    import pandas as pd
+    from flows.cli.sine import run_sine_command
 
-    from forecaster.plots import plot_actual_vs_predicted, save_figure
-    from forecaster.sine import run_sine
-
-    result = run_sine(epochs)
-    typer.echo(f"{'epoch':>5}  {'loss':>11}  {'val_loss':>11}")
-    for i, (loss, val) in enumerate(zip(result.loss, result.val_loss, strict=True), start=1):
-        typer.echo(f"{i:>5}  {loss:>11.4e}  {val:>11.4e}")
-    typer.echo(f"test MSE {result.test_mse:.4e}  RMSE {result.test_rmse:.4e}  ({len(result.actual)} points)")
-    output.mkdir(parents=True, exist_ok=True)
-    summary = {"loss": result.loss, "val_loss": result.val_loss, "test_mse": result.test_mse,
-               "test_rmse": result.test_rmse}  # fmt: skip
-    (output / "sine.json").write_text(json.dumps(summary, indent=2))
-    fig = plot_actual_vs_predicted(
-        pd.Series(result.actual), pd.Series(result.predicted), title="LSTM prediction on the sine wave (test set)"
-    )
-    save_figure(fig, output / "sine.png")
-    typer.echo(f"wrote {output / 'sine.json'} and {output / 'sine.png'}")
+    run_sine_command(epochs=epochs, output=output)
 
 
 @app.command()
@@ -126,7 +109,7 @@ def run(
     fine-tune, gate, forecast and store. Uses $TSLA_FORECAST_HOME (default ~/.tsla-forecast) for the SQLite
     database and the model store unless $TSLA_FORECAST_DATABASE_URL is set.
     """
-    from flows.cli_run import run_daily
+    from flows.cli.run import run_daily
 
     run_daily(tickers=ticker or ["TSLA"], as_of=as_of.date() if as_of else None, source=source,
               retrain=retrain.value, preset=preset, horizon=horizon, dask=dask)  # fmt: skip
@@ -144,7 +127,7 @@ def backfill(
 ) -> None:
     """Replay the daily job for every NYSE session in [start, end], as if it had run each day. Resumable: finished
     days are skipped."""
-    from flows.cli_run import run_backfill
+    from flows.cli.run import run_backfill
 
     run_backfill(start=start.date(), end=end.date(), tickers=ticker or ["TSLA"], source=source,
                  retrain=retrain.value, preset=preset, horizon=horizon)  # fmt: skip
@@ -156,7 +139,7 @@ def history(
     ticker: Annotated[str | None, typer.Option(help="Only this ticker.")] = None,
 ) -> None:
     """Recent forecasts beside their realised closes, errors and the naive error (reads the database only)."""
-    from flows.cli_run import show_history
+    from flows.cli.run import show_history
 
     show_history(ticker=ticker, last=last)
 
@@ -172,7 +155,7 @@ def report(
     """Rebuild a daily run's report from the database alone (no training) into
     <home>/reports/<YYYY-MM-DD>/<TICKER>/: report.html, summary.json and the figures. Exits 1 when --email could
     not deliver it (the failure is recorded as a warning on the run)."""
-    from flows.cli_report import report_command
+    from flows.cli.report import report_command
 
     code = report_command(ticker=ticker, as_of=as_of.date() if as_of else None, email=email)
     if code:
@@ -196,14 +179,10 @@ def main() -> None:
     except CLICK_ABORTS:
         fail("aborted", code=130)
     except Exception as exc:  # noqa: BLE001 - last line of defence: expected errors only get one line
-        from flows.cli_common import describe_error
+        from flows.cli.common import describe_error
 
         message = describe_error(exc)
         if message is None:
             raise
         fail(message)
     sys.exit(code or 0)
-
-
-if __name__ == "__main__":
-    main()

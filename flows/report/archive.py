@@ -3,7 +3,7 @@
 The archive is ``<reports home>/<YYYY-MM-DD>/<TICKER>/`` holding ``report.html`` (self-contained), ``summary.json``
 and every figure as PNG. It is written to a temporary sibling folder and then swapped into place, so a rerun of the
 same day replaces it atomically and a killed process never leaves a half-written report. Prefect-free: the flow
-tasks live in :mod:`flows.daily`, the command in :mod:`flows.cli_report`.
+tasks live in :mod:`flows.daily`, the command in :mod:`flows.cli.report`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from db.repository import Repository
-from flows.email_delivery import Delivery, build_message, content_id
-from flows.report_data import ReportInputs, load_report_inputs
-from flows.report_render import Report, build_report
+from flows.report.data import ReportInputs, load_report_inputs
+from flows.report.mail import Delivery, build_message, content_id
+from flows.report.render import Report, build_report
 from flows.settings import Settings
 
 logger = logging.getLogger("flows.report")

@@ -1,6 +1,6 @@
 """``backtest``: the walk-forward backtest as a Prefect flow (the ``backtest`` deployment; manual, no schedule).
 
-It runs :func:`flows.backtest_job.run_backtest_job`, like ``tsla-forecast backtest``: the LSTM beside the naive,
+It runs :func:`flows.jobs.backtest.run_backtest_job`, like ``tsla-forecast backtest``: the LSTM beside the naive,
 drift and moving-average baselines on the same origins; ``summary.json``, ``forecasts.csv`` and plots go to
 ``output`` (default ``<TSLA_FORECAST_HOME>/backtests/<TICKER>_<start>_<end>/``), and the run, its metrics and its
 forecasts are stored with scope ``backtest``. The same parameters twice store nothing new.
@@ -35,7 +35,7 @@ def backtest(
 ) -> dict:
     """Walk-forward backtest of ``ticker`` on targets dated in ``[start, end]``, stored; returns the summary."""
     from db.repository import Repository
-    from flows.backtest_job import BacktestParams, format_table, run_backtest_job
+    from flows.jobs.backtest import BacktestParams, format_table, run_backtest_job
 
     settings = Settings()
     params = BacktestParams(ticker, start, end, source, preset, refit_every, horizon, epochs)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from db.repository import Repository
-from flows.pipeline import finite_scores, record_failure
+from flows.jobs.daily import finite_scores, record_failure
 from flows.settings import Settings
 from forecaster.errors import ConfigError, NotEnoughDataError
 

@@ -26,7 +26,7 @@ from forecaster.errors import ConfigError, SourceError
 from forecaster.policy import ChampionFacts, GateDecision, TrainingDecision, decide_training, gate
 from forecaster.validation import ensure_valid
 
-logger = logging.getLogger("flows.pipeline")
+logger = logging.getLogger("flows.jobs.daily")
 Fetch = Callable[[str, str, dt.date, dt.date], pd.DataFrame]
 
 

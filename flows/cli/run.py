@@ -44,7 +44,7 @@ def _quiet_prefect_tracebacks() -> None:
 def run_daily(*, tickers: list[str], as_of: dt.date | None, source: str, retrain: str, preset: str, horizon: int,
               dask: str | None) -> list[dict]:  # fmt: skip
     """Run the ``daily-forecast`` flow once in-process (Prefect's ephemeral mode: no server needed)."""
-    from flows.pipeline import resolve_as_of
+    from flows.jobs.daily import resolve_as_of
     from flows.settings import Settings
     from forecaster.presets import get_preset
     from forecaster.sources import parse_source
