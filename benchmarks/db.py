@@ -65,8 +65,8 @@ def forecast_frame(prices: pd.DataFrame, origins: np.ndarray, rng: np.random.Gen
     sigma = last * 0.03 * np.sqrt(horizon)
     return pd.DataFrame(
         {
-            "origin": prices.index[origin], "horizon": horizon, "target_date": prices.index[origin + horizon],
-            "last_close": last, "point": point, "lo80": point - 1.2816 * sigma, "hi80": point + 1.2816 * sigma,
+            "as_of": prices.index[origin], "horizon": horizon, "target_date": prices.index[origin + horizon],
+            "naive": last, "point": point, "lo80": point - 1.2816 * sigma, "hi80": point + 1.2816 * sigma,
             "lo95": point - 1.96 * sigma, "hi95": point + 1.96 * sigma,
         }
     )  # fmt: skip

@@ -36,7 +36,7 @@ from db.schema import (
 )
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-FORECAST_FRAME_COLUMNS = ("origin", "horizon", "target_date", "last_close", "point", "lo80", "hi80", "lo95", "hi95")
+FORECAST_FRAME_COLUMNS = ("as_of", "horizon", "target_date", "naive", "point", "lo80", "hi80", "lo95", "hi95")
 FINAL_STATUSES = ("succeeded", "failed", "skipped")
 CHUNK_ROWS = 5000  # rows per executemany call; SQLAlchemy pages each into multi-row VALUES within driver limits
 
@@ -118,19 +118,19 @@ class UnitOfWork:
         scope: str = "live",
         model: str = "lstm",
     ) -> int:
-        """Insert or update forecasts (columns origin, horizon, target_date, last_close, point, lo80..hi95).
+        """Insert or update forecasts (columns as_of, horizon, target_date, naive, point, lo80..hi95).
 
-        The key is (ticker, scope, model, as_of=origin, horizon, model_version_id); ``naive`` is ``last_close``.
+        The key is (ticker, scope, model, as_of, horizon, model_version_id).
 
         Returns:
             The number of rows inserted or changed; rewriting identical forecasts returns 0.
         """
         require_columns(frame, FORECAST_FRAME_COLUMNS, "forecast frame")
         fixed = {"run_id": run_id, "model_version_id": model_version_id, "ticker": ticker, "scope": scope}
-        origins, targets = to_dates(frame["origin"]), to_dates(frame["target_date"])
+        origins, targets = to_dates(frame["as_of"]), to_dates(frame["target_date"])
         horizons = [int(h) for h in frame["horizon"]]
         floats = {c: to_floats(frame[c]) for c in ("point", "lo80", "hi80", "lo95", "hi95")}
-        floats["naive"] = to_floats(frame["last_close"])
+        floats["naive"] = to_floats(frame["naive"])
         rows = [
             fixed
             | {"model": model, "as_of": origins[i], "target_date": targets[i], "horizon": horizons[i]}
@@ -399,7 +399,7 @@ class Repository:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         frame = pd.DataFrame([tuple(r) for r in rows], columns=list(FORECAST_FRAME_COLUMNS))
-        for column in ("origin", "target_date"):
+        for column in ("as_of", "target_date"):
             frame[column] = pd.to_datetime(frame[column])
         return frame.astype({"horizon": "int64"} | {c: float for c in FORECAST_FRAME_COLUMNS[3:]})
 

@@ -28,7 +28,7 @@ def summary_markdown(results: list[dict]) -> str:
         for f in r["forecasts"]:
             lines.append(
                 f"| {f['horizon']} | {f['target_date']} | {_fmt(f['point'])} | {_fmt(f['lo80'])}–{_fmt(f['hi80'])} "
-                f"| {_fmt(f['lo95'])}–{_fmt(f['hi95'])} | {_fmt(f['last_close'])} |"
+                f"| {_fmt(f['lo95'])}–{_fmt(f['hi95'])} | {_fmt(f['naive'])} |"
             )
         lines.append("")
     return "\n".join(lines)

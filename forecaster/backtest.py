@@ -45,7 +45,7 @@ def forecast_origins(prices: pd.DataFrame, start: str | pd.Timestamp, end: str |
             f"no forecast origins: prices span {dates[0].date()}..{dates[-1].date()}, "
             f"which has no session in {start_.date()}..{end_.date()} after its first row"
         )
-    return pd.DatetimeIndex(dates[positions], name="origin")
+    return pd.DatetimeIndex(dates[positions], name="as_of")
 
 
 def walk_forward(

@@ -16,10 +16,10 @@ from typing import Protocol, Self, runtime_checkable
 import pandas as pd
 
 FORECAST_COLUMNS: tuple[str, ...] = (
-    "origin",  # as-of date: the last session whose close the forecast knows
+    "as_of",  # as-of date: the last session whose close the forecast knows
     "horizon",  # 1..H trading days ahead
     "target_date",  # the session being forecast
-    "last_close",  # close on the origin date (the naive forecast for every horizon)
+    "naive",  # close on the origin date (the naive forecast for every horizon)
     "point",
     "lo80",
     "hi80",

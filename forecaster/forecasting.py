@@ -99,10 +99,10 @@ def forecast_frame(
     origin_ts = pd.Timestamp(origin).normalize()
     frame = pd.DataFrame(
         {
-            "origin": pd.DatetimeIndex([origin_ts] * n_h).astype("datetime64[ns]"),
+            "as_of": pd.DatetimeIndex([origin_ts] * n_h).astype("datetime64[ns]"),
             "horizon": np.arange(1, n_h + 1, dtype="int64"),
             "target_date": next_sessions(origin_ts, n_h).astype("datetime64[ns]"),
-            "last_close": np.full(n_h, float(last_close)),
+            "naive": np.full(n_h, float(last_close)),
             "point": pts,
         }
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-EVALUATE_COLUMNS: tuple[str, ...] = ("actual", "point", "last_close", "lo80", "hi80", "lo95", "hi95")
+EVALUATE_COLUMNS: tuple[str, ...] = ("actual", "point", "naive", "lo80", "hi80", "lo95", "hi95")
 
 
 def _arrays(**named: object) -> list[np.ndarray]:
@@ -115,11 +115,11 @@ def interval_width(lo: np.ndarray, hi: np.ndarray) -> float:
     return float(np.mean(high - low))
 
 
-def evaluate(frame: pd.DataFrame, *, scale: float, naive_col: str = "last_close") -> dict[str, float]:
+def evaluate(frame: pd.DataFrame, *, scale: float, naive_col: str = "naive") -> dict[str, float]:
     """All metrics for ONE horizon of a forecast frame joined to its actuals.
 
     Args:
-        frame: columns ``actual, point, last_close, lo80, hi80, lo95, hi95`` (plus ``naive_col``). Rows whose
+        frame: columns ``actual, point, naive, lo80, hi80, lo95, hi95`` (plus ``naive_col``). Rows whose
             ``actual`` is missing (not yet matured) are dropped; ``n`` counts the rows evaluated.
         scale: MASE scale from :func:`naive_scale` on the training closes.
         naive_col: the naive forecast for U2 and the reference for direction (the last close).
@@ -141,7 +141,7 @@ def evaluate(frame: pd.DataFrame, *, scale: float, naive_col: str = "last_close"
         "r2": r2(y, yhat),
         "mase": mase(y, yhat, scale=scale),
         "u2": theil_u2(y, yhat, naive),
-        "directional_accuracy": directional_accuracy(y, yhat, df["last_close"]),
+        "directional_accuracy": directional_accuracy(y, yhat, df["naive"]),
         "coverage80": coverage(y, df["lo80"], df["hi80"]),
         "coverage95": coverage(y, df["lo95"], df["hi95"]),
         "width80": interval_width(df["lo80"], df["hi80"]),

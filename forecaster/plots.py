@@ -81,10 +81,10 @@ def _forecast(forecast: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=list(FORECAST_COLUMNS))
     require(forecast, FORECAST_COLUMNS, "forecast")
     frame = forecast.sort_values("horizon").reset_index(drop=True)
-    frame["origin"] = as_dates(frame["origin"])
+    frame["as_of"] = as_dates(frame["as_of"])
     frame["target_date"] = as_dates(frame["target_date"])
-    if frame["origin"].nunique() > 1:
-        raise ValueError(f"forecast mixes {frame['origin'].nunique()} origins; plot one origin at a time")
+    if frame["as_of"].nunique() > 1:
+        raise ValueError(f"forecast mixes {frame['as_of'].nunique()} origins; plot one origin at a time")
     bad = frame.loc[frame[list(INTERVAL_COLUMNS)].isna().any(axis=1), "horizon"].tolist()
     if bad:
         raise ValueError(f"forecast has no interval at horizon(s) {bad}; a forecast is never drawn without one")
@@ -135,14 +135,14 @@ def plot_forecast_fan(
     fc = _forecast(forecast)
     title = "Close price and forecast"
     if len(fc):
-        title += f": {len(fc)} sessions ahead of {fc['origin'].iloc[0].strftime(DATE_FORMAT)}"
+        title += f": {len(fc)} sessions ahead of {fc['as_of'].iloc[0].strftime(DATE_FORMAT)}"
     ax.set_title(title)
     ax.set_xlabel("Trading session")
     usd_axis(ax)
     if history.empty and fc.empty:
         empty_message(ax, "no prices or forecast yet")
         return figure_of(ax)
-    axis = pd.DatetimeIndex(sorted(set(history.index) | set(fc["origin"]) | set(fc["target_date"])))
+    axis = pd.DatetimeIndex(sorted(set(history.index) | set(fc["as_of"]) | set(fc["target_date"])))
     if len(history):
         ax.plot(positions(axis, history.index), history.to_numpy(), color=ACTUAL, label="Close")
     if len(fc):
@@ -154,8 +154,8 @@ def plot_forecast_fan(
 
 def _draw_fan(ax: Axes, axis: pd.DatetimeIndex, fc: pd.DataFrame) -> None:
     """The fan from the origin's close: bands, point path, naive line and a marker at the origin."""
-    last = float(fc["last_close"].iloc[0])
-    x = np.concatenate([positions(axis, fc["origin"].iloc[:1]), positions(axis, fc["target_date"])])
+    last = float(fc["naive"].iloc[0])
+    x = np.concatenate([positions(axis, fc["as_of"].iloc[:1]), positions(axis, fc["target_date"])])
 
     def path(column: str) -> np.ndarray:
         return np.concatenate([[last], fc[column].to_numpy(float)])

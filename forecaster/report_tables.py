@@ -29,7 +29,7 @@ def forecast_rows(forecast: pd.DataFrame) -> list[dict[str, Any]]:
     """
     rows = []
     for r in forecast.sort_values("horizon").itertuples(index=False):
-        last = float(r.last_close)
+        last = float(r.naive)
         rows.append(
             {
                 "horizon": int(r.horizon),

@@ -134,7 +134,7 @@ def _write_outputs(output: Path, result, summary: dict) -> None:
     (output / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     result.forecasts.to_csv(output / "forecasts.csv", index=False, date_format="%Y-%m-%d")
     lstm = result.forecasts[result.forecasts["model"] == "lstm"]
-    outcomes = lstm.rename(columns={"origin": "as_of", "last_close": "naive"})
+    outcomes = lstm
     figures = {
         "track_record.png": plots.plot_track_record(outcomes, sessions=len(outcomes)),
         "rolling_skill.png": plots.plot_rolling_skill(outcomes),

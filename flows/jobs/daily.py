@@ -136,7 +136,7 @@ def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch
         record_failure(repo, run_id, exc)
         raise
     records = forecasts.assign(
-        origin=forecasts["origin"].dt.strftime("%Y-%m-%d"), target_date=forecasts["target_date"].dt.strftime("%Y-%m-%d")
+        as_of=forecasts["as_of"].dt.strftime("%Y-%m-%d"), target_date=forecasts["target_date"].dt.strftime("%Y-%m-%d")
     ).to_dict("records")
     return JobResult(params.ticker, str(params.as_of), "succeeded", run_id, used, version_id, verdict.promote,
                      decision.reason, verdict.reason, finite_scores(live), records)  # fmt: skip

@@ -32,10 +32,10 @@ def forecast_frame(prices: pd.DataFrame, origin_pos: int, horizons: int = 5, bia
         point = last + bias * h
         rows.append(
             {
-                "origin": prices.index[origin_pos],
+                "as_of": prices.index[origin_pos],
                 "horizon": h,
                 "target_date": prices.index[origin_pos + h],
-                "last_close": last,
+                "naive": last,
                 "point": point,
                 "lo80": point - 5 * h,
                 "hi80": point + 5 * h,

@@ -50,7 +50,7 @@ def _assert_stored(repo, results: list[dict], as_of: dt.date) -> None:
     assert all(r["status"] == "succeeded" for r in results), results
     for r in results:
         assert repo.find_run("daily", r["ticker"], as_of).status == "succeeded"
-        assert len(r["forecasts"]) == 3 and r["forecasts"][0]["origin"] == str(as_of)
+        assert len(r["forecasts"]) == 3 and r["forecasts"][0]["as_of"] == str(as_of)
 
 
 def test_two_tickers_fan_out_on_a_dask_cluster_from_the_flow_and_the_cli(cluster, repo, home, capsys):

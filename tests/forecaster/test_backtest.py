@@ -39,7 +39,7 @@ def test_each_origin_sees_only_rows_up_to_itself_and_refits_on_schedule(long_pri
     frame = walk_forward(spy, long_prices, origins, horizon=2, refit_every=5)
     assert [d for _, d in spy.seen] == list(origins)
     assert [k for k, _ in spy.seen][:6] == ["fit", "update", "update", "update", "update", "fit"]
-    assert (frame["target_date"] > frame["origin"]).all()
+    assert (frame["target_date"] > frame["as_of"]).all()
     assert (
         frame.loc[frame["horizon"] == 1, "actual"].tolist()
         == long_prices["close"].loc["2019-06-03":"2019-06-28"].tolist()
@@ -60,7 +60,7 @@ def test_summary_puts_every_model_beside_naive_on_the_same_targets(long_prices, 
     assert s["naive"]["u2"] == pytest.approx(1.0)
     assert s["lstm"]["u2"] == pytest.approx(s["lstm"]["rmse"] / s["naive"]["rmse"])
     assert set(s["by_horizon"]["lstm"]) == {1, 2}
-    origins = result.forecasts.groupby("model")["origin"].apply(lambda x: tuple(sorted(set(x))))
+    origins = result.forecasts.groupby("model")["as_of"].apply(lambda x: tuple(sorted(set(x))))
     assert origins.nunique() == 1
 
 

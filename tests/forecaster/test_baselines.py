@@ -49,7 +49,7 @@ def test_baseline_follows_the_forecaster_protocol(cls: type, kwargs: dict, price
     assert model.fit(prices) is model and model.update(prices) is model
     frame = model.predict(H)
     assert tuple(frame.columns) == FORECAST_COLUMNS and len(frame) == H
-    assert (frame["origin"] == prices.index[-1]).all()
+    assert (frame["as_of"] == prices.index[-1]).all()
     assert (frame["lo95"] <= frame["lo80"]).all() and (frame["lo80"] <= frame["point"]).all()
     assert (frame["point"] <= frame["hi80"]).all() and (frame["hi80"] <= frame["hi95"]).all()
 
@@ -57,7 +57,7 @@ def test_baseline_follows_the_forecaster_protocol(cls: type, kwargs: dict, price
 def test_naive_forecasts_last_close(prices: pd.DataFrame) -> None:
     frame = Naive().fit(prices).predict(H)
     assert (frame["point"] == prices["close"].iloc[-1]).all()
-    assert (frame["last_close"] == prices["close"].iloc[-1]).all()
+    assert (frame["naive"] == prices["close"].iloc[-1]).all()
 
 
 def test_drift_on_a_straight_line_extrapolates_exactly() -> None:
@@ -109,7 +109,7 @@ def test_too_little_history_for_calibration_names_the_numbers(prices: pd.DataFra
 
 def test_update_moves_the_origin(prices: pd.DataFrame) -> None:
     model = Naive().fit(prices.iloc[:300]).update(prices.iloc[:301])
-    assert model.predict(1)["origin"].iloc[0] == prices.index[300]
+    assert model.predict(1)["as_of"].iloc[0] == prices.index[300]
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), SPECS, ids=IDS)

@@ -67,15 +67,15 @@ def test_forecast_frame_target_dates_skip_weekends_and_holidays() -> None:
     frame = _frame("2024-12-23")
     assert frame["target_date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-12-24", "2024-12-26", "2024-12-27"]
     assert frame["horizon"].tolist() == [1, 2, 3]
-    assert (frame["origin"] == pd.Timestamp("2024-12-23")).all()
+    assert (frame["as_of"] == pd.Timestamp("2024-12-23")).all()
 
 
 def test_forecast_frame_columns_and_dtypes() -> None:
     frame = _frame()
     assert tuple(frame.columns) == FORECAST_COLUMNS
     assert frame["horizon"].dtype == np.int64
-    assert frame["origin"].dtype.kind == "M" and frame["target_date"].dtype.kind == "M"
-    floats = ["last_close", "point", "lo80", "hi80", "lo95", "hi95"]
+    assert frame["as_of"].dtype.kind == "M" and frame["target_date"].dtype.kind == "M"
+    floats = ["naive", "point", "lo80", "hi80", "lo95", "hi95"]
     assert (frame[floats].dtypes == np.float64).all()
 
 

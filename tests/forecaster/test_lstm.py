@@ -20,8 +20,8 @@ def test_predict_returns_h_rows_with_nested_intervals(fitted, long_prices):
     assert isinstance(fitted, Forecaster)
     assert list(frame.columns) == list(FORECAST_COLUMNS)
     assert frame["horizon"].tolist() == [1, 2, 3]
-    assert (frame["origin"] == long_prices.index[599]).all()
-    assert frame["last_close"].iloc[0] == pytest.approx(long_prices["close"].iloc[599])
+    assert (frame["as_of"] == long_prices.index[599]).all()
+    assert frame["naive"].iloc[0] == pytest.approx(long_prices["close"].iloc[599])
     assert (frame["lo95"] <= frame["lo80"]).all() and (frame["lo80"] <= frame["point"]).all()
     assert (frame["point"] <= frame["hi80"]).all() and (frame["hi80"] <= frame["hi95"]).all()
     assert frame["target_date"].iloc[0] == long_prices.index[600]
@@ -60,7 +60,7 @@ def test_update_scores_matured_targets_then_moves_the_origin(long_prices, tiny_p
     assert model.kind_ == "finetune"
     assert len(model.residuals_) == min(len(before) + 2, tiny_preset.calibration_size)
     assert not np.array_equal(model.residuals_[-1], before[-1])
-    assert model.predict()["origin"].iloc[0] == long_prices.index[601]
+    assert model.predict()["as_of"].iloc[0] == long_prices.index[601]
 
 
 def test_update_without_new_rows_changes_nothing(fitted, long_prices):

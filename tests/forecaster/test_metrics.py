@@ -130,7 +130,7 @@ def _eval_frame() -> pd.DataFrame:
             "horizon": 1,
             "actual": y,
             "point": p,
-            "last_close": last,
+            "naive": last,
             "lo80": p - 1.0,
             "hi80": p + 1.0,
             "lo95": p - 3.0,

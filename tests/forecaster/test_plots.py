@@ -30,10 +30,10 @@ def _forecast(prices: pd.DataFrame, horizon: int = 5) -> pd.DataFrame:
     point = last * (1 + 0.002 * steps)
     return pd.DataFrame(
         {
-            "origin": prices.index[-1],
+            "as_of": prices.index[-1],
             "horizon": steps,
             "target_date": next_sessions(prices.index[-1], horizon),
-            "last_close": last,
+            "naive": last,
             "point": point,
             "lo80": point - 1.28 * sd,
             "hi80": point + 1.28 * sd,
@@ -321,7 +321,7 @@ def test_save_figure_creates_parent_folders(tmp_path: Path) -> None:
 def test_time_zone_aware_dates_from_the_database_are_accepted() -> None:
     prices = _prices()
     forecast = _forecast(prices).assign(
-        origin=lambda f: f["origin"].dt.tz_localize("UTC"), target_date=lambda f: f["target_date"].dt.tz_localize("UTC")
+        origin=lambda f: f["as_of"].dt.tz_localize("UTC"), target_date=lambda f: f["target_date"].dt.tz_localize("UTC")
     )
     ax = plots.plot_forecast_fan(prices, forecast).axes[0]
     assert _tick_label(ax, 120) == forecast["target_date"].iloc[0].strftime(DATE_FORMAT)

@@ -51,8 +51,8 @@ def _seed_run(repo: Repository, prices: pd.DataFrame, day: dt.date, version: int
     steps = np.arange(1, HORIZON + 1)
     point = last * np.exp(rng.normal(0.0, 0.01, HORIZON))
     sd = 0.02 * last * np.sqrt(steps)
-    frame = pd.DataFrame({"origin": pd.Timestamp(day), "horizon": steps, "target_date": next_sessions(day, HORIZON),
-                          "last_close": last, "point": point, "lo80": point - 1.28 * sd, "hi80": point + 1.28 * sd,
+    frame = pd.DataFrame({"as_of": pd.Timestamp(day), "horizon": steps, "target_date": next_sessions(day, HORIZON),
+                          "naive": last, "point": point, "lo80": point - 1.28 * sd, "hi80": point + 1.28 * sd,
                           "lo95": point - 1.96 * sd, "hi95": point + 1.96 * sd})  # fmt: skip
     run_id = repo.start_run("daily", TICKER, day, None, details={"ticker": TICKER})
     details = {"decision": "champion is 3 sessions from its full fit, live U2 0.990", "promoted": False,

@@ -84,8 +84,8 @@ def test_coverage_by_horizon_counts_each_horizon():
 
 
 def test_forecast_rows_carry_change_from_last_close():
-    frame = pd.DataFrame({"origin": pd.Timestamp("2024-12-20"), "horizon": [2, 1],
-                          "target_date": pd.to_datetime(["2024-12-24", "2024-12-23"]), "last_close": 400.0,
+    frame = pd.DataFrame({"as_of": pd.Timestamp("2024-12-20"), "horizon": [2, 1],
+                          "target_date": pd.to_datetime(["2024-12-24", "2024-12-23"]), "naive": 400.0,
                           "point": [404.0, 410.0], "lo80": 390.0, "hi80": 420.0,
                           "lo95": 380.0, "hi95": 430.0})  # fmt: skip
     rows = rt.forecast_rows(frame)
