@@ -289,10 +289,11 @@ def score(frame: pd.DataFrame, *, scale: float | None = None, metrics: Sequence[
         interval, no volatility, naive exact for U2).
     """
     missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ValueError(f"score needs column(s) {missing}; frame has {list(frame.columns)}")
     unknown = [m for m in metrics if m not in METRICS]
-    if missing or unknown:
-        raise ValueError(f"score needs column(s) {missing} and knows no metric {unknown}; "
-                         f"frame has {list(frame.columns)}")  # fmt: skip
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS)}")
     if "horizon" in frame.columns and frame["horizon"].nunique() > 1:
         raise ValueError(f"score takes one horizon, frame has {sorted(frame['horizon'].unique().tolist())}")
     rows = frame.loc[frame["actual"].notna()]
@@ -303,9 +304,11 @@ def score(frame: pd.DataFrame, *, scale: float | None = None, metrics: Sequence[
     return values | {"n": len(rows)}
 
 
-def score_by_horizon(frame: pd.DataFrame, **kwargs: object) -> dict[int, dict[str, float]]:
+def score_by_horizon(
+    frame: pd.DataFrame, *, scale: float | None = None, metrics: Sequence[str] = DEFAULT
+) -> dict[int, dict[str, float]]:
     """:func:`score` of each horizon of ``frame``, by horizon."""
-    return {int(h): score(group, **kwargs) for h, group in frame.groupby("horizon")}  # type: ignore[arg-type]
+    return {int(h): score(group, scale=scale, metrics=metrics) for h, group in frame.groupby("horizon")}
 
 
 def rolling_score(

@@ -290,8 +290,10 @@ def test_score_drops_unmatured_rows() -> None:
 
 
 def test_score_names_missing_columns_and_unknown_metrics() -> None:
-    with pytest.raises(ValueError, match=r"needs column\(s\) \['naive'\] and knows no metric \['bogus'\]"):
-        metrics.score(_eval_frame().drop(columns="naive"), metrics=("rmse", "bogus"))
+    with pytest.raises(ValueError, match=r"score needs column\(s\) \['naive'\]; frame has \['horizon', 'actual'"):
+        metrics.score(_eval_frame().drop(columns="naive"))
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['bogus'\]; known: rmse, mae"):
+        metrics.score(_eval_frame(), metrics=("rmse", "bogus"))
 
 
 def test_score_rejects_several_horizons() -> None:
