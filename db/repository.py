@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from db.engine import begin_write, check_connection, database_url, make_engine, rolled_back
-from db.frames import as_date, live_scores_of, outcome_frame, require_columns, to_dates, to_float, to_floats
+from db.frames import as_date, outcome_frame, require_columns, to_dates, to_float, to_floats
 from db.migrate import ensure_schema_current
 from db.schema import (
     FORECAST_KEY,
@@ -324,17 +324,14 @@ class Repository:
         query = query.order_by(fo.target_date.desc(), fo.horizon.desc(), fo.forecast_id.desc()).limit(last)
         return self._outcomes(query).iloc[::-1].reset_index(drop=True)
 
-    def live_scores(
+    def live_outcomes(
         self, ticker: str, as_of: dt.date, window: int = 20, model: str = "lstm", pending: pd.DataFrame | None = None
-    ) -> dict[str, float]:
-        """Scores of the last ``window`` matured live horizon-1 forecasts up to ``as_of``.
+    ) -> pd.DataFrame:
+        """The last ``window`` matured live horizon-1 rows of ``forecast_outcomes`` up to ``as_of``, newest first.
 
         ``pending`` bars (fetched, not yet stored) count as if stored: they are written in a transaction that is
-        always rolled back, so the scores come from the same ``forecast_outcomes`` view with no lag of a day.
-
-        Returns:
-            ``n``, ``rmse``, ``naive_rmse``, ``u2`` (rmse / naive rmse), ``mae``, ``direction_accuracy``,
-            ``coverage80``, ``coverage95``; NaN where there is nothing to score.
+        always rolled back, so the rows come from the same ``forecast_outcomes`` view with no lag of a day. The
+        caller scores them (:func:`forecaster.metrics.score`); this layer computes no metric.
         """
         fo = forecast_outcomes.c
         query = (
@@ -345,11 +342,11 @@ class Repository:
             .limit(window)
         )
         if pending is None or pending.empty:
-            return live_scores_of(self._outcomes(query))
+            return self._outcomes(query)
         with rolled_back(self.engine) as conn:
             UnitOfWork(conn).upsert_prices(ticker, pending, source="pending")
             result = conn.execute(query)
-            return live_scores_of(outcome_frame(result.all(), list(result.keys())))
+            return outcome_frame(result.all(), list(result.keys()))
 
     # -- inspection ---------------------------------------------------------------------------------------
 

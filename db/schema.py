@@ -189,7 +189,9 @@ class Metric(Base):
     window_end: Mapped[dt.date | None]
 
 
-# Portable SQL (SQLite >= 3.25 and PostgreSQL): the view the README recipes query.
+# Portable SQL (SQLite >= 3.25 and PostgreSQL): the view the README recipes query. ``direction_hit`` is defined as in
+# ``forecaster.metrics.direction_hits``: 1 when point and close moved the same way from the last close (a forecast
+# equal to the last close makes no call, an unchanged close no move: both are 0). Changing it needs a migration.
 FORECAST_OUTCOMES_SQL = """
 SELECT f.id AS forecast_id, f.run_id, f.model_version_id, f.model, f.scope, f.ticker,
        f.as_of, f.target_date, f.horizon, f.point, f.lo80, f.hi80, f.lo95, f.hi95, f.naive,
@@ -199,8 +201,7 @@ SELECT f.id AS forecast_id, f.run_id, f.model_version_id, f.model, f.scope, f.ti
        p.close - f.naive AS naive_error,
        ABS(p.close - f.naive) AS naive_abs_error,
        CASE WHEN (f.point > f.naive AND p.close > f.naive)
-              OR (f.point < f.naive AND p.close < f.naive)
-              OR (f.point = f.naive AND p.close = f.naive) THEN 1 ELSE 0 END AS direction_hit,
+              OR (f.point < f.naive AND p.close < f.naive) THEN 1 ELSE 0 END AS direction_hit,
        CASE WHEN f.lo80 IS NULL OR f.hi80 IS NULL THEN NULL
             WHEN p.close >= f.lo80 AND p.close <= f.hi80 THEN 1 ELSE 0 END AS in80,
        CASE WHEN f.lo95 IS NULL OR f.hi95 IS NULL THEN NULL

@@ -262,9 +262,10 @@ class LSTMForecaster:
         self.residuals_ = np.vstack([self.residuals_, np.abs(np.log(actual / diag))])[-self.preset_.calibration_size :]
 
     def _validation_scores(self, data, samples, points, actual) -> dict[str, float]:
+        """Horizon-1 ``rmse``, ``naive_rmse``, ``u2`` and ``n`` of these samples, from the one scorer."""
         naive = data.close[data.origin_index(0) + samples]
-        rmse, naive_rmse = metrics.rmse(actual[:, 0], points[:, 0]), metrics.rmse(actual[:, 0], naive)
-        return {"rmse": rmse, "naive_rmse": naive_rmse, "u2": rmse / naive_rmse, "n": int(len(samples))}
+        frame = pd.DataFrame({"actual": actual[:, 0], "point": points[:, 0], "naive": naive})
+        return metrics.score(frame, metrics=("rmse", "naive_rmse", "u2"))
 
 
 def _shrinkage(points: np.ndarray, actual: np.ndarray, last_close: np.ndarray) -> np.ndarray:

@@ -25,8 +25,9 @@ from flows.settings import Settings
 from forecaster.errors import ConfigError, NotEnoughDataError
 
 logger = logging.getLogger("flows.backtest")
-TABLE_METRICS = ("rmse", "mae", "mape", "r2", "mase", "u2", "directional_accuracy", "coverage80", "coverage95")
-MODEL_LABELS = {"lstm": "model"}  # summary.json calls the LSTM "model"; the database keeps the model's own name
+TABLE_METRICS = ("rmse", "mae", "mape", "r2", "mase", "u2", "directional_accuracy", "call_accuracy", "coverage80",
+                 "coverage95", "winkler80", "dm_pvalue")  # fmt: skip
+MODEL_NAMES = ("lstm", "naive", "drift", "moving_average")  # summary.json and the database both use the models' names
 
 
 @dataclass(frozen=True)
@@ -121,10 +122,8 @@ def _walk_forward(params: BacktestParams):
 
 
 def _summary(raw: dict[str, Any], params: BacktestParams) -> dict[str, Any]:
-    """The ``summary.json`` layout: the LSTM is ``model`` at the top level and in ``by_horizon``."""
-    summary = {MODEL_LABELS.get(k, k): v for k, v in raw.items()}
-    summary["by_horizon"] = {MODEL_LABELS.get(k, k): v for k, v in raw["by_horizon"].items()}
-    return summary | {"preset": params.preset, "ticker": params.ticker, "source": params.source}
+    """The ``summary.json`` layout: each model (``lstm``, ``naive``, ...) at the top level and in ``by_horizon``."""
+    return raw | {"preset": params.preset, "ticker": params.ticker, "source": params.source}
 
 
 def _write_outputs(output: Path, result, summary: dict) -> None:
@@ -156,7 +155,7 @@ def _persist(repo: Repository, run_id: int, params: BacktestParams, result, summ
     with repo.transaction() as tx:
         version_id = tx.add_model_version(
             params.ticker, lstm.kind_, None, lstm.preset_.name, config, lstm.train_start_.date(),
-            lstm.train_end_.date(), {"backtest": finite_scores(summary["model"])}, str(bundle), sha,
+            lstm.train_end_.date(), {"backtest": finite_scores(summary["lstm"])}, str(bundle), sha,
         )  # fmt: skip
         for model, frame in result.forecasts.groupby("model", sort=False):
             tx.upsert_forecasts(run_id, version_id, params.ticker, frame, scope="backtest", model=str(model))
@@ -177,7 +176,7 @@ def _stored_backtest(repo: Repository, params: BacktestParams) -> dict[str, Any]
 
 def format_table(summary: dict) -> str:
     """A fixed-width table: one row per model, the metrics as columns."""
-    names = [n for n in ("model", "naive", "drift", "moving_average") if n in summary]
+    names = [n for n in MODEL_NAMES if n in summary]
     head = f"{'h=1':<15}" + "".join(f"{m:>11}" for m in TABLE_METRICS)
     rows = [head]
     for name in names:

@@ -23,6 +23,7 @@ from db.repository import Repository
 from flows.settings import Settings
 from forecaster.calendar import is_session, last_completed_session, sessions
 from forecaster.errors import ConfigError, SourceError
+from forecaster.metrics import LIVE, score
 from forecaster.policy import ChampionFacts, GateDecision, TrainingDecision, decide_training, gate
 from forecaster.validation import ensure_valid
 
@@ -109,7 +110,7 @@ def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch
     try:
         prices, new_bars = load_prices(repo, params, settings, fetch)
         logger.info("%s %s: prices: %d sessions, %d fetched", params.ticker, params.as_of, len(prices), len(new_bars))
-        live = repo.live_scores(params.ticker, params.as_of, pending=new_bars)
+        live = score(repo.live_outcomes(params.ticker, params.as_of, pending=new_bars), metrics=LIVE)
         champion_row, champion, facts, warning = load_champion(repo, params, live)
         fingerprint = _fingerprint(params)
         decision = decide_training(params.retrain, facts, fingerprint, max_age=settings.max_champion_age,
