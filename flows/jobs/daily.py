@@ -24,7 +24,7 @@ from flows.settings import Settings
 from forecaster.calendar import is_session, last_completed_session, sessions
 from forecaster.errors import ConfigError, SourceError
 from forecaster.metrics import LIVE, score
-from forecaster.policy import ChampionFacts, GateDecision, TrainingDecision, decide_training, gate
+from forecaster.policy import ChampionFacts, GateDecision, TrainingDecision, decide_training, gate, oos_scores
 from forecaster.validation import ensure_valid
 
 logger = logging.getLogger("flows.jobs.daily")
@@ -212,9 +212,10 @@ def train_candidate(decision: TrainingDecision, champion_row, prices: pd.DataFra
 
 
 def gate_candidate(candidate, champion, prices: pd.DataFrame, settings: Settings) -> tuple[GateDecision, dict]:
-    """Compare candidate and champion (and naive) on the last ``gate_window`` sessions."""
-    cand = candidate.score(prices, settings.gate_window)
-    champ = None if champion is None else champion.score(prices, settings.gate_window)
+    """Compare candidate and champion (and naive) out of sample: on the newest ``gate_window`` sessions of their
+    track records that neither had trained on when it forecast them."""
+    champion_track = None if champion is None else champion.track_record()
+    cand, champ = oos_scores(candidate.track_record(), champion_track, settings.gate_window)
     verdict = gate(cand, champ, tolerance=settings.gate_tolerance, max_u2=settings.gate_max_u2)
     return verdict, {"candidate": cand, "champion": champ}
 
