@@ -21,64 +21,19 @@ import logging
 import time
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from _common import load_tsla, write_json
-from scipy import stats
 
 from forecaster.backtest import forecast_origins, walk_forward
 from forecaster.baselines import SES, Drift, Naive
 from forecaster.lstm import LSTMForecaster
+from forecaster.metrics import score, with_volatility
 from forecaster.presets import get_preset
 
 HORIZONS = (1, 5)
-KEYS = ("rmse", "u2", "cov80", "cov95", "cov80_calm", "cov80_mid", "cov80_wild", "w80", "w95", "dm_p", "n")
-
-
-# -- scoring: private helpers, to be replaced by forecaster.metrics once merged ------------------------------------
-def _winkler(actual: np.ndarray, lo: np.ndarray, hi: np.ndarray, alpha: float) -> float:
-    """Mean Winkler interval score: width plus ``2 / alpha`` times the distance by which the actual misses."""
-    miss = np.maximum(lo - actual, 0.0) + np.maximum(actual - hi, 0.0)
-    return float(np.mean(hi - lo + 2.0 / alpha * miss))
-
-
-def _dm_pvalue(err: np.ndarray, naive_err: np.ndarray, h: int) -> float:
-    """Two-sided Diebold-Mariano p-value of squared errors with the Harvey-Leybourne-Newbold correction."""
-    d = err**2 - naive_err**2
-    n = d.size
-    if not np.any(d):
-        return float("nan")  # the same forecasts: nothing to test
-    c = d - d.mean()
-    var = float(c @ c) / n + 2.0 * sum(float(c[k:] @ c[:-k]) / n for k in range(1, h))
-    if var <= 0:
-        return float("nan")
-    stat = d.mean() / np.sqrt(var / n) * np.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
-    return float(2.0 * stats.t.sf(abs(stat), df=n - 1))
-
-
-def _trailing_vol(prices: pd.DataFrame) -> pd.Series:
-    """Mean |log return| of the 20 sessions up to each date (known at that date's close)."""
-    return np.log(prices["close"]).diff().abs().rolling(20).mean()
-
-
-def _score(frame: pd.DataFrame, naive: pd.DataFrame, vol: pd.Series, h: int) -> dict[str, float]:
-    """The KEYS for one model at horizon ``h`` (``naive`` holds the same rows of the plain naive model)."""
-    f = frame[frame["horizon"] == h].reset_index(drop=True)
-    y, point = f["actual"].to_numpy(), f["point"].to_numpy()
-    naive_point = naive[naive["horizon"] == h]["point"].to_numpy()
-    hit80 = (f["lo80"] <= f["actual"]) & (f["actual"] <= f["hi80"])
-    terciles = pd.qcut(vol.reindex(f["as_of"]).to_numpy(), 3, labels=["calm", "mid", "wild"])
-    rmse = float(np.sqrt(np.mean((y - point) ** 2)))
-    out = {
-        "rmse": rmse, "u2": rmse / float(np.sqrt(np.mean((y - naive_point) ** 2))),
-        "cov80": float(hit80.mean()), "cov95": float(((f["lo95"] <= y) & (y <= f["hi95"])).mean()),
-        "w80": _winkler(y, f["lo80"].to_numpy(), f["hi80"].to_numpy(), 0.2),
-        "w95": _winkler(y, f["lo95"].to_numpy(), f["hi95"].to_numpy(), 0.05),
-        "dm_p": _dm_pvalue(y - point, y - naive_point, h), "n": float(len(f)),
-    }  # fmt: skip
-    for name in ("calm", "mid", "wild"):
-        out[f"cov80_{name}"] = float(hit80[np.asarray(terciles == name)].mean())
-    return out
+# forecaster.metrics.score names, in table order
+KEYS = ("rmse", "u2", "coverage80", "coverage95", "coverage80_calm", "coverage80_mid", "coverage80_wild",
+        "winkler80", "winkler95", "dm_pvalue")  # fmt: skip
 
 
 # -- models -----------------------------------------------------------------------------------------------------
@@ -127,7 +82,6 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     prices = load_tsla(args.until)
     origins = forecast_origins(prices, args.start, args.end)
-    vol = _trailing_vol(prices)
     overrides = dict(_override(o) for o in args.override)
     frames, seconds = {}, {}
     for name, interval, gamma in itertools.product(args.presets, args.intervals, args.aci):
@@ -138,8 +92,10 @@ def main() -> None:
     for label, model in _baselines().items():
         frames[label], seconds[label] = _run(label, model, prices, origins, args)
     scored = {k: f[(f["target_date"] >= args.start) & (f["target_date"] <= args.end)] for k, f in frames.items()}
-    naive = scored["naive_plain"]
-    scores = {label: {h: _score(f, naive, vol, h) for h in HORIZONS} for label, f in scored.items()}
+    scores = {
+        label: {h: score(with_volatility(f[f["horizon"] == h], prices["close"]), metrics=KEYS) for h in HORIZONS}
+        for label, f in scored.items()
+    }
     print(f"\ntargets {args.start}..{args.end}, refit every {args.refit_every}, {overrides or ''}")
     for h in HORIZONS:
         print(_table(scores, h))

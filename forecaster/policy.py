@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import pandas as pd
+
+from forecaster.metrics import score
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,7 @@ def oos_scores(
 
 
 def _track_scores(track: pd.DataFrame) -> dict[str, float]:
-    # to be replaced by the shared scorer in forecaster.metrics once merged
+    """Horizon-1 RMSE, naive RMSE and U2 of a track record, from the one scorer."""
     if len(track) == 0:
         raise ValueError("the candidate has no out-of-sample forecasts to be graded on")
-    err, naive = track["actual"] - track["point"], track["actual"] - track["naive"]
-    rmse, naive_rmse = float(np.sqrt((err**2).mean())), float(np.sqrt((naive**2).mean()))
-    return {"rmse": rmse, "naive_rmse": naive_rmse, "u2": rmse / naive_rmse if naive_rmse > 0 else math.nan,
-            "n": int(len(track))}  # fmt: skip
+    return score(track, metrics=("rmse", "naive_rmse", "u2"))
