@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,7 +245,9 @@ def stack(tmp_path_factory) -> Stack:
     port = free_port()
     home = tmp / "home"
     home.mkdir()
-    smtp, inbox = start_smtp()
+    with warnings.catch_warnings():  # aiosmtpd warns that AUTH without TLS is unsafe: fine on loopback
+        warnings.simplefilter("ignore", UserWarning)
+        smtp, inbox = start_smtp()
     env = stack_env(tmp, port, home) | alert_env(smtp.port)
     s = Stack(tmp=tmp, env=env, api_url=f"http://127.0.0.1:{port}/api", home=home, inbox=inbox)
     try:

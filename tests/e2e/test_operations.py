@@ -9,6 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import json
+import re
+import sys
 import time
 from pathlib import Path
 
@@ -81,3 +84,13 @@ def test_the_weekly_retrain_deployment_registers_a_full_fit_in_the_registry(stac
         assert repo.run_forecasts("TSLA", AS_OF, version.id).empty, "a retrain publishes no forecasts"
     finally:
         repo.dispose()
+
+
+def test_status_reads_the_next_scheduled_run_from_the_prefect_api(stack: Stack):
+    scheduled = stack.check(PREFECT, "deployment", "run", "daily-forecast/daily", "--start-in", "in 2 days")
+    match = re.search(r"Scheduled start time: (\S+ \S+)", scheduled.stdout)
+    assert match, scheduled.stdout
+    status = stack.cli(sys.executable, "-m", "flows.cli", "status", "--json")
+    assert status.returncode == 1, "TSLA is months behind today: unhealthy"
+    expected = dt.datetime.fromisoformat(json.loads(status.stdout)["next_scheduled_run"])
+    assert f"{expected.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}" == match.group(1)
