@@ -459,6 +459,22 @@ class Repository:
             _update_run(conn, run_id, {"details": details})
         return details
 
+    # -- operations: what the health check, alerts and catch-up read ---------------------------------------
+
+    def recent_runs(self, kind: str, ticker: str, limit: int = 20) -> list[Run]:
+        """The latest ``limit`` runs of this kind and ticker, any status, newest first (by id: start order)."""
+        query = sa.select(Run).where(Run.kind == kind, Run.ticker == ticker).order_by(Run.id.desc()).limit(limit)
+        with self._session() as session:
+            return list(session.scalars(query))
+
+    def runs_of_flow_run(self, flow_run_id: str, status: str | None = None) -> list[Run]:
+        """The runs written by one Prefect flow run (with this status, unless None), oldest first."""
+        query = sa.select(Run).where(Run.flow_run_id == flow_run_id)
+        if status is not None:
+            query = query.where(Run.status == status)
+        with self._session() as session:
+            return list(session.scalars(query.order_by(Run.id)))
+
 
 def _upsert(
     conn: Connection,

@@ -9,7 +9,8 @@ import pandas as pd
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.runtime import flow_run
 
-from flows import artifacts
+from flows import alerts, artifacts
+from flows.jobs import catchup
 from flows.jobs.daily import JobParams, fetch_prices, resolve_as_of, run_ticker
 from flows.settings import Settings
 
@@ -38,7 +39,7 @@ def forecast_ticker(ticker: str, as_of: dt.date, source: str, retrain: str, hori
         repo.dispose()
 
 
-@flow(name="daily-forecast", log_prints=True)
+@flow(name="daily-forecast", log_prints=True, on_failure=[alerts.on_failure], on_crashed=[alerts.on_crashed])
 def daily_forecast(
     tickers: list[str] = ["TSLA"],  # noqa: B006 - Prefect parameters must be plain JSON defaults
     as_of: dt.date | None = None,
@@ -51,12 +52,15 @@ def daily_forecast(
     day = resolve_as_of(as_of)
     if day is None:
         return []
+    caught = catchup.replay(catchup.find_missed(tickers, day),
+                            lambda t, d: forecast_ticker(t, d, source, retrain, horizon, preset))  # fmt: skip
     futures = forecast_ticker.map(tickers, unmapped(day), unmapped(source), unmapped(retrain), unmapped(horizon),
                                   unmapped(preset))  # fmt: skip
     results = [f.result() for f in futures]
-    artifacts.publish_run_summary(results)
-    reports = {r["ticker"]: r for r in report_step(results)}
-    return [r | {"report": reports.get(r["ticker"])} for r in results]
+    artifacts.publish_run_summary(caught + results)
+    reports = {(r["ticker"], r["as_of"]): r for r in report_step(caught + results)}
+    days = {t: [r["as_of"] for r in caught if r["ticker"] == t] for t in tickers}
+    return [r | {"report": reports.get((r["ticker"], r["as_of"])), "caught_up": days[r["ticker"]]} for r in results]
 
 
 def report_step(results: list[dict]) -> list[dict]:

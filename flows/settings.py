@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     email_retries: int = Field(3, description="retries of a failed email delivery; then a warning on the run")
     email_retry_delay: float = Field(30.0, description="seconds between email delivery attempts")
     dask_address: str | None = None
+    # operations: catch-up of missed sessions, alerts
+    catchup_max_sessions: int = Field(
+        10, ge=0, description="a daily run replays at most this many missed sessions first; more fails (use backfill)"
+    )
+    alerts_enabled: bool = Field(False, description="email the team when a daily run fails or crashes")
+    alert_recipients: list[str] = Field([], description="alert addressees (default: email_recipients)")
+    late_after_minutes: int = Field(
+        150, description="a session's daily run is late this long after the close (the 17:30 cron plus an hour)"
+    )
 
     @property
     def models_dir(self) -> Path:

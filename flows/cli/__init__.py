@@ -162,6 +162,20 @@ def report(
         raise SystemExit(code)
 
 
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Is the daily job healthy? Per ticker the last run, the champion, live U2 and 80% coverage (last 20 and 60
+    sessions), the last warning and the next scheduled run. Exits 1 when a last daily run failed or a due session
+    has no succeeded run (a health check for cron). Reads the database only."""
+    from flows.cli.status import status_command
+
+    code = status_command(as_json=as_json)
+    if code:
+        raise SystemExit(code)
+
+
 def main() -> None:
     """Console-script entry point: one clean line for every expected error."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
