@@ -40,8 +40,8 @@ class _Baseline:
         self.last_close_ = float(self.close_[-1])
         return self
 
-    def update(self, prices: pd.DataFrame) -> Self:
-        """Same as :meth:`fit`: baselines have nothing costly to learn."""
+    def update(self, prices: pd.DataFrame, *, finetune: bool = True) -> Self:
+        """Same as :meth:`fit`: baselines have nothing costly to learn (``finetune`` changes nothing)."""
         return self.fit(prices)
 
     def _check_fitted(self) -> None:

@@ -21,8 +21,7 @@ def report_command(*, ticker: str, as_of: dt.date | None, email: bool) -> int:
 
     settings = Settings()
     smtp = SmtpConfig.from_settings(settings) if email else None  # bad email settings fail before any work
-    repo = Repository.from_url(settings.db_url)
-    try:
+    with Repository.from_url(settings.db_url) as repo:
         archived = make_report(repo, settings, ticker.upper(), as_of)
         typer.echo(f"{archived.report.subject}\nreport: {archived.html_path}")
         if smtp is None:
@@ -30,8 +29,6 @@ def report_command(*, ticker: str, as_of: dt.date | None, email: bool) -> int:
         raw = serialize(email_message(archived.report, settings))
         delivery = send_with_retries(raw, smtp, retries=settings.email_retries, delay=settings.email_retry_delay)
         warning = record_delivery(repo, archived, delivery, len(smtp.recipients))
-    finally:
-        repo.dispose()
     if warning:
         typer.echo(f"warning: {warning}", err=True)
         return 1
