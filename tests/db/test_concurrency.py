@@ -123,3 +123,24 @@ def test_the_database_refuses_a_second_live_or_succeeded_run_per_daily_key(repo:
         with repo.transaction() as tx:
             tx.finish_run(run_id)
     assert len(repo.find_runs("backtest", TICKER, day)) == 2
+
+
+INSERT_RUN = "INSERT INTO runs (kind, ticker, as_of, status, started_at) VALUES ('daily', 'TSLA', :d, :s, :t)"
+STARTED = dt.datetime(2024, 6, 3, 22, tzinfo=dt.UTC)
+
+
+def test_migration_0003_resolves_duplicate_runs_written_before_it(db_url: str) -> None:
+    from db import migrate
+
+    migrate.upgrade(db_url, "0002")
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            for status in ("succeeded", "succeeded", "running", "running"):
+                conn.execute(sa.text(INSERT_RUN), {"d": dt.date(2024, 6, 3), "s": status, "t": STARTED})
+        migrate.upgrade(db_url)
+        with engine.connect() as conn:
+            statuses = [r[0] for r in conn.execute(sa.text("SELECT status FROM runs ORDER BY id"))]
+    finally:
+        engine.dispose()
+    assert statuses == ["succeeded", "skipped", "failed", "running"], "the first success and the newest live run stay"
