@@ -154,7 +154,7 @@ def history(
 
 @app.command()
 def report(
-    ticker: Annotated[str, typer.Option(help="Ticker symbol.")] = "TSLA",
+    ticker: Annotated[str | None, typer.Option(help=f"Ticker symbol. {FROM_SETTINGS} (first of tickers)")] = None,
     as_of: Annotated[
         dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="Day of the daily run (default: the latest).")
     ] = None,
@@ -163,7 +163,7 @@ def report(
     """Rebuild a daily run's report from the database alone (no training) into
     <home>/reports/<YYYY-MM-DD>/<TICKER>/: report.html, summary.json and the figures. Exits 1 when --email could
     not deliver it (the failure is recorded as a warning on the run)."""
-    from flows.cli.report import report_command
+    from flows.cli.report import report_command  # deliberately lazy, like every command: --help stays instant
 
     code = report_command(ticker=ticker, as_of=as_of.date() if as_of else None, email=email)
     if code:
