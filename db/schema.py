@@ -25,6 +25,9 @@ NAMING_CONVENTION = {
 MODEL_KINDS = ("full", "finetune")
 MODEL_STATUSES = ("candidate", "champion", "retired")
 RUN_STATUSES = ("running", "succeeded", "failed", "skipped")
+# Kinds with one run per (kind, ticker, as_of): at most one running and one succeeded row (partial unique indexes).
+# Backtests are keyed by their parameters as well (several per (ticker, end) are legal), so they are not indexed.
+KEYED_RUN_KINDS = ("daily", "retrain")
 FORECAST_SCOPES = ("live", "backtest")
 METRIC_SCOPES = ("validation", "backtest", "live")
 # The idempotency key of a forecast: rewriting the same key updates the row in place.
@@ -57,6 +60,11 @@ def utcnow() -> dt.datetime:
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _run_key_filter(status: str) -> str:
+    """The WHERE of the partial unique index allowing one ``status`` run per daily/retrain key."""
+    return f"status = '{status}' AND {_one_of('kind', KEYED_RUN_KINDS)}"
 
 
 class Base(DeclarativeBase):
@@ -122,6 +130,18 @@ class Run(Base):
         sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
         sa.Index(None, "ticker", "kind", "as_of", "status"),
         sa.Index(None, "status", "started_at"),
+        *(
+            sa.Index(
+                f"uq_runs_one_{status}_per_key",
+                "kind",
+                "ticker",
+                "as_of",
+                unique=True,
+                postgresql_where=sa.text(_run_key_filter(status)),
+                sqlite_where=sa.text(_run_key_filter(status)),
+            )
+            for status in ("running", "succeeded")
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

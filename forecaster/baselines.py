@@ -52,8 +52,8 @@ class _Baseline:
             return np.ones((t.size, horizon))
         return horizon_scale(self.sigma_[t], horizon)
 
-    def update(self, prices: pd.DataFrame) -> Self:
-        """Same as :meth:`fit`: baselines have nothing costly to learn."""
+    def update(self, prices: pd.DataFrame, *, finetune: bool = True) -> Self:
+        """Same as :meth:`fit`: baselines have nothing costly to learn (``finetune`` changes nothing)."""
         return self.fit(prices)
 
     def _check_fitted(self) -> None:

@@ -19,6 +19,7 @@ errors, Newey-West variance with lag h - 1) above 1.645, i.e. significant at 5%.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from pathlib import Path
@@ -71,15 +72,13 @@ class LSTMForecaster:
     Args:
         preset: a :class:`Preset` or its name.
         horizon: number of trading days forecast (H).
-        finetune_on_update: fine-tune on each ``update`` (else only the conformal buffer moves).
     """
 
     name = "lstm"
 
-    def __init__(self, preset: Preset | str = "default", horizon: int = 5, finetune_on_update: bool = True):
+    def __init__(self, preset: Preset | str = "default", horizon: int = 5):
         self.preset = preset
         self.horizon = horizon
-        self.finetune_on_update = finetune_on_update
 
     # -- public API -------------------------------------------------------------------------------------
     def fit(self, prices: pd.DataFrame) -> Self:
@@ -143,15 +142,16 @@ class LSTMForecaster:
         val = slice(n_train + self.horizon, n_train + self.horizon + n_val)
         return TrainingSet(data, span, x, y, n_train, val, slice(n_lab - n_cal, n_lab))
 
-    def update(self, prices: pd.DataFrame) -> Self:
-        """Move the origin to ``prices``' last row: score matured targets, then fine-tune (if enabled)."""
+    def update(self, prices: pd.DataFrame, *, finetune: bool = True) -> Self:
+        """Move the origin to ``prices``' last row: score matured targets, then fine-tune on them (``finetune``;
+        else only the conformal buffer moves)."""
         self._check_fitted()
         new = prices.index[prices.index > self.origin_]
         if len(new) == 0:
             return self
         data = self._data(prices, extra=len(new) + self.horizon)
         self._add_matured_residuals(prices, data, len(new))
-        if self.finetune_on_update:
+        if finetune:
             self.finetune(prices, data=data)
         self._set_recent(prices)
         return self
@@ -214,6 +214,17 @@ class LSTMForecaster:
         points = self._to_price(data, idx, self._predict_scaled(data.x_windows(self.x_scaler_, idx[0], n_lab)))
         return self._validation_scores(data, idx, points, self._actual_prices(data, idx))
 
+    def frozen_copy(self) -> LSTMForecaster:
+        """A copy for forecasting only: its own Keras model with the same weights (no optimizer state), so that
+        training this model afterwards does not change the copy's forecasts."""
+        import keras  # deliberately lazy: TensorFlow only where a model exists
+
+        self._check_fitted()
+        twin = copy.copy(self)
+        twin.model_ = keras.models.clone_model(self.model_)
+        twin.model_.set_weights(self.model_.get_weights())
+        return twin
+
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> str:
         """Write the artefact bundle atomically; returns its sha256."""
@@ -229,7 +240,7 @@ class LSTMForecaster:
     def load(cls, directory: str | Path, expected_sha256: str | None = None) -> LSTMForecaster:
         """Load a bundle written by :meth:`save` (raises ArtifactError when missing or corrupt)."""
         model, state, meta = models.read_bundle(Path(directory), expected_sha256)
-        self = cls(Preset.from_dict(meta["preset"]), meta["horizon"], meta.get("finetune_on_update", True))
+        self = cls(Preset.from_dict(meta["preset"]), meta["horizon"])
         self.preset_ = self.preset
         self.model_, self.x_scaler_, self.y_scaler_ = model, state["x_scaler"], state["y_scaler"]
         self.recent_, self.residuals_ = state["recent"], np.asarray(state["residuals"])
@@ -251,7 +262,7 @@ class LSTMForecaster:
         return {
             "preset": self.preset_.to_dict(), "fingerprint": self.preset_.fingerprint(),
             "horizon": self.horizon, "features": list(self.preset_.features), "kind": self.kind_,
-            "finetune_on_update": self.finetune_on_update, "origin": str(self.origin_.date()),
+            "origin": str(self.origin_.date()),
             "train_start": str(self.train_start_.date()), "train_end": str(self.train_end_.date()),
             "history": self.history_, "fit_history": self.fit_history_, "validation": self.validation_,
             "n_params": int(self.model_.count_params()), "shrink": [float(v) for v in self.shrink_],

@@ -9,7 +9,7 @@ import pandas as pd
 
 from db import migrate
 from db.engine import make_engine
-from db.repository import Repository
+from db.repository import NewModelVersion, Repository
 from forecaster import metrics
 from tests.db.factories import synthetic_prices
 
@@ -42,9 +42,9 @@ def _store(repo: Repository) -> None:
     run_id = repo.start_run("daily", TICKER, AS_OF)
     with repo.transaction() as uow:
         uow.upsert_prices(TICKER, prices, "synthetic")
-        version_id = uow.add_model_version(
+        version_id = uow.add_model_version(NewModelVersion(
             TICKER, "full", None, "default", {}, dt.date(2024, 1, 2), dt.date(2024, 1, 31), {}, "/m", "ab" * 32
-        )
+        ))  # fmt: skip
         uow.upsert_forecasts(run_id, version_id, TICKER, _forecasts(prices))
 
 

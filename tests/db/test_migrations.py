@@ -76,9 +76,9 @@ def test_migrations_run_from_any_working_directory(
     assert migrate.current_revision(db_url) == migrate.head_revision()
 
 
-def test_head_revision_is_the_direction_view() -> None:
-    assert migrate.head_revision() == "0002"
-    assert (migrate.MIGRATIONS_DIR / "versions" / "0002_direction_view.py").exists()
+def test_head_revision_is_the_run_keys() -> None:
+    assert migrate.head_revision() == "0003"
+    assert (migrate.MIGRATIONS_DIR / "versions" / "0003_run_keys.py").exists()
 
 
 def _revision_module(name: str):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from db.repository import Repository, UnitOfWork
+from db.repository import NewModelVersion, Repository, UnitOfWork
 from tests.db.factories import forecast_frame, synthetic_prices
 
 TICKER = "TSLA"
@@ -17,15 +17,15 @@ AS_OF = dt.date(2024, 3, 1)
 
 
 def _version(uow: UnitOfWork, parent_id: int | None = None, status: str = "candidate", kind: str = "full") -> int:
-    return uow.add_model_version(
+    return uow.add_model_version(NewModelVersion(
         TICKER, kind, parent_id, "default", {"units": 64}, dt.date(2020, 1, 2), dt.date(2024, 1, 31),
         {"val_rmse": 1.5}, "/models/v", "ab" * 32, status=status,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
-def _write_daily_run(repo: Repository, prices: pd.DataFrame, run_id: int | None = None) -> int:
+def _write_daily_run(repo: Repository, prices: pd.DataFrame, run_id: int | None = None, kind: str = "daily") -> int:
     """Everything one daily run writes, in one transaction."""
-    run_id = run_id or repo.start_run("daily", TICKER, AS_OF)
+    run_id = run_id or repo.start_run(kind, TICKER, AS_OF)
     with repo.transaction() as uow:
         uow.upsert_prices(TICKER, prices, "synthetic")
         version = repo.champion(TICKER)
@@ -92,7 +92,7 @@ def test_a_new_run_with_the_same_forecasts_adds_no_forecast_rows(repo: Repositor
     prices = synthetic_prices(40)
     _write_daily_run(repo, prices)
     forecasts = repo.table_snapshot("forecasts")
-    _write_daily_run(repo, prices)  # a second run of the same day
+    _write_daily_run(repo, prices, kind="retrain")  # a second run of the same day (another kind: one per key)
     assert repo.table_snapshot("forecasts") == forecasts
     assert repo.count_rows()["runs"] == 2
 
