@@ -37,14 +37,12 @@ def backfill(
     """
     if start > end:
         raise ConfigError(f"backfill start {start} is after end {end}")
-    s = Settings()
     latest = resolve_as_of(None)
     days = [d.date() for d in sessions(start, min(end, latest))]
     counts = {"succeeded": 0, "already_done": 0}
     for day in tqdm(days, desc="backfill", unit="day"):
-        for ticker in tickers or s.tickers:
-            result = forecast_ticker(ticker, day, source or s.source, retrain or s.retrain, horizon or s.horizon,
-                                     preset or s.preset)  # fmt: skip
+        for ticker in tickers or Settings().tickers:
+            result = forecast_ticker(ticker, day, source, retrain, horizon, preset)
             counts[result["status"]] = counts.get(result["status"], 0) + 1
     logger.info("backfill %s..%s: %s", start, end, counts)
     return counts

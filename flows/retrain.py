@@ -26,8 +26,6 @@ def retrain_model(
     day = resolve_as_of(as_of)
     if day is None:
         return []
-    s = Settings()
-    futures = forecast_ticker.map(tickers or s.tickers, unmapped(day), unmapped(source or s.source), unmapped("full"),
-                                  unmapped(horizon or s.horizon), unmapped(preset or s.preset),
-                                  unmapped("retrain"))  # fmt: skip
+    futures = forecast_ticker.map(tickers or Settings().tickers, unmapped(day), unmapped(source), unmapped("full"),
+                                  unmapped(horizon), unmapped(preset), unmapped("retrain"))  # fmt: skip
     return [f.result() for f in futures]
