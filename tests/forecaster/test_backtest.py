@@ -62,7 +62,12 @@ def test_summary_puts_every_model_beside_naive_on_the_same_targets(long_prices, 
         assert {"rmse", "mae", "mape", "r2", "mase", "directional_accuracy", "u2", "coverage80"} <= set(s[name])
     assert s["naive"]["u2"] == pytest.approx(1.0)
     assert s["naive"]["call_share"] == 0.0 and s["naive"]["directional_accuracy"] == 0.0, "naive never makes a call"
-    assert math.isnan(s["naive"]["dm_stat"]) and 0 <= s["lstm"]["dm_pvalue"] <= 1
+    assert math.isnan(s["naive"]["dm_stat"]), "naive against itself: nothing to test"
+    for name in ("lstm", "drift"):  # a p-value where the model departs from naive; NaN where it never does
+        rows = result.forecasts[(result.forecasts["model"] == name) & (result.forecasts["horizon"] == 1)]
+        departs = bool((rows["point"] != rows["naive"]).any())
+        p_value = s[name]["dm_pvalue"]
+        assert (0 <= p_value <= 1) if departs else math.isnan(p_value), (name, departs, p_value)
     for name in ("lstm", "naive", "drift"):
         for key in ("winkler80", "winkler95", "pinball", "coverage80_calm", "coverage80_mid", "coverage80_wild"):
             assert math.isfinite(s[name][key]), (name, key)
