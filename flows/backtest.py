@@ -40,7 +40,7 @@ def backtest(
     settings = Settings()
     params = BacktestParams(ticker, start, end, source, preset, refit_every, horizon, epochs)
     folder = Path(output) if output else settings.home / "backtests" / f"{ticker}_{start}_{end}"
-    repo = Repository.from_url(settings.db_url)
+    repo = Repository.from_url(settings.db_url, artifact_retention=settings.artifact_retention)
     try:
         run_id = flow_run.get_id()
         summary = run_backtest_job(params, folder, repo, flow_run_id=str(run_id) if run_id else None)

@@ -29,7 +29,7 @@ def forecast_ticker(ticker: str, as_of: dt.date, source: str, retrain: str, hori
     from db.repository import Repository
 
     settings = Settings()
-    repo = Repository.from_url(settings.db_url)
+    repo = Repository.from_url(settings.db_url, artifact_retention=settings.artifact_retention)
     params = JobParams(ticker, as_of, source, retrain, horizon, preset, kind)
     fetch = fetch_bars.with_options(retries=settings.fetch_retries)
     try:

@@ -1,7 +1,8 @@
 """Every knob of the job, from ``TSLA_FORECAST_*`` environment variables (pydantic-settings) or flow parameters.
 
-``TSLA_FORECAST_HOME`` is the one root for the defaults: ``<home>/forecast.db`` (SQLite), ``<home>/models/``,
-``<home>/reports/``. ``TSLA_FORECAST_DATABASE_URL`` overrides the database.
+``TSLA_FORECAST_HOME`` is the one root for the defaults: ``<home>/forecast.db`` (SQLite), ``<home>/cache/`` (model
+bundles unpacked from the database, keyed by sha256), ``<home>/reports/``. ``TSLA_FORECAST_DATABASE_URL``
+overrides the database.
 """
 
 from __future__ import annotations
@@ -64,3 +65,12 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """The database URL: ``database_url`` or SQLite under ``home``."""
         return self.database_url or f"sqlite:///{self.home / 'forecast.db'}"
+
+    artifact_retention: int = Field(
+        30, ge=0, description="keep the model artefacts of every champion and of the newest N versions per ticker"
+    )
+
+    @property
+    def cache_dir(self) -> Path:
+        """Local cache of model bundles, one folder per archive sha256; safe to delete at any time."""
+        return self.home / "cache"

@@ -3,14 +3,20 @@
 A bundle is one folder: ``model.keras`` + ``state.joblib`` (scalers, recent prices, residuals) +
 ``metadata.json`` (preset, features, spans, history). It is written to a temporary sibling folder and
 renamed into place, so a killed process never leaves half a bundle, and its sha256 covers every file.
+
+Its bytes form (:func:`bundle_to_bytes`) is a deterministic, uncompressed tar of the folder: the same files give
+the same bytes, so the sha256 of the archive identifies a bundle wherever it is unpacked (the database stores
+the archive; :mod:`forecaster.cache` keeps unpacked copies keyed by that sha256).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,7 @@ from forecaster.errors import ForecasterError
 from forecaster.presets import Preset
 
 MODEL_FILE, STATE_FILE, META_FILE = "model.keras", "state.joblib", "metadata.json"
+BUNDLE_FILES = (MODEL_FILE, STATE_FILE, META_FILE)
 
 
 class ArtifactError(ForecasterError):
@@ -84,7 +91,7 @@ def read_bundle(directory: Path, expected_sha256: str | None = None) -> tuple[An
     import keras
 
     directory = Path(directory)
-    missing = [f for f in (MODEL_FILE, STATE_FILE, META_FILE) if not (directory / f).is_file()]
+    missing = [f for f in BUNDLE_FILES if not (directory / f).is_file()]
     if missing:
         raise ArtifactError(f"model bundle {directory} is missing {', '.join(missing)}")
     if expected_sha256 is not None and (actual := directory_sha256(directory)) != expected_sha256:
@@ -97,4 +104,60 @@ def read_bundle(directory: Path, expected_sha256: str | None = None) -> tuple[An
         metadata = json.loads((directory / META_FILE).read_text())
     except Exception as exc:  # noqa: BLE001 - any decoding failure means a corrupt bundle
         raise ArtifactError(f"model bundle {directory} could not be read: {type(exc).__name__}: {exc}") from exc
+    # Keras' random state is process-global: reseed it from the preset, so that what this model does next (a
+    # fine-tune's dropout, say) does not depend on what the process ran before, whichever worker loads it.
+    keras.utils.set_random_seed(int(metadata.get("preset", {}).get("seed", 0)))
     return model, state, metadata
+
+
+def bundle_to_bytes(directory: Path) -> bytes:
+    """The bundle folder as one deterministic tar archive (sorted names, no timestamps or owners)."""
+    directory = Path(directory)
+    missing = [f for f in BUNDLE_FILES if not (directory / f).is_file()]
+    if missing:
+        raise ArtifactError(f"model bundle {directory} is missing {', '.join(missing)}")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            info = tarfile.TarInfo(path.relative_to(directory).as_posix())
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def bytes_sha256(data: bytes) -> str:
+    """The sha256 of an archive: the identity of a bundle in the registry and in the cache."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def bundle_from_bytes(data: bytes, directory: Path) -> Path:
+    """Unpack an archive made by :func:`bundle_to_bytes` into ``directory`` (which must not exist), atomically."""
+    directory = Path(directory)
+    if directory.exists():
+        raise ArtifactError(f"model bundle {directory} already exists; bundles are immutable")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise ArtifactError(f"model archive for {directory.name} could not be unpacked: {exc}") from exc
+        missing = [f for f in BUNDLE_FILES if not (tmp / f).is_file()]
+        if missing:
+            raise ArtifactError(f"model archive for {directory.name} is missing {', '.join(missing)}")
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def pack_model(model: Any) -> tuple[bytes, str]:
+    """Save a fitted forecaster (anything with ``save(directory)``) to ``(archive bytes, sha256)``; no files stay."""
+    with tempfile.TemporaryDirectory(prefix="tsla-bundle-") as tmp:
+        folder = Path(tmp) / "bundle"
+        model.save(folder)
+        data = bundle_to_bytes(folder)
+    return data, bytes_sha256(data)

@@ -42,6 +42,6 @@ def _open_repository():
     from flows.cli.run import prepare_database
     from flows.settings import Settings
 
-    url = Settings().db_url
-    prepare_database(url)
-    return Repository.from_url(url)
+    settings = Settings()
+    prepare_database(settings.db_url)
+    return Repository.from_url(settings.db_url, artifact_retention=settings.artifact_retention)

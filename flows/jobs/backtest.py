@@ -13,15 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import shutil
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from db.repository import Repository
+from flows.jobs.artifacts import artifact_hint, pack_model
 from flows.jobs.daily import finite_scores, record_failure
-from flows.settings import Settings
 from forecaster.errors import ConfigError, NotEnoughDataError
 
 logger = logging.getLogger("flows.backtest")
@@ -61,19 +59,15 @@ def run_backtest_job(params: BacktestParams, output: Path, repo: Repository | No
         return done
     run_id = None if repo is None else repo.start_run("backtest", params.ticker, params.end, flow_run_id,
                                                       details={"params": params.to_dict()})  # fmt: skip
-    bundle: Path | None = None
     try:
         result, lstm = _walk_forward(params)
         summary = _summary(result.summary, params)
         _write_outputs(output, result, summary)
         if repo is not None and run_id is not None:
-            bundle = Settings().models_dir / params.ticker / f"backtest-{params.end:%Y%m%d}-{uuid.uuid4().hex[:8]}"
-            sha = lstm.save(bundle)
-            _persist(repo, run_id, params, result, summary, lstm, bundle, sha)
+            artifact, sha = pack_model(lstm)
+            _persist(repo, run_id, params, result, summary, lstm, artifact, sha)
             summary.update(run_id=run_id, status="succeeded")
     except BaseException as exc:
-        if bundle is not None:
-            shutil.rmtree(bundle, ignore_errors=True)
         if repo is not None and run_id is not None:
             record_failure(repo, run_id, exc)
         raise
@@ -147,7 +141,7 @@ def _write_outputs(output: Path, result, summary: dict) -> None:
         plots.save_figure(fig, output / name)
 
 
-def _persist(repo: Repository, run_id: int, params: BacktestParams, result, summary: dict, lstm, bundle: Path,
+def _persist(repo: Repository, run_id: int, params: BacktestParams, result, summary: dict, lstm, artifact: bytes,
              sha: str) -> None:  # fmt: skip
     """The backtest's model version, forecasts (every model) and metrics (every model and horizon): one transaction."""
     config = {"scope": "backtest", "preset": lstm.preset_.to_dict(), "fingerprint": lstm.preset_.fingerprint(),
@@ -156,7 +150,8 @@ def _persist(repo: Repository, run_id: int, params: BacktestParams, result, summ
     with repo.transaction() as tx:
         version_id = tx.add_model_version(
             params.ticker, lstm.kind_, None, lstm.preset_.name, config, lstm.train_start_.date(),
-            lstm.train_end_.date(), {"backtest": finite_scores(summary["model"])}, str(bundle), sha,
+            lstm.train_end_.date(), {"backtest": finite_scores(summary["model"])}, artifact_hint(sha), sha,
+            artifact=artifact,
         )  # fmt: skip
         for model, frame in result.forecasts.groupby("model", sort=False):
             tx.upsert_forecasts(run_id, version_id, params.ticker, frame, scope="backtest", model=str(model))

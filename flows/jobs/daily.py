@@ -1,25 +1,23 @@
 """One ticker, one as-of session: fetch → validate → score → decide → train → gate → forecast → store.
 
 Plain functions over :mod:`forecaster` and :mod:`db`; the Prefect task in :mod:`flows.daily` only calls
-:func:`run_ticker`. A run that fails at any step leaves the database and the model store as they were, apart
-from its own ``failed`` run row: the new bundle (written before the one database transaction) is removed.
+:func:`run_ticker`. A run that fails at any step leaves the database as it was, apart from its own ``failed`` run
+row: the new bundle is stored in the database, in the one transaction that registers it, and nowhere else.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from db.repository import Repository
+from flows.jobs.artifacts import artifact_hint, load_version, pack_model
 from flows.settings import Settings
 from forecaster.calendar import is_session, last_completed_session, sessions
 from forecaster.errors import ConfigError, SourceError
@@ -100,12 +98,9 @@ def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch
         )
         return JobResult(params.ticker, str(params.as_of), "already_done", done.id, done.model_version_id)
     _supersede_interrupted(repo, params)
-    store = settings.models_dir / params.ticker
-    _sweep_partial_bundles(store)
     run_id = repo.start_run(
         params.kind, params.ticker, params.as_of, flow_run_id, details=asdict(params) | {"as_of": str(params.as_of)}
     )
-    new_bundle: Path | None = None
     try:
         prices, new_bars = load_prices(repo, params, settings, fetch)
         logger.info("%s %s: prices: %d sessions, %d fetched", params.ticker, params.as_of, len(prices), len(new_bars))
@@ -117,22 +112,19 @@ def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch
         if warning:
             decision = TrainingDecision(decision.kind, f"{decision.reason} ({warning})")
         logger.info("%s %s: %s retrain: %s", params.ticker, params.as_of, decision.kind, decision.reason)
-        candidate = train_candidate(decision, champion_row if champion is not None else None, prices, params)
+        candidate = train_candidate(decision, champion_row if champion is not None else None, prices, params, repo)
         verdict, scores = gate_candidate(candidate, champion, prices, settings)
         logger.info("%s %s: gate: %s", params.ticker, params.as_of, verdict.reason)
-        today = candidate if verdict.promote else _roll_forward(champion_row, prices)
+        today = candidate if verdict.promote else _roll_forward(repo, champion_row, prices)
         forecasts = today.predict(params.horizon)
         logger.info("%s %s: forecast: %d horizons", params.ticker, params.as_of, len(forecasts))
-        new_bundle = store / f"{params.as_of:%Y%m%d}-{candidate.kind_}-{uuid.uuid4().hex[:8]}"
-        sha = candidate.save(new_bundle)
+        artifact, sha = pack_model(candidate)
         used, version_id = _persist(
             repo, run_id, params, new_bars, candidate, champion_row, verdict, decision, forecasts, live, scores,
-            new_bundle, sha, fingerprint,
+            artifact, sha, fingerprint,
         )  # fmt: skip
         logger.info("%s %s: stored: run %d, model version %d", params.ticker, params.as_of, run_id, used)
     except BaseException as exc:
-        if new_bundle is not None:
-            shutil.rmtree(new_bundle, ignore_errors=True)
         record_failure(repo, run_id, exc)
         raise
     records = forecasts.assign(
@@ -183,7 +175,7 @@ def load_champion(repo: Repository, params: JobParams, live: dict[str, float]):
             "runs must go forward in time (backfill from an empty database to replay history)"
         )
     try:
-        model = _load_model(row)
+        model = _load_model(repo, row)
     except ArtifactError as exc:
         logger.warning("champion version %d unusable, falling back to a full retrain: %s", row.id, exc)
         return row, None, None, f"champion artefact unusable: {exc}"
@@ -198,14 +190,15 @@ def load_champion(repo: Repository, params: JobParams, live: dict[str, float]):
     return row, model, facts, None
 
 
-def train_candidate(decision: TrainingDecision, champion_row, prices: pd.DataFrame, params: JobParams):
+def train_candidate(decision: TrainingDecision, champion_row, prices: pd.DataFrame, params: JobParams,
+                    repo: Repository):  # fmt: skip
     """A new model: a full fit, or a fresh copy of the champion warm-started and fine-tuned on the new data."""
     from forecaster.lstm import LSTMForecaster
     from forecaster.presets import get_preset
 
     if decision.kind == "full" or champion_row is None:
         return LSTMForecaster(get_preset(params.preset), horizon=params.horizon).fit(prices)
-    candidate = _load_model(champion_row)
+    candidate = _load_model(repo, champion_row)
     candidate.finetune_on_update = True
     return candidate.update(prices)
 
@@ -223,21 +216,20 @@ def _sessions_between(first: dt.date, last: dt.date) -> int:
     return len(sessions(first, last)) - 1
 
 
-def _roll_forward(champion_row, prices: pd.DataFrame):
+def _roll_forward(repo: Repository, champion_row, prices: pd.DataFrame):
     """The champion, reloaded and moved to today's origin without training (a rejected candidate's fallback)."""
-    model = _load_model(champion_row)
+    model = _load_model(repo, champion_row)
     model.finetune_on_update = False
     return model.update(prices)
 
 
-def _load_model(row):
-    from forecaster.lstm import LSTMForecaster
-
-    return LSTMForecaster.load(row.artifact_path, expected_sha256=row.artifact_sha256)
+def _load_model(repo: Repository, row):
+    """A registered version from the local cache, unpacked from the database on first use (verified on every load)."""
+    return load_version(repo, row)
 
 
 def _persist(repo, run_id, params, new_bars, candidate, champion_row, verdict, decision, forecasts, live, scores,
-             bundle, sha, fingerprint) -> tuple[int, int]:  # fmt: skip
+             artifact, sha, fingerprint) -> tuple[int, int]:  # fmt: skip
     """Every write of the run in one transaction; returns the ids of the version used today and of the new one."""
     full_fit = params.as_of if candidate.kind_ == "full" else champion_row.config["full_fit_as_of"]
     config = {"preset": candidate.preset_.to_dict(), "fingerprint": fingerprint, "horizon": params.horizon,
@@ -248,7 +240,8 @@ def _persist(repo, run_id, params, new_bars, candidate, champion_row, verdict, d
         tx.upsert_prices(params.ticker, new_bars, params.source)
         version_id = tx.add_model_version(
             params.ticker, candidate.kind_, None if champion_row is None else champion_row.id, candidate.preset_.name,
-            config, candidate.train_start_.date(), candidate.train_end_.date(), metrics, str(bundle), sha,
+            config, candidate.train_start_.date(), candidate.train_end_.date(), metrics, artifact_hint(sha), sha,
+            artifact=artifact,
         )  # fmt: skip
         if verdict.promote:
             tx.promote(version_id)
@@ -285,14 +278,6 @@ def _supersede_interrupted(repo: Repository, params: JobParams) -> None:
     stale = repo.find_run(params.kind, params.ticker, params.as_of, status="running")
     if stale is not None:
         repo.fail_run(stale.id, "interrupted: the process stopped before the run finished; superseded by a rerun")
-
-
-def _sweep_partial_bundles(store: Path) -> None:
-    """Remove temporary bundle folders left by a killed process (finished bundles are renamed atomically)."""
-    if store.exists():
-        for tmp in store.glob(".*"):
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def record_failure(repo: Repository, run_id: int, exc: BaseException) -> None:

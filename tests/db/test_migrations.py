@@ -77,7 +77,7 @@ def test_migrations_run_from_any_working_directory(
 
 
 def test_head_revision_is_the_initial_schema() -> None:
-    assert migrate.head_revision() == "0001"
+    assert migrate.head_revision() == "0004"
     assert (migrate.MIGRATIONS_DIR / "versions" / "0001_initial_schema.py").exists()
 
 
