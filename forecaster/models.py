@@ -15,9 +15,12 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +40,51 @@ class ArtifactError(ForecasterError):
 def build_model(preset: Preset, n_features: int, horizon: int):  # -> keras.Model
     """The preset's network: stacked LSTMs, optional dense head, a linear ``Dense(horizon)`` output.
 
-    Weights are seeded from ``preset.seed`` so that two builds are identical.
+    Weights are seeded from ``preset.seed`` so that two builds are identical, in any process and thread.
     """
     import keras
     from keras import layers
 
-    keras.utils.set_random_seed(preset.seed)
-    model = keras.Sequential(name=f"lstm_{preset.name}")
-    model.add(keras.Input((preset.window, n_features)))
-    for i, units in enumerate(preset.lstm_units):
-        model.add(layers.LSTM(units, activation=preset.activation, return_sequences=i < len(preset.lstm_units) - 1))
-    for units in preset.dense_units:
-        model.add(layers.Dense(units, activation="relu"))
-    if preset.dropout:
-        model.add(layers.Dropout(preset.dropout))
-    if preset.batch_norm:
-        model.add(layers.BatchNormalization())
-    model.add(layers.Dense(horizon))
-    model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss="mse", metrics=["mae"])
+    with private_keras_seeds(preset.seed):
+        model = keras.Sequential(name=f"lstm_{preset.name}")
+        model.add(keras.Input((preset.window, n_features)))
+        for i, units in enumerate(preset.lstm_units):
+            last = i == len(preset.lstm_units) - 1
+            model.add(layers.LSTM(units, activation=preset.activation, return_sequences=not last))
+        for units in preset.dense_units:
+            model.add(layers.Dense(units, activation="relu"))
+        if preset.dropout:
+            model.add(layers.Dropout(preset.dropout))
+        if preset.batch_norm:
+            model.add(layers.BatchNormalization())
+        model.add(layers.Dense(horizon))
+        model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss="mse", metrics=["mae"])
     return model
+
+
+@contextmanager
+def private_keras_seeds(seed: int) -> Iterator[None]:
+    """Seed Keras, and let it draw its default layer seeds from a private generator while the block runs.
+
+    Keras draws the seed of every initializer and ``SeedGenerator`` from Python's process-global ``random``, which
+    other threads of the same process draw from too (a Dask worker's event loop, Prefect): the weights of a model
+    built on a worker would depend on their timing. ``random.Random(seed)`` yields exactly the draws that
+    ``random.seed(seed)`` does in a quiet process, so the models are the ones a lone process builds.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    try:
+        from keras.src.random import seed_generator  # where Keras 3 draws default seeds (python_random.randint)
+    except ImportError:  # pragma: no cover - another Keras layout: seeded globally only
+        yield
+        return
+    shared = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        seed_generator.python_random = shared
 
 
 def directory_sha256(directory: Path) -> str:
@@ -99,14 +128,14 @@ def read_bundle(directory: Path, expected_sha256: str | None = None) -> tuple[An
             f"model bundle {directory} is corrupt: sha256 {actual[:12]} != recorded {expected_sha256[:12]}"
         )
     try:
-        model = keras.saving.load_model(directory / MODEL_FILE, compile=True)
-        state = joblib.load(directory / STATE_FILE)
         metadata = json.loads((directory / META_FILE).read_text())
+        # Seeded like a build, so that what the model does next (a fine-tune's dropout, say) does not depend on
+        # what the process ran before or on other threads, whichever worker loads it.
+        with private_keras_seeds(int(metadata.get("preset", {}).get("seed", 0))):
+            model = keras.saving.load_model(directory / MODEL_FILE, compile=True)
+        state = joblib.load(directory / STATE_FILE)
     except Exception as exc:  # noqa: BLE001 - any decoding failure means a corrupt bundle
         raise ArtifactError(f"model bundle {directory} could not be read: {type(exc).__name__}: {exc}") from exc
-    # Keras' random state is process-global: reseed it from the preset, so that what this model does next (a
-    # fine-tune's dropout, say) does not depend on what the process ran before, whichever worker loads it.
-    keras.utils.set_random_seed(int(metadata.get("preset", {}).get("seed", 0)))
     return model, state, metadata
 
 
