@@ -1,5 +1,6 @@
 """Throughput of the daily flow on Dask: tickers per minute on 1 worker and on 2, and the cost by ticker count.
 
+A temporary local Prefect API (``prefect_test_harness``) serves the flow and every worker.
 Each configuration gets a local cluster of worker *processes* (one Dask thread each) whose TensorFlow intra-op pool is
 set so that the workers together use the machine's cores once (``TF_NUM_INTRAOP_THREADS`` = cores / workers, one
 inter-op thread), and a fresh database (PostgreSQL when reachable, else SQLite). Every run is one daily run (a full
@@ -60,14 +61,15 @@ def _warm(client) -> None:
         import flows.jobs.daily  # noqa: F401
         import forecaster.lstm  # noqa: F401
 
-        return tf.config.threading.get_intra_op_parallelism_threads()
+        return tf.__version__
 
-    print("  workers warm, intra-op threads:", client.run(imports))
+    client.run(imports)
 
 
 def measure(workers: int, preset: str, pg_url: str | None, counts: tuple[int, ...]) -> dict:
     """Start a ``workers``-process cluster, run each ticker count once, return the timings."""
     from distributed import Client, LocalCluster
+    from prefect.settings import PREFECT_API_URL
     from prefect_dask import DaskTaskRunner
 
     from flows.daily import daily_forecast
@@ -78,7 +80,8 @@ def measure(workers: int, preset: str, pg_url: str | None, counts: tuple[int, ..
     url = _database(home, pg_url)
     os.environ.update(TSLA_FORECAST_HOME=str(home), TSLA_FORECAST_DATABASE_URL=url, TSLA_FORECAST_FETCH_RETRIES="0")
     env = {"TF_NUM_INTRAOP_THREADS": str(intra), "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": str(intra),
-           "PYTHONPATH": str(ROOT), "TSLA_FORECAST_HOME": str(home), "TSLA_FORECAST_DATABASE_URL": url}  # fmt: skip
+           "PYTHONPATH": str(ROOT), "TSLA_FORECAST_HOME": str(home), "TSLA_FORECAST_DATABASE_URL": url,
+           "PREFECT_API_URL": str(PREFECT_API_URL.value())}  # fmt: skip
     runs = []
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                       memory_limit="6GiB", env=env) as cluster, Client(cluster) as client:  # fmt: skip
@@ -104,8 +107,11 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     counts = tuple(int(c) for c in args.counts.split(","))
+    from prefect.testing.utilities import prefect_test_harness
+
     began = time.perf_counter()
-    configs = [measure(w, args.preset, args.pg_url, counts) for w in (1, 2)]
+    with prefect_test_harness(server_startup_timeout=180):  # one local API for the flow and every worker
+        configs = [measure(w, args.preset, args.pg_url, counts) for w in (1, 2)]
     top = [next(r for r in c["runs"] if r["tickers"] == max(counts)) for c in configs]
     ratio = round(top[1]["tickers_per_min"] / top[0]["tickers_per_min"], 2)
     load = os.getloadavg()
