@@ -8,6 +8,7 @@ PostgreSQL that only touch a row when its values changed, so re-running a run ch
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ from db.schema import (
     Base,
     Forecast,
     Metric,
+    ModelArtifact,
     ModelVersion,
     Price,
     Run,
@@ -54,6 +56,7 @@ _forecasts = Base.metadata.tables[Forecast.__tablename__]
 _metrics = Base.metadata.tables[Metric.__tablename__]
 _runs = Base.metadata.tables[Run.__tablename__]
 _versions = Base.metadata.tables[ModelVersion.__tablename__]
+_artifacts = Base.metadata.tables[ModelArtifact.__tablename__]
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,9 @@ class NewModelVersion:
 class UnitOfWork:
     """The writes of one run, inside one database transaction (see :meth:`Repository.transaction`)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, artifact_retention: int | None = None) -> None:
         self.conn = conn
+        self.artifact_retention = artifact_retention
 
     def upsert_prices(self, ticker: str, frame: pd.DataFrame, source: str) -> int:
         """Insert or update daily bars (``DatetimeIndex`` named ``date``; float open, high, low, close, volume).
@@ -95,18 +99,31 @@ class UnitOfWork:
         ]
         return _upsert(self.conn, _prices, rows, ("ticker", "date"), PRICE_COLUMNS, ("source", "fetched_at"))
 
-    def add_model_version(self, version: NewModelVersion) -> int:
-        """Record a trained model with its lineage; ``status="champion"`` also promotes it. Returns its id."""
+    def add_model_version(self, version: NewModelVersion, *, artifact: bytes | None = None) -> int:
+        """Record a trained model with its lineage; ``status="champion"`` also promotes it. Returns its id.
+
+        ``artifact`` (the bundle archive, whose sha256 must be ``version.artifact_sha256``) is stored in the same
+        transaction, and artefacts that this version makes old are pruned (see :meth:`prune_artifacts`).
+        """
         if version.kind not in MODEL_KINDS:
             raise ValueError(f"model kind {version.kind!r} is not one of {MODEL_KINDS}")
+        if artifact is not None and (actual := hashlib.sha256(artifact).hexdigest()) != version.artifact_sha256:
+            raise ValueError(f"artefact sha256 {actual[:12]} != the recorded {version.artifact_sha256[:12]}")
         values = asdict(version) | {
             "train_start": as_date(version.train_start), "train_end": as_date(version.train_end),
             "artifact_path": str(version.artifact_path), "created_at": utcnow(),
             "status": "candidate" if version.status == "champion" else version.status,
         }  # fmt: skip
         version_id = int(self.conn.execute(sa.insert(_versions).values(values).returning(_versions.c.id)).scalar_one())
+        if artifact is not None:
+            row = {"model_version_id": version_id, "sha256": version.artifact_sha256, "size": len(artifact)}
+            self.conn.execute(
+                sa.insert(_artifacts).values(row | {"data": artifact, "created_at": values["created_at"]})
+            )
         if version.status == "champion":
             self.promote(version_id)
+        else:
+            self._apply_retention(version.ticker)
         return version_id
 
     def promote(self, version_id: int) -> None:
@@ -120,6 +137,30 @@ class UnitOfWork:
             .values(status="retired")
         )
         self.conn.execute(sa.update(_versions).where(_versions.c.id == version_id).values(status="champion"))
+        self._apply_retention(ticker)
+
+    def prune_artifacts(self, keep: int, ticker: str | None = None) -> list[int]:
+        """Delete the artefacts of versions that are neither a champion nor among the ``keep`` newest of their
+        ticker (registry rows and metrics stay). Returns the ids of the versions pruned."""
+        if keep < 0:
+            raise ValueError(f"keep must be >= 0, got {keep}")
+        v = _versions.c
+        rank = sa.func.row_number().over(partition_by=v.ticker, order_by=v.id.desc()).label("rank")
+        ranked = sa.select(v.id, v.status, rank)
+        if ticker is not None:
+            ranked = ranked.where(v.ticker == ticker)
+        old = ranked.subquery()
+        stale = sa.select(old.c.id).where(old.c.rank > keep, old.c.status != "champion")
+        pruned = self.conn.execute(
+            sa.delete(_artifacts)
+            .where(_artifacts.c.model_version_id.in_(stale))
+            .returning(_artifacts.c.model_version_id)
+        )
+        return sorted(int(i) for i in pruned.scalars())
+
+    def _apply_retention(self, ticker: str) -> None:
+        if self.artifact_retention is not None:
+            self.prune_artifacts(self.artifact_retention, ticker)
 
     def upsert_forecasts(
         self,
@@ -196,12 +237,18 @@ class UnitOfWork:
 class Repository:
     """All database access of the application, over one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, artifact_retention: int | None = None) -> None:
         self.engine = engine
+        self.artifact_retention = artifact_retention  # None: keep every artefact
 
     @classmethod
-    def from_url(cls, url: str | None = None, *, check_schema: bool = True) -> Repository:
-        """Open the database at ``url`` (default: the configured one), check it answers and is up to date."""
+    def from_url(
+        cls, url: str | None = None, *, check_schema: bool = True, artifact_retention: int | None = None
+    ) -> Repository:
+        """Open the database at ``url`` (default: the configured one), check it answers and is up to date.
+
+        ``artifact_retention``: keep the artefacts of every champion and of the newest N versions per ticker.
+        """
         engine = make_engine(url or database_url())
         try:
             check_connection(engine)
@@ -210,7 +257,7 @@ class Repository:
         except Exception:
             engine.dispose()
             raise
-        return cls(engine)
+        return cls(engine, artifact_retention)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -232,7 +279,7 @@ class Repository:
     def transaction(self) -> Iterator[UnitOfWork]:
         """One transaction: commit when the block ends, roll back everything if it raises."""
         with begin_write(self.engine) as conn:
-            yield UnitOfWork(conn)
+            yield UnitOfWork(conn, self.artifact_retention)
 
     # -- runs ---------------------------------------------------------------------------------------------
 
@@ -315,6 +362,33 @@ class Repository:
         """One model version by id."""
         with self._session() as session:
             return session.get(ModelVersion, version_id)
+
+    # -- model artefacts ----------------------------------------------------------------------------------
+
+    def artifact_data(self, version_id: int) -> bytes | None:
+        """The stored archive of a model version, or None when it was pruned (or never stored)."""
+        with self.engine.connect() as conn:
+            data = conn.scalar(sa.select(_artifacts.c.data).where(_artifacts.c.model_version_id == version_id))
+        return None if data is None else bytes(data)
+
+    def list_versions(self, ticker: str | None = None, version_id: int | None = None) -> list[dict[str, Any]]:
+        """Model versions (newest first) with their artefact's sha256 and size (None when pruned); reads no blob."""
+        v, a = _versions.c, _artifacts.c
+        query = sa.select(
+            v.id, v.ticker, v.kind, v.parent_id, v.status, v.preset, v.train_start, v.train_end, v.created_at,
+            v.artifact_path, v.artifact_sha256, a.sha256.label("stored_sha256"), a.size,
+        ).outerjoin(_artifacts, a.model_version_id == v.id)  # fmt: skip
+        if ticker is not None:
+            query = query.where(v.ticker == ticker)
+        if version_id is not None:
+            query = query.where(v.id == version_id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(v.id.desc()))]
+
+    def prune_artifacts(self, keep: int, ticker: str | None = None) -> list[int]:
+        """:meth:`UnitOfWork.prune_artifacts` in its own transaction."""
+        with self.transaction() as tx:
+            return tx.prune_artifacts(keep, ticker)
 
     # -- prices -------------------------------------------------------------------------------------------
 

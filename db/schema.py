@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 typed ORM tables: prices, model_versions, runs, forecasts, metrics, and the outcomes view.
+"""SQLAlchemy 2 typed ORM tables: prices, model_versions, model_artifacts, runs, forecasts, metrics, the outcomes view.
 
 Money and prices are double-precision floats everywhere. Dates are ``DATE``; timestamps are timezone-aware
 and always UTC (on SQLite, where there is no time zone type, they are stored as UTC and read back as UTC).
@@ -117,8 +117,24 @@ class ModelVersion(Base):
     train_start: Mapped[dt.date]
     train_end: Mapped[dt.date]
     metrics: Mapped[dict[str, Any]]
-    artifact_path: Mapped[str] = mapped_column(sa.Text)
-    artifact_sha256: Mapped[str] = mapped_column(sa.String(64))
+    artifact_path: Mapped[str] = mapped_column(sa.Text)  # a hint: where the bundle was (or is cached) on disk
+    artifact_sha256: Mapped[str] = mapped_column(sa.String(64))  # sha256 of the archive in model_artifacts
+    created_at: Mapped[dt.datetime]
+
+
+class ModelArtifact(Base):
+    """The bundle of one model version as one archive (``model.keras``, scalers, metadata), with its sha256.
+
+    A separate table, so that listing versions never reads blobs and pruning an old version's artefact is a
+    ``DELETE`` that leaves its registry row and metrics in place.
+    """
+
+    __tablename__ = "model_artifacts"
+
+    model_version_id: Mapped[int] = mapped_column(sa.ForeignKey("model_versions.id"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created_at: Mapped[dt.datetime]
 
 

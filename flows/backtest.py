@@ -45,7 +45,7 @@ def backtest(
                             horizon or settings.horizon, epochs)  # fmt: skip
     folder = Path(output) if output else settings.home / "backtests" / f"{ticker}_{start}_{end}"
     run_id = flow_run.get_id()
-    with Repository.from_url(settings.db_url) as repo:
+    with Repository.from_url(settings.db_url, artifact_retention=settings.artifact_retention) as repo:
         summary = run_backtest_job(params, folder, repo, settings=settings, flow_run_id=str(run_id) if run_id else None)
     create_markdown_artifact(
         f"# Backtest {ticker} {start}..{end}\n\npreset `{params.preset}`, refit every {refit_every}, run "

@@ -32,7 +32,7 @@ def forecast_ticker(ticker: str, as_of: dt.date, source: str | None = None, retr
     params = JobParams.from_settings(settings, ticker, as_of, kind, source=source, retrain=retrain, horizon=horizon,
                                      preset=preset)  # fmt: skip
     fetch = fetch_bars.with_options(retries=settings.fetch_retries)
-    with Repository.from_url(settings.db_url) as repo:
+    with Repository.from_url(settings.db_url, artifact_retention=settings.artifact_retention) as repo:
         return run_ticker(params, settings, repo, fetch=fetch, flow_run_id=_flow_run_id()).to_dict()
 
 

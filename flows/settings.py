@@ -1,7 +1,8 @@
 """Every knob of the job, from ``TSLA_FORECAST_*`` environment variables (pydantic-settings) or flow parameters.
 
-``TSLA_FORECAST_HOME`` is the one root for the defaults: ``<home>/forecast.db`` (SQLite), ``<home>/models/``,
-``<home>/reports/``. ``TSLA_FORECAST_DATABASE_URL`` overrides the database.
+``TSLA_FORECAST_HOME`` is the one root for the defaults: ``<home>/forecast.db`` (SQLite), ``<home>/cache/`` (model
+bundles unpacked from the database, keyed by sha256), ``<home>/reports/``. ``TSLA_FORECAST_DATABASE_URL``
+overrides the database.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     gate_tolerance: float = Field(1.0, description="candidate RMSE must be <= tolerance x champion RMSE")
     gate_max_u2: float = Field(1.25, description="a candidate whose U2 vs naive exceeds this never replaces a champion")
     fetch_retries: int = Field(2, description="Prefect retries of the price fetch (each with backoff)")
+    artifact_retention: int = Field(
+        30, ge=0, description="keep the model artefacts of every champion and of the newest N versions per ticker"
+    )
     # reports and email
     email_enabled: bool = False
     smtp_host: str = "localhost"
@@ -68,11 +72,6 @@ class Settings(BaseSettings):
     )
 
     @property
-    def models_dir(self) -> Path:
-        """Model store: one immutable folder per version."""
-        return self.home / "models"
-
-    @property
     def reports_dir(self) -> Path:
         """Report archive: ``<reports>/<YYYY-MM-DD>/<TICKER>/``."""
         return self.home / "reports"
@@ -81,3 +80,8 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """The database URL: ``database_url`` or SQLite under ``home``."""
         return self.database_url or sqlite_url(self.home)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Local cache of model bundles, one folder per archive sha256; safe to delete at any time."""
+        return self.home / "cache"

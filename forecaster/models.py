@@ -3,15 +3,24 @@
 A bundle is one folder: ``model.keras`` + ``state.joblib`` (scalers, recent prices, residuals) +
 ``metadata.json`` (preset, features, spans, history). It is written to a temporary sibling folder and
 renamed into place, so a killed process never leaves half a bundle, and its sha256 covers every file.
+
+Its bytes form (:func:`bundle_to_bytes`) is a deterministic, uncompressed tar of the folder: the same files give
+the same bytes, so the sha256 of the archive identifies a bundle wherever it is unpacked (the database stores
+the archive; :mod:`forecaster.cache` keeps unpacked copies keyed by that sha256).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import random
 import shutil
+import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +30,7 @@ from forecaster.errors import ForecasterError
 from forecaster.presets import Preset
 
 MODEL_FILE, STATE_FILE, META_FILE = "model.keras", "state.joblib", "metadata.json"
+BUNDLE_FILES = (MODEL_FILE, STATE_FILE, META_FILE)
 
 
 class ArtifactError(ForecasterError):
@@ -32,25 +42,51 @@ def build_model(preset: Preset, n_features: int, horizon: int):  # -> keras.Mode
 
     With ``preset.interval == "head"`` the output is ``Dense(2 * horizon)``: the point targets, then a second head
     of ``horizon`` log-scale forecasts (``log |h-day log return|``) trained jointly on the same recurrent state.
-    Weights are seeded from ``preset.seed`` so that two builds are identical.
+    Weights are seeded from ``preset.seed`` so that two builds are identical, in any process and thread.
     """
     import keras
     from keras import layers
 
-    keras.utils.set_random_seed(preset.seed)
-    model = keras.Sequential(name=f"lstm_{preset.name}")
-    model.add(keras.Input((preset.window, n_features)))
-    for i, units in enumerate(preset.lstm_units):
-        model.add(layers.LSTM(units, activation=preset.activation, return_sequences=i < len(preset.lstm_units) - 1))
-    for units in preset.dense_units:
-        model.add(layers.Dense(units, activation="relu"))
-    if preset.dropout:
-        model.add(layers.Dropout(preset.dropout))
-    if preset.batch_norm:
-        model.add(layers.BatchNormalization())
-    model.add(layers.Dense(horizon * (2 if preset.interval == "head" else 1)))
-    model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss="mse", metrics=["mae"])
+    with private_keras_seeds(preset.seed):
+        model = keras.Sequential(name=f"lstm_{preset.name}")
+        model.add(keras.Input((preset.window, n_features)))
+        for i, units in enumerate(preset.lstm_units):
+            last = i == len(preset.lstm_units) - 1
+            model.add(layers.LSTM(units, activation=preset.activation, return_sequences=not last))
+        for units in preset.dense_units:
+            model.add(layers.Dense(units, activation="relu"))
+        if preset.dropout:
+            model.add(layers.Dropout(preset.dropout))
+        if preset.batch_norm:
+            model.add(layers.BatchNormalization())
+        model.add(layers.Dense(horizon * (2 if preset.interval == "head" else 1)))
+        model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss="mse", metrics=["mae"])
     return model
+
+
+@contextmanager
+def private_keras_seeds(seed: int) -> Iterator[None]:
+    """Seed Keras, and let it draw its default layer seeds from a private generator while the block runs.
+
+    Keras draws the seed of every initializer and ``SeedGenerator`` from Python's process-global ``random``, which
+    other threads of the same process draw from too (a Dask worker's event loop, Prefect): the weights of a model
+    built on a worker would depend on their timing. ``random.Random(seed)`` yields exactly the draws that
+    ``random.seed(seed)`` does in a quiet process, so the models are the ones a lone process builds.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    try:
+        from keras.src.random import seed_generator  # where Keras 3 draws default seeds (python_random.randint)
+    except ImportError:  # pragma: no cover - another Keras layout: seeded globally only
+        yield
+        return
+    shared = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        seed_generator.python_random = shared
 
 
 def directory_sha256(directory: Path) -> str:
@@ -86,7 +122,7 @@ def read_bundle(directory: Path, expected_sha256: str | None = None) -> tuple[An
     import keras
 
     directory = Path(directory)
-    missing = [f for f in (MODEL_FILE, STATE_FILE, META_FILE) if not (directory / f).is_file()]
+    missing = [f for f in BUNDLE_FILES if not (directory / f).is_file()]
     if missing:
         raise ArtifactError(f"model bundle {directory} is missing {', '.join(missing)}")
     if expected_sha256 is not None and (actual := directory_sha256(directory)) != expected_sha256:
@@ -94,9 +130,65 @@ def read_bundle(directory: Path, expected_sha256: str | None = None) -> tuple[An
             f"model bundle {directory} is corrupt: sha256 {actual[:12]} != recorded {expected_sha256[:12]}"
         )
     try:
-        model = keras.saving.load_model(directory / MODEL_FILE, compile=True)
-        state = joblib.load(directory / STATE_FILE)
         metadata = json.loads((directory / META_FILE).read_text())
+        # Seeded like a build, so that what the model does next (a fine-tune's dropout, say) does not depend on
+        # what the process ran before or on other threads, whichever worker loads it.
+        with private_keras_seeds(int(metadata.get("preset", {}).get("seed", 0))):
+            model = keras.saving.load_model(directory / MODEL_FILE, compile=True)
+        state = joblib.load(directory / STATE_FILE)
     except Exception as exc:  # noqa: BLE001 - any decoding failure means a corrupt bundle
         raise ArtifactError(f"model bundle {directory} could not be read: {type(exc).__name__}: {exc}") from exc
     return model, state, metadata
+
+
+def bundle_to_bytes(directory: Path) -> bytes:
+    """The bundle folder as one deterministic tar archive (sorted names, no timestamps or owners)."""
+    directory = Path(directory)
+    missing = [f for f in BUNDLE_FILES if not (directory / f).is_file()]
+    if missing:
+        raise ArtifactError(f"model bundle {directory} is missing {', '.join(missing)}")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            info = tarfile.TarInfo(path.relative_to(directory).as_posix())
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def bytes_sha256(data: bytes) -> str:
+    """The sha256 of an archive: the identity of a bundle in the registry and in the cache."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def bundle_from_bytes(data: bytes, directory: Path) -> Path:
+    """Unpack an archive made by :func:`bundle_to_bytes` into ``directory`` (which must not exist), atomically."""
+    directory = Path(directory)
+    if directory.exists():
+        raise ArtifactError(f"model bundle {directory} already exists; bundles are immutable")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise ArtifactError(f"model archive for {directory.name} could not be unpacked: {exc}") from exc
+        missing = [f for f in BUNDLE_FILES if not (tmp / f).is_file()]
+        if missing:
+            raise ArtifactError(f"model archive for {directory.name} is missing {', '.join(missing)}")
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def pack_model(model: Any) -> tuple[bytes, str]:
+    """Save a fitted forecaster (anything with ``save(directory)``) to ``(archive bytes, sha256)``; no files stay."""
+    with tempfile.TemporaryDirectory(prefix="tsla-bundle-") as tmp:
+        folder = Path(tmp) / "bundle"
+        model.save(folder)
+        data = bundle_to_bytes(folder)
+    return data, bytes_sha256(data)

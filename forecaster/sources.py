@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import warnings
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -221,44 +222,56 @@ class CsvSource:
 
     Column names are matched case-, whitespace- and underscore-insensitively; the date column may be called
     ``date``, ``datetime`` or ``timestamp``. With an ``Adj Close`` column, open/high/low/close are scaled by
-    ``adj_close / close`` (as yfinance's ``auto_adjust`` does). The ticker is ignored: the file is one series.
-    The parsed file is cached in the instance.
+    ``adj_close / close`` (as yfinance's ``auto_adjust`` does). A plain path is one series, whatever the ticker; a
+    path with ``{ticker}`` in it is a template, one file per ticker (``prices/{ticker}.csv``). Parsed files are
+    cached in the instance.
     """
 
     name = "csv"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._frame: pd.DataFrame | None = None
+        self._frames: dict[Path, pd.DataFrame] = {}
+
+    def path_for(self, ticker: str) -> Path:
+        """The file of ``ticker``: the path with ``{ticker}`` filled in (or the path itself)."""
+        text = str(self.path)
+        return Path(text.replace(TICKER_FIELD, ticker)) if TICKER_FIELD in text else self.path
 
     def fetch(self, ticker: str, start: DateArg = None, end: DateArg = None) -> pd.DataFrame:
-        """Rows of the file with ``start <= date <= end``."""
-        if self._frame is None:
-            self._frame = self._read()
-        return _between(self._frame, _day(start), _day(end))
+        """Rows of the ticker's file with ``start <= date <= end``."""
+        path = self.path_for(ticker)
+        if path not in self._frames:
+            self._frames[path] = _read_csv(path)
+        return _between(self._frames[path], _day(start), _day(end))
 
-    def _read(self) -> pd.DataFrame:
-        if not self.path.is_file():
-            raise SourceError(f"price file not found: {self.path}")
-        try:
-            raw = pd.read_csv(self.path, dtype=str, keep_default_na=False, skipinitialspace=True)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-            raise SourceError(f"cannot read {self.path} as CSV: {' '.join(str(exc).split())}") from exc
-        raw, header_lines = _drop_yfinance_header_rows(raw)
-        raw = raw.rename(columns=_column_key)
-        found = ", ".join(map(str, raw.columns)) or "none"
-        if "close" not in raw.columns:
-            raise SourceError(f"{self.path} has no 'close' column (found: {found})")
-        missing = _missing(raw.columns, PRICE_COLUMNS)
-        if missing:
-            raise SourceError(f"{self.path} is missing column(s) {', '.join(missing)} (found: {found})")
-        date_col = next((c for c in _DATE_COLUMNS if c in raw.columns), None)
-        if date_col is None:
-            raise SourceError(f"{self.path} has no date column ('date' or 'datetime'; found: {found})")
-        index = _parse_dates(raw[date_col], self.path, header_lines)
-        numbers = {c: _parse_numbers(raw.get(c), c, self.path, header_lines) for c in (*PRICE_COLUMNS, _ADJ_CLOSE)}
-        frame = pd.DataFrame({c: v for c, v in numbers.items() if v is not None})
-        return _finish(frame, index)
+
+TICKER_FIELD = "{ticker}"
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """One CSV file as a normalised price frame; SourceError names the file, the line and the bad value."""
+    if not path.is_file():
+        raise SourceError(f"price file not found: {path}")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise SourceError(f"cannot read {path} as CSV: {' '.join(str(exc).split())}") from exc
+    raw, header_lines = _drop_yfinance_header_rows(raw)
+    raw = raw.rename(columns=_column_key)
+    found = ", ".join(map(str, raw.columns)) or "none"
+    if "close" not in raw.columns:
+        raise SourceError(f"{path} has no 'close' column (found: {found})")
+    missing = _missing(raw.columns, PRICE_COLUMNS)
+    if missing:
+        raise SourceError(f"{path} is missing column(s) {', '.join(missing)} (found: {found})")
+    date_col = next((c for c in _DATE_COLUMNS if c in raw.columns), None)
+    if date_col is None:
+        raise SourceError(f"{path} has no date column ('date' or 'datetime'; found: {found})")
+    index = _parse_dates(raw[date_col], path, header_lines)
+    numbers = {c: _parse_numbers(raw.get(c), c, path, header_lines) for c in (*PRICE_COLUMNS, _ADJ_CLOSE)}
+    frame = pd.DataFrame({c: v for c, v in numbers.items() if v is not None})
+    return _finish(frame, index)
 
 
 def _drop_yfinance_header_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -322,7 +335,7 @@ def _parse_numbers(values: pd.Series | None, column: str, path: Path, header_lin
 # --------------------------------------------------------------------------------------------- synthetic
 
 
-def _simulate(days: pd.DatetimeIndex, seed: int, s0: float, drift: float, vol: float) -> pd.DataFrame:
+def _simulate(days: pd.DatetimeIndex, seed: int | list[int], s0: float, drift: float, vol: float) -> pd.DataFrame:
     """GBM with GARCH(1,1) volatility clustering on ``days``; OHLC consistent and volume positive."""
     rng = np.random.default_rng(seed)
     n = len(days)
@@ -349,7 +362,8 @@ class SyntheticSource:
     """Deterministic synthetic prices on NYSE sessions, for tests and offline demos.
 
     Geometric Brownian motion whose volatility clusters (GARCH(1,1), long-run daily volatility ``vol``).
-    The series spans the sessions in ``[start, end]``; ``fetch`` returns its part in the requested range.
+    The series spans the sessions in ``[start, end]``; ``fetch`` returns its part in the requested range. Each
+    ticker gets its own series, drawn from ``(seed, ticker)``: the same for a ticker wherever it is fetched.
     """
 
     name = "synthetic"
@@ -369,14 +383,19 @@ class SyntheticSource:
         self.s0 = s0
         self.drift = drift
         self.vol = vol
-        self._frame: pd.DataFrame | None = None
+        self._frames: dict[str, pd.DataFrame] = {}
 
     def fetch(self, ticker: str, start: DateArg = None, end: DateArg = None) -> pd.DataFrame:
-        """The synthetic series (the same for every ticker) with ``start <= date <= end``."""
-        if self._frame is None:
+        """The ticker's synthetic series with ``start <= date <= end``."""
+        if ticker not in self._frames:
             days = sessions(self.start, self.end)
-            self._frame = _simulate(days, self.seed, self.s0, self.drift, self.vol)
-        return _between(self._frame, _day(start), _day(end))
+            self._frames[ticker] = _simulate(days, ticker_seed(self.seed, ticker), self.s0, self.drift, self.vol)
+        return _between(self._frames[ticker], _day(start), _day(end))
+
+
+def ticker_seed(seed: int, ticker: str) -> list[int]:
+    """A random-generator seed for one ticker's series: stable across processes (crc32, not ``hash``)."""
+    return [seed, zlib.crc32(ticker.upper().encode())]
 
 
 def generate_prices(
@@ -404,7 +423,8 @@ def generate_prices(
 
 
 def parse_source(spec: str) -> PriceSource:
-    """The source named by a CLI spec: ``yahoo``, ``csv:PATH``, ``synthetic`` or ``synthetic:SEED``."""
+    """The source named by a CLI spec: ``yahoo``, ``csv:PATH`` (``{ticker}`` in PATH: one file per ticker),
+    ``synthetic`` or ``synthetic:SEED``."""
     text = spec.strip()
     kind, sep, arg = text.partition(":")
     kind = kind.strip().lower()
@@ -412,7 +432,7 @@ def parse_source(spec: str) -> PriceSource:
         return YahooSource()
     if kind == "csv" and sep:
         if not arg.strip():
-            raise ConfigError("source 'csv:' needs a path: use csv:PATH")
+            raise ConfigError("source 'csv:' needs a path: use csv:PATH or csv:DIR/{ticker}.csv")
         return CsvSource(Path(arg.strip()).expanduser())
     if kind == "synthetic":
         if not sep:

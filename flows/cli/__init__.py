@@ -43,6 +43,10 @@ from flows.cli.db import db_app  # noqa: E402 - light import (no TensorFlow, no 
 
 app.add_typer(db_app, name="db")
 
+from flows.cli.models import models_app  # noqa: E402 - light import (no TensorFlow, no Prefect)
+
+app.add_typer(models_app, name="models")
+
 
 @app.callback()
 def _root(

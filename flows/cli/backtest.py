@@ -44,4 +44,4 @@ def run_backtest_command(
 
 def _open_repository(settings: Settings) -> Repository:
     prepare_database(settings.db_url)
-    return Repository.from_url(settings.db_url)
+    return Repository.from_url(settings.db_url, artifact_retention=settings.artifact_retention)

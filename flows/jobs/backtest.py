@@ -21,6 +21,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from db.repository import NewModelVersion, Repository
+from flows.jobs.artifacts import artifact_hint, pack_model
 from flows.jobs.daily import finite_scores
 from flows.jobs.lifecycle import RunKey, RunOutcome, TrackedRun, tracked_run
 from flows.settings import Settings
@@ -73,11 +74,15 @@ def run_backtest_job(params: BacktestParams, output: Path, repo: Repository | No
     details = {"params": params.to_dict()}
     with tracked_run(repo, key, settings, details=details, flow_run_id=flow_run_id) as run:
         if run.done is not None:
-            logger.info("backtest %s already stored as run %d: nothing to do", params.to_dict(), run.done.id)
-            return run.done.details["summary"] | {"run_id": run.done.id, "status": "already_done"}
+            stored = run.done.details["summary"] | {"run_id": run.done.id, "status": "already_done"}
+            if (output / "summary.json").exists():
+                logger.info("backtest %s already stored as run %d: nothing to do", params.to_dict(), run.done.id)
+                return stored
+            logger.info("backtest already stored as run %d; recomputing the files for %s", run.done.id, output)
+            return _compute(params, output)[0] | {"run_id": run.done.id, "status": "already_done"}
         summary, result, lstm = _compute(params, output)
-        bundle = run.bundle_path(lstm.kind_)
-        _persist(run, params, result, summary, lstm, bundle, lstm.save(bundle))
+        artifact, sha = pack_model(lstm)
+        _persist(run, params, result, summary, lstm, artifact, sha)
     return summary | {"run_id": run.id, "status": "succeeded"}
 
 
@@ -140,19 +145,19 @@ def _write_outputs(output: Path, result, summary: dict) -> None:
         plots.save_figure(fig, output / name)
 
 
-def _persist(run: TrackedRun, params: BacktestParams, result, summary: dict, lstm: LSTMForecaster, bundle: Path,
+def _persist(run: TrackedRun, params: BacktestParams, result, summary: dict, lstm: LSTMForecaster, artifact: bytes,
              sha: str) -> None:  # fmt: skip
     """The backtest's model version, forecasts (every model) and metrics (every model and horizon): one transaction."""
     config = {"scope": "backtest", "preset": lstm.preset_.to_dict(), "fingerprint": lstm.preset_.fingerprint(),
               "horizon": params.horizon, "backtest": params.to_dict()}  # fmt: skip
     version = NewModelVersion(
         params.ticker, lstm.kind_, None, lstm.preset_.name, config, lstm.train_start_.date(), lstm.train_end_.date(),
-        {"backtest": finite_scores(summary["lstm"])}, str(bundle), sha,
+        {"backtest": finite_scores(summary["lstm"])}, artifact_hint(sha), sha,
     )  # fmt: skip
     run_id, start, end = run.id, params.start, params.end
     assert run_id is not None
     with run.repo.transaction() as tx:
-        version_id = tx.add_model_version(version)
+        version_id = tx.add_model_version(version, artifact=artifact)
         for model, frame in result.forecasts.groupby("model", sort=False):
             tx.upsert_forecasts(run_id, version_id, params.ticker, frame, scope="backtest", model=str(model))
         for model, per_h in result.summary["by_horizon"].items():  # the models' own names, as in forecasts

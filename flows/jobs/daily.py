@@ -1,8 +1,8 @@
 """One ticker, one as-of session: fetch → validate → score → decide → train → gate → forecast → store.
 
 Plain functions over :mod:`forecaster` and :mod:`db`; the Prefect task in :mod:`flows.daily` only calls
-:func:`run_ticker`. A run that fails at any step leaves the database and the model store as they were, apart
-from its own ``failed`` run row: the new bundle (written before the one database transaction) is removed.
+:func:`run_ticker`. A run that fails at any step leaves the database as it was, apart from its own ``failed`` run
+row: the new bundle is stored in the database, in the one transaction that registers it, and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ import pandas as pd
 
 from db.repository import NewModelVersion, Repository
 from db.schema import ModelVersion
+from flows.jobs.artifacts import artifact_hint, load_version, pack_model
 from flows.jobs.lifecycle import RunKey, RunOutcome, TrackedRun, tracked_run
 from flows.settings import Settings
 from forecaster.calendar import is_session, last_completed_session, sessions
@@ -130,10 +130,10 @@ def _run_job(run: TrackedRun, params: JobParams, settings: Settings, fetch: Fetc
     today = candidate if verdict.promote or fallback is None else fallback.update(prices, finetune=False)
     forecasts = today.predict(params.horizon)
     logger.info("%s: forecast: %d horizons", tag, len(forecasts))
-    bundle = run.bundle_path(candidate.kind_)
-    sha = candidate.save(bundle)
+    artifact, sha = pack_model(candidate)
     trained = Trained(candidate, None if champion is None else champion.row, verdict, decision, scores)
-    used, version_id = _persist(run, params, trained, new_bars, forecasts, live, _version(params, trained, bundle, sha))
+    version = _version(params, trained, sha)
+    used, version_id = _persist(run, params, trained, new_bars, forecasts, live, version, artifact)
     logger.info("%s: stored: run %d, model version %d", tag, run.id, used)
     records = forecasts.assign(
         as_of=forecasts["as_of"].dt.strftime("%Y-%m-%d"), target_date=forecasts["target_date"].dt.strftime("%Y-%m-%d")
@@ -203,7 +203,7 @@ def load_champion(repo: Repository, params: JobParams, live: dict[str, float]) -
             "runs must go forward in time (backfill from an empty database to replay history)"
         )
     try:
-        model = LSTMForecaster.load(row.artifact_path, expected_sha256=row.artifact_sha256)
+        model = load_version(repo, row)
     except ArtifactError as exc:
         logger.warning("champion version %d unusable, falling back to a full retrain: %s", row.id, exc)
         return Champion(row, None, warning=f"champion artefact unusable: {exc}")
@@ -256,7 +256,7 @@ def _sessions_between(first: dt.date, last: dt.date) -> int:
     return len(sessions(first, last)) - 1
 
 
-def _version(params: JobParams, trained: Trained, bundle: Path, sha: str) -> NewModelVersion:
+def _version(params: JobParams, trained: Trained, sha: str) -> NewModelVersion:
     """The registry row of the run's candidate."""
     candidate, parent = trained.candidate, trained.parent
     full_fit = params.as_of if candidate.kind_ == "full" or parent is None else parent.config["full_fit_as_of"]
@@ -266,18 +266,19 @@ def _version(params: JobParams, trained: Trained, bundle: Path, sha: str) -> New
                "history": _curves(candidate.history_), "fit_history": _curves(candidate.fit_history_)}  # fmt: skip
     return NewModelVersion(
         params.ticker, candidate.kind_, None if parent is None else parent.id, candidate.preset_.name, config,
-        candidate.train_start_.date(), candidate.train_end_.date(), metrics, str(bundle), sha,
+        candidate.train_start_.date(), candidate.train_end_.date(), metrics, artifact_hint(sha), sha,
     )  # fmt: skip
 
 
 def _persist(run: TrackedRun, params: JobParams, trained: Trained, new_bars: pd.DataFrame, forecasts: pd.DataFrame,
-             live: dict[str, float], version: NewModelVersion) -> tuple[int, int]:  # fmt: skip
-    """Every write of the run in one transaction; returns the ids of the version used today and of the new one."""
+             live: dict[str, float], version: NewModelVersion, artifact: bytes) -> tuple[int, int]:  # fmt: skip
+    """Every write of the run in one transaction, the model artefact included; returns the ids of the version used
+    today and of the new one."""
     verdict, run_id = trained.verdict, run.id
     assert run_id is not None
     with run.repo.transaction() as tx:
         tx.upsert_prices(params.ticker, new_bars, params.source)
-        version_id = tx.add_model_version(version)
+        version_id = tx.add_model_version(version, artifact=artifact)
         if verdict.promote:
             tx.promote(version_id)
         used = version_id if verdict.promote or trained.parent is None else trained.parent.id

@@ -7,14 +7,14 @@
    same key, then failing with one line that names that run;
 2. finds a succeeded run of the key: ``run.done`` is set and the job returns it as ``already_done``;
 3. takes over: a ``running`` row of the key whose lock was free belongs to a dead process, so it is marked
-   failed ("interrupted ...") and its temporary bundle folders are removed (only this key's: the lock proves
-   that no live process writes them);
+   failed ("interrupted ...");
 4. starts the run (a ``running`` row) and yields; the job writes everything inside one ``repo.transaction()``
    and calls ``run.commit(tx, RunOutcome(...))`` there;
-5. on any exception: removes the bundles the run created, marks the row ``failed`` with the error line
-   (never raising itself) and re-raises.
+5. on any exception: marks the row ``failed`` with the error line (never raising itself) and re-raises.
 
-The lock is held from step 1 until the run has committed or failed, so two runs of one key never overlap.
+The lock is held from step 1 until the run has committed or failed, so two runs of one key never overlap. A run
+writes no file that outlives it: model artefacts go into the database in the run's one transaction
+(:mod:`flows.jobs.artifacts`), so a killed run leaves nothing to sweep.
 """
 
 from __future__ import annotations
@@ -23,11 +23,9 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from db.locks import RunLockTimeoutError
@@ -50,7 +48,7 @@ class RunKey:
 
     @property
     def name(self) -> str:
-        """The lock name, also the prefix of this key's bundle folders."""
+        """The lock name."""
         base = f"{self.kind}-{self.ticker}-{self.as_of:%Y%m%d}"
         if self.params is None:
             return base
@@ -76,18 +74,9 @@ class RunOutcome:
 class TrackedRun:
     """The handle ``tracked_run`` yields: the run id, or ``done`` (the succeeded run of the key)."""
 
-    def __init__(self, repo: Repository, key: RunKey, store: Path | None, done: Run | None = None) -> None:
-        self.repo, self.key, self.store, self.done = repo, key, store, done
+    def __init__(self, repo: Repository, key: RunKey, done: Run | None = None) -> None:
+        self.repo, self.key, self.done = repo, key, done
         self.id: int | None = None
-        self._bundles: list[Path] = []
-
-    def bundle_path(self, label: str) -> Path:
-        """A new bundle folder of this run in the model store; removed again if the run fails."""
-        if self.store is None or self.id is None:
-            raise RuntimeError(f"{self.key} has no model store or has not started")
-        path = self.store / f"{self.key.name}-r{self.id}-{label}"
-        self._bundles.append(path)
-        return path
 
     def commit(self, tx: UnitOfWork, outcome: RunOutcome) -> None:
         """Mark the run succeeded inside the transaction ``tx`` that holds its other writes."""
@@ -95,31 +84,23 @@ class TrackedRun:
             raise RuntimeError(f"{self.key} has not started")
         tx.finish_run(self.id, "succeeded", model_version_id=outcome.model_version_id, details=outcome.details)
 
-    def discard(self) -> None:
-        """Remove the bundles this run wrote (a failed run leaves the model store as it was)."""
-        for path in self._bundles:
-            shutil.rmtree(path, ignore_errors=True)
-
 
 @contextmanager
 def tracked_run(repo: Repository, key: RunKey, settings: Settings, *, details: dict[str, Any],
                 flow_run_id: str | None = None) -> Iterator[TrackedRun]:  # fmt: skip
-    """The lifecycle of one run of ``key`` (see the module docstring), with the ticker's model store of ``settings``
-    and its ``run_lock_timeout``."""
-    store = settings.models_dir / key.ticker
+    """The lifecycle of one run of ``key`` (see the module docstring); ``settings.run_lock_timeout`` bounds the wait."""
     with _locked(repo, key, settings.run_lock_timeout):
         done = next((r for r in repo.find_runs(key.kind, key.ticker, key.as_of) if key.matches(r)), None)
         if done is not None:
             logger.info("%s already succeeded (run %d): nothing to do", key, done.id)
-            yield TrackedRun(repo, key, store, done)
+            yield TrackedRun(repo, key, done)
             return
-        _take_over(repo, key, store)
-        run = TrackedRun(repo, key, store)
+        _take_over(repo, key)
+        run = TrackedRun(repo, key)
         run.id = repo.start_run(key.kind, key.ticker, key.as_of, flow_run_id, details=details)
         try:
             yield run
         except BaseException as exc:
-            run.discard()
             record_failure(repo, run.id, exc)
             raise
 
@@ -144,20 +125,13 @@ def _still_running(repo: Repository, key: RunKey, timeout: float) -> str:
     return f"{key} is in progress in {which}: waited {timeout:g}s (run_lock_timeout); try again when it has finished"
 
 
-def _take_over(repo: Repository, key: RunKey, store: Path | None) -> None:
-    """Runs of ``key`` still marked running while we hold its lock died: mark them failed and sweep their folders.
-
-    Only this key's folders are swept: the lock proves that no live process writes them, and no run of the key
-    has succeeded, so each one (a temporary ``.name-r*`` folder or a bundle renamed just before a kill) is an orphan.
-    """
+def _take_over(repo: Repository, key: RunKey) -> None:
+    """Runs of ``key`` still marked running while we hold its lock died (the lock died with them): mark them
+    failed. They wrote nothing else that lasts: their one transaction never committed."""
     for stale in repo.find_runs(key.kind, key.ticker, key.as_of, status="running"):
         if key.matches(stale):
             logger.warning("%s: run %d was interrupted; taking it over", key, stale.id)
             repo.fail_run(stale.id, INTERRUPTED)
-    if store is not None and store.exists():
-        for orphan in [*store.glob(f".{key.name}-r*"), *store.glob(f"{key.name}-r*")]:
-            if orphan.is_dir():
-                shutil.rmtree(orphan, ignore_errors=True)
 
 
 def record_failure(repo: Repository, run_id: int, exc: BaseException) -> None:

@@ -76,9 +76,9 @@ def test_migrations_run_from_any_working_directory(
     assert migrate.current_revision(db_url) == migrate.head_revision()
 
 
-def test_head_revision_is_the_run_keys() -> None:
-    assert migrate.head_revision() == "0003"
-    assert (migrate.MIGRATIONS_DIR / "versions" / "0003_run_keys.py").exists()
+def test_head_revision_is_the_newest_migration_file() -> None:
+    newest = sorted(p.name for p in (migrate.MIGRATIONS_DIR / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))[-1]
+    assert migrate.head_revision() == newest[:4] == "0004"
 
 
 def _revision_module(name: str):
@@ -108,4 +108,62 @@ def test_downgrade_to_0001_keeps_the_tables_and_restores_its_view(migrated_url: 
     tables, views = _tables_and_views(migrated_url)
     assert TABLES <= tables and views == {"forecast_outcomes"}
     migrate.upgrade(migrated_url)
-    assert migrate.current_revision(migrated_url) == "0002"
+    assert migrate.current_revision(migrated_url) == migrate.head_revision()
+
+
+# -- 0004: model artefacts move into the database, and back out on downgrade ----------------------------------
+
+
+def _old_style_version(url: str, folder: Path) -> int:
+    """A model_versions row as revision 0003 wrote it: a bundle folder on disk and its folder sha256."""
+    from forecaster.models import BUNDLE_FILES, directory_sha256
+
+    folder.mkdir(parents=True)
+    for name in BUNDLE_FILES:
+        (folder / name).write_bytes(name.encode() * 100)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(
+                sa.text(
+                    "INSERT INTO model_versions (ticker, kind, status, preset, config, train_start, train_end, metrics,"
+                    " artifact_path, artifact_sha256, created_at) VALUES ('TSLA', 'full', 'retired', 'smoke', '{}',"
+                    " '2024-01-02', '2024-06-03', '{}', :path, :sha, '2024-06-03 22:00:00+00:00') RETURNING id"
+                ),
+                {"path": str(folder), "sha": directory_sha256(folder)},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_0004_moves_bundles_into_the_database_and_the_downgrade_writes_them_back(db_url: str, tmp_path: Path) -> None:
+    import shutil
+
+    from db.repository import Repository
+    from forecaster.models import bundle_to_bytes, bytes_sha256, directory_sha256
+
+    migrate.upgrade(db_url, "0003")
+    folder = tmp_path / "models" / "TSLA" / "v1"
+    version_id = _old_style_version(db_url, folder)
+    missing = _old_style_version(db_url, tmp_path / "models" / "TSLA" / "gone")
+    shutil.rmtree(tmp_path / "models" / "TSLA" / "gone")
+    archive = bundle_to_bytes(folder)
+    migrate.upgrade(db_url, "0004")
+    repo = Repository.from_url(db_url)
+    try:
+        assert repo.artifact_data(version_id) == archive
+        assert repo.model_version(version_id).artifact_sha256 == bytes_sha256(archive), "the cache key"
+        assert repo.artifact_data(missing) is None, "a missing bundle gets no artefact, and no failure"
+    finally:
+        repo.dispose()
+    shutil.rmtree(folder)
+    migrate.downgrade(db_url, "0003")
+    assert bundle_to_bytes(folder) == archive, "the downgrade wrote the bundle back out"
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            sha = conn.scalar(sa.text("SELECT artifact_sha256 FROM model_versions WHERE id = :i"), {"i": version_id})
+        assert sha == directory_sha256(folder)
+        assert "model_artifacts" not in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

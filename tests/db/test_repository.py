@@ -129,7 +129,14 @@ def test_a_transaction_that_fails_halfway_leaves_nothing_behind(repo: Repository
         uow.upsert_forecasts(run_id, version_id, TICKER, forecast_frame(prices, 0))
         raise RuntimeError("boom")
     repo.fail_run(run_id, "RuntimeError: boom")
-    assert repo.count_rows() == {"prices": 0, "model_versions": 0, "runs": 1, "forecasts": 0, "metrics": 0}
+    assert repo.count_rows() == {
+        "prices": 0,
+        "model_versions": 0,
+        "model_artifacts": 0,
+        "runs": 1,
+        "forecasts": 0,
+        "metrics": 0,
+    }
     run = repo.find_run("daily", TICKER, AS_OF, status="failed")
     assert run is not None and run.error == "RuntimeError: boom" and run.finished_at is not None
 

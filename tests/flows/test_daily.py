@@ -68,9 +68,9 @@ def test_forced_full_retrain_and_gate_decision_are_recorded(repo):
 
 def test_corrupt_champion_artefact_falls_back_to_full_retrain(repo, caplog):
     first = run(DAY1)[0]
-    bundle = repo.model_version(first["model_version_id"]).artifact_path
-    with open(f"{bundle}/model.keras", "r+b") as fh:
-        fh.write(b"corrupted")
+    with repo.engine.begin() as conn:  # the stored archive no longer matches its sha256
+        conn.exec_driver_sql("UPDATE model_artifacts SET data = ? WHERE model_version_id = ?",
+                             (b"corrupted", first["model_version_id"]))  # fmt: skip
     second = run(DAY2)[0]
     assert second["status"] == "succeeded"
     assert "champion artefact unusable" in second["decision"]

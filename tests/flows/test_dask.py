@@ -67,9 +67,10 @@ def test_two_tickers_fan_out_on_a_dask_cluster_from_the_flow_and_the_cli(cluster
     _assert_ran_on_workers(client, ts.data, n=2)
     assert repo.count_rows()["forecasts"] == 6
     assert {repo.champion(t).ticker for t in TICKERS} == set(TICKERS)
-    for t in TICKERS:  # each worker wrote its bundle into the home it inherited, and stored its ticker's bars
-        assert len([p for p in (home / "models" / t).iterdir() if not p.name.startswith(".")]) == 1
+    for t in TICKERS:  # each worker stored its ticker's model artefact and bars in the database, not on disk
+        assert repo.artifact_data(repo.champion(t).id) is not None
         assert repo.latest_price_date(t) == DAY1
+    assert not (home / "models").exists()
 
     # The CLI path (`tsla-forecast run --dask ADDRESS`), on the next session: both tickers fine-tune on the workers.
     with get_task_stream(client) as ts:

@@ -51,32 +51,22 @@ def test_two_runs_of_one_day_at_once_give_one_run_one_champion_and_five_forecast
         assert [r.status for r in runs] == ["succeeded"], "no second run row, nothing marked interrupted"
         assert repo.champion("TSLA") is not None and repo.count_rows()["model_versions"] == 1
         assert repo.count_rows()["forecasts"] == 5, "one set of live forecasts"
-    assert len(list((tmp_path / "home" / "models" / "TSLA").iterdir())) == 1, "one bundle"
+        assert repo.count_rows()["model_artifacts"] == 1, "one bundle"
 
 
 def test_a_live_run_is_never_taken_over_and_a_dead_one_is(repo, home):
     key, settings = RunKey("daily", "TSLA", DAY), Settings(run_lock_timeout=1)
-    store = home / "models" / "TSLA"
     live = repo.start_run("daily", "TSLA", DAY)
-    writing = store / f".{key.name}-r{live}-full.tmp1234"  # the live run's bundle, half written
-    other_key = store / f".daily-TSLA-20240604-r{live + 1}-full.tmp5678"  # another key's, maybe live too
-    for folder in (writing, other_key):
-        folder.mkdir(parents=True)
-        (folder / "model.keras").write_bytes(b"half")
     holder = hold_in_another_process(repo.engine.url.render_as_string(hide_password=False), key.name)
     try:
         with pytest.raises(RunLockTimeoutError, match=rf"daily run of TSLA 2024-06-03 is in progress in run {live} "):
             with tracked_run(repo, key, settings, details={}):
                 pytest.fail("a run must not start while another run of its key is alive")
-        assert repo.run(live).status == "running" and writing.exists(), "the live run and its files are untouched"
+        assert repo.run(live).status == "running", "the live run is untouched"
     finally:
         holder.send_signal(signal.SIGKILL)  # the holder dies: the lock goes with it
         holder.wait(timeout=30)
     with pytest.raises(RuntimeError, match="boom"), tracked_run(repo, key, settings, details={}) as run:
-        bundle = run.bundle_path("full")
-        bundle.mkdir()
         raise RuntimeError("boom\nsecond line")
     assert repo.run(live).status == "failed" and repo.run(live).error.startswith("interrupted")
     assert repo.run(run.id).status == "failed" and repo.run(run.id).error == "RuntimeError: boom"
-    assert not writing.exists() and not bundle.exists(), "the dead run's and the failed run's folders are gone"
-    assert other_key.exists(), "another key's folder is never swept"

@@ -389,3 +389,31 @@ def test_parse_source_reads_the_csv_path_and_synthetic_seed():
 def test_parse_source_rejects_bad_specs(spec, message):
     with pytest.raises(ConfigError, match=message):
         parse_source(spec)
+
+
+# --------------------------------------------------------------------------------------------- several tickers
+
+
+def test_synthetic_source_gives_each_ticker_its_own_reproducible_series():
+    source = SyntheticSource(seed=3)
+    aaa, bbb = source.fetch("AAA"), source.fetch("BBB")
+    assert not np.allclose(aaa["close"], bbb["close"]), "two tickers must not share one series"
+    pd.testing.assert_frame_equal(aaa, SyntheticSource(seed=3).fetch("AAA"))  # any process, any instance
+    assert validate_prices(bbb) == []
+
+
+def test_csv_path_template_reads_one_file_per_ticker(tmp_path):
+    for seed, ticker in enumerate(("AAA", "BBB")):
+        generate_prices(seed=seed, n=30, start="2024-01-02").to_csv(tmp_path / f"{ticker}.csv", index_label="date")
+    source = parse_source(f"csv:{tmp_path}/{{ticker}}.csv")
+    for seed, ticker in enumerate(("AAA", "BBB")):
+        expected = generate_prices(seed=seed, n=30, start="2024-01-02")
+        np.testing.assert_allclose(source.fetch(ticker)["close"], expected["close"])
+    with pytest.raises(SourceError, match=r"price file not found: .*CCC\.csv"):
+        source.fetch("CCC")
+
+
+def test_csv_plain_path_is_one_series_for_every_ticker(tmp_path):
+    generate_prices(seed=1, n=20).to_csv(tmp_path / "one.csv", index_label="date")
+    source = CsvSource(tmp_path / "one.csv")
+    pd.testing.assert_frame_equal(source.fetch("AAA"), source.fetch("BBB"))
