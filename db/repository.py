@@ -30,6 +30,7 @@ from db.schema import (
     Metric,
     ModelVersion,
     Price,
+    PriceRevision,
     Run,
     forecast_outcomes,
     utcnow,
@@ -45,6 +46,7 @@ _forecasts = Base.metadata.tables[Forecast.__tablename__]
 _metrics = Base.metadata.tables[Metric.__tablename__]
 _runs = Base.metadata.tables[Run.__tablename__]
 _versions = Base.metadata.tables[ModelVersion.__tablename__]
+_revisions = Base.metadata.tables[PriceRevision.__tablename__]
 
 
 class UnitOfWork:
@@ -68,6 +70,39 @@ class UnitOfWork:
             for i, day in enumerate(to_dates(frame.index))
         ]
         return _upsert(self.conn, _prices, rows, ("ticker", "date"), PRICE_COLUMNS, ("source", "fetched_at"))
+
+    def replace_prices(self, ticker: str, frame: pd.DataFrame, source: str) -> int:
+        """Replace every stored bar of ``ticker`` with ``frame`` (restated history); returns the rows written."""
+        self.conn.execute(sa.delete(_prices).where(_prices.c.ticker == ticker))
+        return self.upsert_prices(ticker, frame, source)
+
+    def restate_forecasts(self, ticker: str, revisions: Sequence[Any]) -> int:
+        """Multiply the point, intervals and naive of ``ticker``'s forecasts made on each revision's dates by its
+        ratio, so that they compare with the restated closes in the same units; returns the rows changed.
+
+        ``revisions`` are :class:`forecaster.revisions.PriceRevision`-like (``first_date``, ``last_date``, ``ratio``).
+        """
+        f = _forecasts.c
+        changed = 0
+        for r in revisions:
+            scaled = {c: f[c] * float(r.ratio) for c in ("point", "lo80", "hi80", "lo95", "hi95", "naive")}
+            where = (f.ticker == ticker, f.as_of >= as_date(r.first_date), f.as_of <= as_date(r.last_date))
+            changed += self.conn.execute(sa.update(_forecasts).where(*where).values(scaled)).rowcount
+        return changed
+
+    def record_price_revisions(
+        self, ticker: str, revisions: Sequence[Any], *, detected_on: dt.date, run_id: int | None, source: str
+    ) -> None:
+        """Record what a restatement changed (one row per run of dates with one ratio)."""
+        now = utcnow()
+        rows = [
+            {"ticker": ticker, "detected_on": as_date(detected_on), "detected_at": now, "run_id": run_id,
+             "first_date": as_date(r.first_date), "last_date": as_date(r.last_date), "ratio": float(r.ratio),
+             "sessions": int(r.sessions), "source": source}
+            for r in revisions
+        ]  # fmt: skip
+        if rows:
+            self.conn.execute(sa.insert(_revisions), rows)
 
     def add_model_version(
         self,
@@ -304,6 +339,12 @@ class Repository:
         """The date of the newest stored bar of ``ticker``."""
         with self.engine.connect() as conn:
             return conn.scalar(sa.select(sa.func.max(_prices.c.date)).where(_prices.c.ticker == ticker))
+
+    def price_revisions(self, ticker: str) -> list[PriceRevision]:
+        """Every recorded restatement of ``ticker``'s history, oldest first."""
+        query = sa.select(PriceRevision).where(PriceRevision.ticker == ticker).order_by(PriceRevision.id)
+        with self._session() as session:
+            return list(session.scalars(query))
 
     # -- outcomes -----------------------------------------------------------------------------------------
 
