@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from db import migrate  # noqa: E402
 from db.engine import make_engine, redact  # noqa: E402
 from db.recipes import RECIPES, Recipe  # noqa: E402
-from db.repository import Repository  # noqa: E402
+from db.repository import NewModelVersion, Repository  # noqa: E402
 
 TICKER = "TSLA"
 HORIZONS = 5
@@ -86,11 +86,11 @@ def fill_example(repo: Repository, days: int = 120, seed: int = 7) -> None:
         with repo.transaction() as uow:
             uow.upsert_prices(TICKER, prices.iloc[: pos + 1], "synthetic")
             kind = "full" if parent is None or pos % 5 == 0 else "finetune"
-            parent = uow.add_model_version(
+            parent = uow.add_model_version(NewModelVersion(
                 TICKER, kind, None if kind == "full" else parent, "default", {"units": 64, "window": 60},
                 prices.index[0].date(), as_of, {"val_rmse": round(float(rng.uniform(4, 6)), 3)},
                 f"models/v{pos}", "0" * 64, status="champion",
-            )  # fmt: skip
+            ))  # fmt: skip
             uow.upsert_forecasts(run_id, parent, TICKER, forecast_frame(prices, np.array([pos]), rng))
             uow.finish_run(run_id, model_version_id=parent)
     with repo.transaction() as uow:
@@ -103,7 +103,7 @@ def fill_benchmark(repo: Repository, years: int, versions: int, seed: int = 0) -
     days = years * 252
     prices = synthetic_prices(days, seed)
     frames = [forecast_frame(prices, np.arange(days - HORIZONS), rng) for _ in range(versions)]
-    run_ids = [repo.start_run("daily", TICKER, prices.index[-1].date()) for _ in range(versions)]
+    run_ids = [repo.start_run("daily", TICKER, prices.index[-1 - i].date()) for i in range(versions)]  # one per key
     start = time.perf_counter()
     with repo.transaction() as uow:
         uow.upsert_prices(TICKER, prices, "synthetic")
@@ -111,10 +111,10 @@ def fill_benchmark(repo: Repository, years: int, versions: int, seed: int = 0) -
     for run_id, frame in zip(run_ids, frames, strict=True):
         with repo.transaction() as uow:
             kind = "full" if parent is None else "finetune"
-            parent = uow.add_model_version(
+            parent = uow.add_model_version(NewModelVersion(
                 TICKER, kind, parent, "default", {}, prices.index[0].date(), prices.index[-1].date(), {},
                 "models/v", "0" * 64, status="champion",
-            )  # fmt: skip
+            ))  # fmt: skip
             uow.upsert_forecasts(run_id, parent, TICKER, frame)
             uow.finish_run(run_id, model_version_id=parent)
     insert_s = time.perf_counter() - start

@@ -63,7 +63,7 @@ def reference_model(preset, n_features: int, horizon: int):
     stack += [layers.Dense(u, activation="relu") for u in preset.dense_units]
     stack += [layers.Dropout(preset.dropout)] if preset.dropout else []
     stack += [layers.BatchNormalization()] if preset.batch_norm else []
-    model = keras.Sequential([*stack, layers.Dense(horizon)])
+    model = keras.Sequential([*stack, layers.Dense(horizon * (2 if preset.interval == "head" else 1))])
     model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss="mse", metrics=["mae"])
     return model
 

@@ -25,16 +25,21 @@ EXAMPLES = "e.g. sqlite:////path/forecast.db or postgresql+psycopg://user@host:5
 _IMMEDIATE = "tsla_sqlite_immediate"
 
 
-def database_url(home: Path | None = None) -> str:
-    """The configured URL: ``$TSLA_FORECAST_DATABASE_URL``, else ``sqlite:///<home>/forecast.db``.
+def sqlite_url(home: Path) -> str:
+    """The default database: ``sqlite:///<home>/forecast.db`` (the one place that names the file)."""
+    return f"sqlite:///{Path(home).expanduser().resolve() / 'forecast.db'}"
 
-    ``home`` defaults to ``$TSLA_FORECAST_HOME``, else ``~/.tsla-forecast``.
+
+def database_url(home: Path | None = None) -> str:
+    """The configured URL: ``$TSLA_FORECAST_DATABASE_URL``, else :func:`sqlite_url` of ``home``.
+
+    ``home`` defaults to ``$TSLA_FORECAST_HOME``, else ``~/.tsla-forecast``. (Inside the application
+    :attr:`flows.settings.Settings.db_url` resolves the same rule from the settings.)
     """
     env = os.environ.get(ENV_URL, "").strip()
     if env:
         return env
-    root = Path(home if home is not None else os.environ.get(ENV_HOME) or DEFAULT_HOME).expanduser()
-    return f"sqlite:///{root.resolve() / 'forecast.db'}"
+    return sqlite_url(Path(home if home is not None else os.environ.get(ENV_HOME) or DEFAULT_HOME))
 
 
 def redact(url: str | URL) -> str:

@@ -1,4 +1,4 @@
-"""Conversions between pandas frames and database rows, and the live scores of outcome rows. No SQL here."""
+"""Conversions between pandas frames and database rows. No SQL and no metric here."""
 
 from __future__ import annotations
 
@@ -24,28 +24,6 @@ def outcome_frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     for column in OUTCOME_FLOATS:
         frame[column] = frame[column].astype(float)
     return frame
-
-
-def live_scores_of(frame: pd.DataFrame) -> dict[str, float]:
-    """RMSE, naive RMSE, U2, MAE, direction accuracy and coverage of outcome rows; NaN when empty."""
-    n = len(frame)
-    if n == 0:
-        nan = float("nan")
-        return {"n": 0, "rmse": nan, "naive_rmse": nan, "u2": nan, "mae": nan} | {
-            "direction_accuracy": nan, "coverage80": nan, "coverage95": nan,
-        }  # fmt: skip
-    error, naive_error = frame["error"].to_numpy(float), frame["naive_error"].to_numpy(float)
-    rmse, naive_rmse = math.sqrt(np.mean(error**2)), math.sqrt(np.mean(naive_error**2))
-    return {
-        "n": n,
-        "rmse": rmse,
-        "naive_rmse": naive_rmse,
-        "u2": rmse / naive_rmse if naive_rmse > 0 else float("nan"),
-        "mae": float(np.mean(np.abs(error))),
-        "direction_accuracy": float(frame["direction_hit"].astype(float).mean()),
-        "coverage80": float(frame["in80"].mean()),
-        "coverage95": float(frame["in95"].mean()),
-    }
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:

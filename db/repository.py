@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass
+from types import TracebackType
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -20,7 +22,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from db.engine import begin_write, check_connection, database_url, make_engine, rolled_back
-from db.frames import as_date, live_scores_of, outcome_frame, require_columns, to_dates, to_float, to_floats
+from db.errors import DatabaseError
+from db.frames import as_date, outcome_frame, require_columns, to_dates, to_float, to_floats
+from db.locks import hold_lock
 from db.migrate import ensure_schema_current
 from db.schema import (
     FORECAST_KEY,
@@ -36,6 +40,11 @@ from db.schema import (
     utcnow,
 )
 
+
+class DuplicateRunError(DatabaseError):
+    """The database refused a second running (or succeeded) run of one daily/retrain key."""
+
+
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 FORECAST_FRAME_COLUMNS = ("as_of", "horizon", "target_date", "naive", "point", "lo80", "hi80", "lo95", "hi95")
 FINAL_STATUSES = ("succeeded", "failed", "skipped")
@@ -47,6 +56,23 @@ _metrics = Base.metadata.tables[Metric.__tablename__]
 _runs = Base.metadata.tables[Run.__tablename__]
 _versions = Base.metadata.tables[ModelVersion.__tablename__]
 _revisions = Base.metadata.tables[PriceRevision.__tablename__]
+
+
+@dataclass(frozen=True)
+class NewModelVersion:
+    """A trained model to register: lineage (``parent_id``), data span, config, metrics and artefact."""
+
+    ticker: str
+    kind: str
+    parent_id: int | None
+    preset: str
+    config: dict[str, Any]
+    train_start: dt.date
+    train_end: dt.date
+    metrics: dict[str, Any]
+    artifact_path: str
+    artifact_sha256: str
+    status: str = "candidate"
 
 
 class UnitOfWork:
@@ -71,6 +97,7 @@ class UnitOfWork:
         ]
         return _upsert(self.conn, _prices, rows, ("ticker", "date"), PRICE_COLUMNS, ("source", "fetched_at"))
 
+<<<<<<< HEAD
     def replace_prices(self, ticker: str, frame: pd.DataFrame, source: str) -> int:
         """Replace every stored bar of ``ticker`` with ``frame`` (restated history); returns the rows written."""
         self.conn.execute(sa.delete(_prices).where(_prices.c.ticker == ticker))
@@ -118,17 +145,19 @@ class UnitOfWork:
         artifact_sha256: str,
         status: str = "candidate",
     ) -> int:
+=======
+    def add_model_version(self, version: NewModelVersion) -> int:
+>>>>>>> main
         """Record a trained model with its lineage; ``status="champion"`` also promotes it. Returns its id."""
-        if kind not in MODEL_KINDS:
-            raise ValueError(f"model kind {kind!r} is not one of {MODEL_KINDS}")
-        values = {
-            "ticker": ticker, "kind": kind, "parent_id": parent_id, "preset": preset, "config": config,
-            "train_start": as_date(train_start), "train_end": as_date(train_end), "metrics": metrics,
-            "artifact_path": str(artifact_path), "artifact_sha256": artifact_sha256, "created_at": utcnow(),
-            "status": "candidate" if status == "champion" else status,
+        if version.kind not in MODEL_KINDS:
+            raise ValueError(f"model kind {version.kind!r} is not one of {MODEL_KINDS}")
+        values = asdict(version) | {
+            "train_start": as_date(version.train_start), "train_end": as_date(version.train_end),
+            "artifact_path": str(version.artifact_path), "created_at": utcnow(),
+            "status": "candidate" if version.status == "champion" else version.status,
         }  # fmt: skip
         version_id = int(self.conn.execute(sa.insert(_versions).values(values).returning(_versions.c.id)).scalar_one())
-        if status == "champion":
+        if version.status == "champion":
             self.promote(version_id)
         return version_id
 
@@ -239,6 +268,18 @@ class Repository:
         """Close every pooled connection."""
         self.engine.dispose()
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.dispose()
+
+    def run_lock(self, name: str, timeout: float) -> AbstractContextManager[None]:
+        """Hold the run lock ``name`` (waiting up to ``timeout`` s); it dies with this process (see :mod:`db.locks`)."""
+        return hold_lock(self.engine, name, timeout)
+
     @contextmanager
     def transaction(self) -> Iterator[UnitOfWork]:
         """One transaction: commit when the block ends, roll back everything if it raises."""
@@ -255,13 +296,20 @@ class Repository:
         flow_run_id: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> int:
-        """Record a ``running`` run (committed at once, so it survives a failure) and return its id."""
+        """Record a ``running`` run (committed at once, so it survives a failure) and return its id.
+
+        Raises:
+            DuplicateRunError: a daily/retrain run of this key is already running (the database refuses a second).
+        """
         values = {
             "kind": kind, "ticker": ticker, "as_of": as_date(as_of), "flow_run_id": flow_run_id,
             "details": details, "status": "running", "started_at": utcnow(),
         }  # fmt: skip
-        with begin_write(self.engine) as conn:
-            return int(conn.execute(sa.insert(_runs).values(values).returning(_runs.c.id)).scalar_one())
+        try:
+            with begin_write(self.engine) as conn:
+                return int(conn.execute(sa.insert(_runs).values(values).returning(_runs.c.id)).scalar_one())
+        except sa.exc.IntegrityError:
+            raise DuplicateRunError(f"a {kind} run of {ticker} {as_date(as_of)} is already running") from None
 
     def fail_run(self, run_id: int, error: str) -> None:
         """Mark the run ``failed`` with its error text (in its own transaction)."""
@@ -365,17 +413,14 @@ class Repository:
         query = query.order_by(fo.target_date.desc(), fo.horizon.desc(), fo.forecast_id.desc()).limit(last)
         return self._outcomes(query).iloc[::-1].reset_index(drop=True)
 
-    def live_scores(
+    def live_outcomes(
         self, ticker: str, as_of: dt.date, window: int = 20, model: str = "lstm", pending: pd.DataFrame | None = None
-    ) -> dict[str, float]:
-        """Scores of the last ``window`` matured live horizon-1 forecasts up to ``as_of``.
+    ) -> pd.DataFrame:
+        """The last ``window`` matured live horizon-1 rows of ``forecast_outcomes`` up to ``as_of``, newest first.
 
         ``pending`` bars (fetched, not yet stored) count as if stored: they are written in a transaction that is
-        always rolled back, so the scores come from the same ``forecast_outcomes`` view with no lag of a day.
-
-        Returns:
-            ``n``, ``rmse``, ``naive_rmse``, ``u2`` (rmse / naive rmse), ``mae``, ``direction_accuracy``,
-            ``coverage80``, ``coverage95``; NaN where there is nothing to score.
+        always rolled back, so the rows come from the same ``forecast_outcomes`` view with no lag of a day. The
+        caller scores them (:func:`forecaster.metrics.score`); this layer computes no metric.
         """
         fo = forecast_outcomes.c
         query = (
@@ -386,11 +431,11 @@ class Repository:
             .limit(window)
         )
         if pending is None or pending.empty:
-            return live_scores_of(self._outcomes(query))
+            return self._outcomes(query)
         with rolled_back(self.engine) as conn:
             UnitOfWork(conn).upsert_prices(ticker, pending, source="pending")
             result = conn.execute(query)
-            return live_scores_of(outcome_frame(result.all(), list(result.keys())))
+            return outcome_frame(result.all(), list(result.keys()))
 
     # -- inspection ---------------------------------------------------------------------------------------
 
@@ -502,6 +547,22 @@ class Repository:
             details = edit(dict(found.details or {}))
             _update_run(conn, run_id, {"details": details})
         return details
+
+    # -- operations: what the health check, alerts and catch-up read ---------------------------------------
+
+    def recent_runs(self, kind: str, ticker: str, limit: int = 20) -> list[Run]:
+        """The latest ``limit`` runs of this kind and ticker, any status, newest first (by id: start order)."""
+        query = sa.select(Run).where(Run.kind == kind, Run.ticker == ticker).order_by(Run.id.desc()).limit(limit)
+        with self._session() as session:
+            return list(session.scalars(query))
+
+    def runs_of_flow_run(self, flow_run_id: str, status: str | None = None) -> list[Run]:
+        """The runs written by one Prefect flow run (with this status, unless None), oldest first."""
+        query = sa.select(Run).where(Run.flow_run_id == flow_run_id)
+        if status is not None:
+            query = query.where(Run.status == status)
+        with self._session() as session:
+            return list(session.scalars(query.order_by(Run.id)))
 
 
 def _upsert(

@@ -25,6 +25,9 @@ NAMING_CONVENTION = {
 MODEL_KINDS = ("full", "finetune")
 MODEL_STATUSES = ("candidate", "champion", "retired")
 RUN_STATUSES = ("running", "succeeded", "failed", "skipped")
+# Kinds with one run per (kind, ticker, as_of): at most one running and one succeeded row (partial unique indexes).
+# Backtests are keyed by their parameters as well (several per (ticker, end) are legal), so they are not indexed.
+KEYED_RUN_KINDS = ("daily", "retrain")
 FORECAST_SCOPES = ("live", "backtest")
 METRIC_SCOPES = ("validation", "backtest", "live")
 # The idempotency key of a forecast: rewriting the same key updates the row in place.
@@ -57,6 +60,11 @@ def utcnow() -> dt.datetime:
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _run_key_filter(status: str) -> str:
+    """The WHERE of the partial unique index allowing one ``status`` run per daily/retrain key."""
+    return f"status = '{status}' AND {_one_of('kind', KEYED_RUN_KINDS)}"
 
 
 class Base(DeclarativeBase):
@@ -122,6 +130,18 @@ class Run(Base):
         sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
         sa.Index(None, "ticker", "kind", "as_of", "status"),
         sa.Index(None, "status", "started_at"),
+        *(
+            sa.Index(
+                f"uq_runs_one_{status}_per_key",
+                "kind",
+                "ticker",
+                "as_of",
+                unique=True,
+                postgresql_where=sa.text(_run_key_filter(status)),
+                sqlite_where=sa.text(_run_key_filter(status)),
+            )
+            for status in ("running", "succeeded")
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -211,7 +231,9 @@ class PriceRevision(Base):
     source: Mapped[str] = mapped_column(sa.String(255))
 
 
-# Portable SQL (SQLite >= 3.25 and PostgreSQL): the view the README recipes query.
+# Portable SQL (SQLite >= 3.25 and PostgreSQL): the view the README recipes query. ``direction_hit`` is defined as in
+# ``forecaster.metrics.direction_hits``: 1 when point and close moved the same way from the last close (a forecast
+# equal to the last close makes no call, an unchanged close no move: both are 0). Changing it needs a migration.
 FORECAST_OUTCOMES_SQL = """
 SELECT f.id AS forecast_id, f.run_id, f.model_version_id, f.model, f.scope, f.ticker,
        f.as_of, f.target_date, f.horizon, f.point, f.lo80, f.hi80, f.lo95, f.hi95, f.naive,
@@ -221,8 +243,7 @@ SELECT f.id AS forecast_id, f.run_id, f.model_version_id, f.model, f.scope, f.ti
        p.close - f.naive AS naive_error,
        ABS(p.close - f.naive) AS naive_abs_error,
        CASE WHEN (f.point > f.naive AND p.close > f.naive)
-              OR (f.point < f.naive AND p.close < f.naive)
-              OR (f.point = f.naive AND p.close = f.naive) THEN 1 ELSE 0 END AS direction_hit,
+              OR (f.point < f.naive AND p.close < f.naive) THEN 1 ELSE 0 END AS direction_hit,
        CASE WHEN f.lo80 IS NULL OR f.hi80 IS NULL THEN NULL
             WHEN p.close >= f.lo80 AND p.close <= f.hi80 THEN 1 ELSE 0 END AS in80,
        CASE WHEN f.lo95 IS NULL OR f.hi95 IS NULL THEN NULL

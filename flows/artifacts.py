@@ -18,7 +18,8 @@ def summary_markdown(results: list[dict]) -> str:
     """Markdown for one run: per ticker its status, decision, gate and forecasts with intervals."""
     lines = ["# Daily forecast", ""]
     for r in results:
-        lines += [f"## {r['ticker']} as of {r['as_of']}: {r['status']}", ""]
+        caught = " (caught up: a missed session replayed first)" if r.get("caught_up") else ""
+        lines += [f"## {r['ticker']} as of {r['as_of']}: {r['status']}{caught}", ""]
         if r["status"] != "succeeded":
             continue
         u2 = r["live"].get("u2")

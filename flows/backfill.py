@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from flows.daily import forecast_ticker
 from flows.jobs.daily import resolve_as_of
+from flows.settings import Settings
 from forecaster.calendar import sessions
 from forecaster.errors import ConfigError
 
@@ -24,20 +25,23 @@ logger = logging.getLogger("flows.backfill")
 def backfill(
     start: dt.date,
     end: dt.date,
-    tickers: list[str] = ["TSLA"],  # noqa: B006 - Prefect parameters must be plain JSON defaults
-    source: str = "yahoo",
-    retrain: str = "auto",
-    horizon: int = 5,
-    preset: str = "default",
+    tickers: list[str] | None = None,
+    source: str | None = None,
+    retrain: str | None = None,
+    horizon: int | None = None,
+    preset: str | None = None,
 ) -> dict[str, int]:
-    """Run ``daily-forecast``'s per-ticker job for each NYSE session in ``[start, end]``, oldest first."""
+    """Run ``daily-forecast``'s per-ticker job for each NYSE session in ``[start, end]``, oldest first.
+
+    A parameter left out (None) takes its value from :class:`~flows.settings.Settings`.
+    """
     if start > end:
         raise ConfigError(f"backfill start {start} is after end {end}")
     latest = resolve_as_of(None)
     days = [d.date() for d in sessions(start, min(end, latest))]
     counts = {"succeeded": 0, "already_done": 0}
     for day in tqdm(days, desc="backfill", unit="day"):
-        for ticker in tickers:
+        for ticker in tickers or Settings().tickers:
             result = forecast_ticker(ticker, day, source, retrain, horizon, preset)
             counts[result["status"]] = counts.get(result["status"], 0) + 1
     logger.info("backfill %s..%s: %s", start, end, counts)

@@ -16,6 +16,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
+from db.repository import Repository
+from flows.jobs.backtest import BacktestParams, format_table, run_backtest_job
 from flows.settings import Settings
 
 logger = logging.getLogger("flows.backtest")
@@ -25,29 +27,28 @@ logger = logging.getLogger("flows.backtest")
 def backtest(
     start: dt.date,
     end: dt.date,
-    ticker: str = "TSLA",
-    source: str = "yahoo",
-    preset: str = "default",
+    ticker: str | None = None,
+    source: str | None = None,
+    preset: str | None = None,
     refit_every: int = 20,
-    horizon: int = 5,
+    horizon: int | None = None,
     epochs: int | None = None,
     output: str | None = None,
 ) -> dict:
-    """Walk-forward backtest of ``ticker`` on targets dated in ``[start, end]``, stored; returns the summary."""
-    from db.repository import Repository
-    from flows.jobs.backtest import BacktestParams, format_table, run_backtest_job
+    """Walk-forward backtest of ``ticker`` on targets dated in ``[start, end]``, stored; returns the summary.
 
+    ``ticker`` (the first of ``tickers``), ``source``, ``preset`` and ``horizon`` default to the settings.
+    """
     settings = Settings()
-    params = BacktestParams(ticker, start, end, source, preset, refit_every, horizon, epochs)
+    ticker = ticker or settings.tickers[0]
+    params = BacktestParams(ticker, start, end, source or settings.source, preset or settings.preset, refit_every,
+                            horizon or settings.horizon, epochs)  # fmt: skip
     folder = Path(output) if output else settings.home / "backtests" / f"{ticker}_{start}_{end}"
-    repo = Repository.from_url(settings.db_url)
-    try:
-        run_id = flow_run.get_id()
-        summary = run_backtest_job(params, folder, repo, flow_run_id=str(run_id) if run_id else None)
-    finally:
-        repo.dispose()
+    run_id = flow_run.get_id()
+    with Repository.from_url(settings.db_url) as repo:
+        summary = run_backtest_job(params, folder, repo, settings=settings, flow_run_id=str(run_id) if run_id else None)
     create_markdown_artifact(
-        f"# Backtest {ticker} {start}..{end}\n\npreset `{preset}`, refit every {refit_every}, run "
+        f"# Backtest {ticker} {start}..{end}\n\npreset `{params.preset}`, refit every {refit_every}, run "
         f"{summary.get('run_id')} ({summary.get('status')})\n\n```\n{format_table(summary)}\n```\n",
         key="backtest-summary",
         description="Walk-forward backtest beside the baselines",

@@ -9,7 +9,9 @@ import pandas as pd
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.runtime import flow_run
 
-from flows import artifacts
+from db.repository import Repository
+from flows import alerts, artifacts
+from flows.jobs import catchup
 from flows.jobs.daily import JobParams, fetch_prices, resolve_as_of, run_ticker
 from flows.settings import Settings
 
@@ -23,40 +25,43 @@ def fetch_bars(source: str, ticker: str, start: dt.date, end: dt.date) -> pd.Dat
 
 
 @task(name="forecast-ticker")
-def forecast_ticker(ticker: str, as_of: dt.date, source: str, retrain: str, horizon: int, preset: str,
-                    kind: str = "daily") -> dict:  # fmt: skip
-    """The whole daily job for one ticker (see :func:`flows.jobs.daily.run_ticker`)."""
-    from db.repository import Repository
-
+def forecast_ticker(ticker: str, as_of: dt.date, source: str | None = None, retrain: str | None = None,
+                    horizon: int | None = None, preset: str | None = None, kind: str = "daily") -> dict:  # fmt: skip
+    """The whole daily job for one ticker (see :func:`flows.jobs.daily.run_ticker`); None takes the setting."""
     settings = Settings()
-    repo = Repository.from_url(settings.db_url)
-    params = JobParams(ticker, as_of, source, retrain, horizon, preset, kind)
+    params = JobParams.from_settings(settings, ticker, as_of, kind, source=source, retrain=retrain, horizon=horizon,
+                                     preset=preset)  # fmt: skip
     fetch = fetch_bars.with_options(retries=settings.fetch_retries)
-    try:
+    with Repository.from_url(settings.db_url) as repo:
         return run_ticker(params, settings, repo, fetch=fetch, flow_run_id=_flow_run_id()).to_dict()
-    finally:
-        repo.dispose()
 
 
-@flow(name="daily-forecast", log_prints=True)
+@flow(name="daily-forecast", log_prints=True, on_failure=[alerts.on_failure], on_crashed=[alerts.on_crashed])
 def daily_forecast(
-    tickers: list[str] = ["TSLA"],  # noqa: B006 - Prefect parameters must be plain JSON defaults
+    tickers: list[str] | None = None,
     as_of: dt.date | None = None,
-    source: str = "yahoo",
-    retrain: str = "auto",
-    horizon: int = 5,
-    preset: str = "default",
+    source: str | None = None,
+    retrain: str | None = None,
+    horizon: int | None = None,
+    preset: str | None = None,
 ) -> list[dict]:
-    """Fetch, validate, score, retrain or fine-tune, gate, forecast and store, for every ticker (mapped)."""
+    """Fetch, validate, score, retrain or fine-tune, gate, forecast and store, for every ticker (mapped).
+
+    A parameter left out (None) takes its value from :class:`~flows.settings.Settings` (``TSLA_FORECAST_*``).
+    """
     day = resolve_as_of(as_of)
     if day is None:
         return []
+    tickers = tickers or Settings().tickers
+    caught = catchup.replay(catchup.find_missed(tickers, day),
+                            lambda t, d: forecast_ticker(t, d, source, retrain, horizon, preset))  # fmt: skip
     futures = forecast_ticker.map(tickers, unmapped(day), unmapped(source), unmapped(retrain), unmapped(horizon),
                                   unmapped(preset))  # fmt: skip
     results = [f.result() for f in futures]
-    artifacts.publish_run_summary(results)
-    reports = {r["ticker"]: r for r in report_step(results)}
-    return [r | {"report": reports.get(r["ticker"])} for r in results]
+    artifacts.publish_run_summary(caught + results)
+    reports = {(r["ticker"], r["as_of"]): r for r in report_step(caught + results)}
+    days = {t: [r["as_of"] for r in caught if r["ticker"] == t] for t in tickers}
+    return [r | {"report": reports.get((r["ticker"], r["as_of"])), "caught_up": days[r["ticker"]]} for r in results]
 
 
 def report_step(results: list[dict]) -> list[dict]:
@@ -68,7 +73,6 @@ def report_step(results: list[dict]) -> list[dict]:
 def report_ticker(result: dict) -> dict:
     """Archive, publish and (when enabled) email one ticker's report. Never raises: the forecast is already stored,
     so a report or delivery failure is logged and recorded as a warning on the run."""
-    from db.repository import Repository
     from flows.report.archive import already_emailed, make_report
 
     settings = Settings()

@@ -8,20 +8,24 @@ from prefect import flow, unmapped
 
 from flows.daily import forecast_ticker
 from flows.jobs.daily import resolve_as_of
+from flows.settings import Settings
 
 
 @flow(name="retrain-model", log_prints=True)
 def retrain_model(
-    tickers: list[str] = ["TSLA"],  # noqa: B006 - Prefect parameters must be plain JSON defaults
+    tickers: list[str] | None = None,
     as_of: dt.date | None = None,
-    source: str = "yahoo",
-    horizon: int = 5,
-    preset: str = "default",
+    source: str | None = None,
+    horizon: int | None = None,
+    preset: str | None = None,
 ) -> list[dict]:
-    """Full retrain of every ticker on data up to ``as_of``; the candidate is promoted only if the gate passes."""
+    """Full retrain of every ticker on data up to ``as_of``; the candidate is promoted only if the gate passes.
+
+    A parameter left out (None) takes its value from :class:`~flows.settings.Settings`.
+    """
     day = resolve_as_of(as_of)
     if day is None:
         return []
-    futures = forecast_ticker.map(tickers, unmapped(day), unmapped(source), unmapped("full"), unmapped(horizon),
-                                  unmapped(preset), unmapped("retrain"))  # fmt: skip
+    futures = forecast_ticker.map(tickers or Settings().tickers, unmapped(day), unmapped(source), unmapped("full"),
+                                  unmapped(horizon), unmapped(preset), unmapped("retrain"))  # fmt: skip
     return [f.result() for f in futures]

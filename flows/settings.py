@@ -12,20 +12,28 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from db.engine import DEFAULT_HOME, sqlite_url
+
+Retrain = Literal["auto", "full", "finetune"]
+
 
 class Settings(BaseSettings):
     """Job settings; every field can be set as ``TSLA_FORECAST_<FIELD>`` (lists as JSON)."""
 
     model_config = SettingsConfigDict(env_prefix="TSLA_FORECAST_", extra="ignore")
 
-    home: Path = Field(default_factory=lambda: Path.home() / ".tsla-forecast")
+    home: Path = Field(default_factory=lambda: Path(DEFAULT_HOME).expanduser())
     database_url: str | None = None
+    # the defaults of every flow and CLI parameter of the same name
     tickers: list[str] = ["TSLA"]
-    source: str = "yahoo"
-    preset: str = "default"
-    horizon: int = 5
-    retrain: Literal["auto", "full", "finetune"] = "auto"
+    source: str = Field("yahoo", description="yahoo, csv:PATH or synthetic[:SEED]")
+    preset: str = Field("default", description="model preset for full retrains")
+    horizon: int = Field(5, description="forecast horizon H in trading days")
+    retrain: Retrain = "auto"
     history_start: str = "2010-01-01"
+    run_lock_timeout: float = Field(
+        300.0, description="seconds a run waits for a live run of the same key before giving up with an error"
+    )
     # auto retrain policy and the promotion gate
     max_champion_age: int = Field(20, description="full retrain when the champion's full fit is this many sessions old")
     drift_u2: float = Field(1.10, description="full retrain when the live 20-session U2 (vs naive) exceeds this")
@@ -49,6 +57,15 @@ class Settings(BaseSettings):
     email_retries: int = Field(3, description="retries of a failed email delivery; then a warning on the run")
     email_retry_delay: float = Field(30.0, description="seconds between email delivery attempts")
     dask_address: str | None = None
+    # operations: catch-up of missed sessions, alerts
+    catchup_max_sessions: int = Field(
+        10, ge=0, description="a daily run replays at most this many missed sessions first; more fails (use backfill)"
+    )
+    alerts_enabled: bool = Field(False, description="email the team when a daily run fails or crashes")
+    alert_recipients: list[str] = Field([], description="alert addressees (default: email_recipients)")
+    late_after_minutes: int = Field(
+        150, description="a session's daily run is late this long after the close (the 17:30 cron plus an hour)"
+    )
 
     @property
     def models_dir(self) -> Path:
@@ -63,4 +80,4 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         """The database URL: ``database_url`` or SQLite under ``home``."""
-        return self.database_url or f"sqlite:///{self.home / 'forecast.db'}"
+        return self.database_url or sqlite_url(self.home)

@@ -19,8 +19,6 @@ from forecaster import metrics
 from forecaster.base import Forecaster
 from forecaster.errors import ConfigError, NotEnoughDataError
 
-SUMMARY_METRICS = ("rmse", "mae", "mape", "r2", "mase", "directional_accuracy")
-
 
 @dataclass
 class BacktestResult:
@@ -80,11 +78,13 @@ def walk_forward(
 
 
 def summarise(forecasts: pd.DataFrame, scale: float, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
-    """Metrics per model at horizon 1 (top level) and for every horizon (``by_horizon``), on targets in range."""
+    """:func:`forecaster.metrics.score` per model at horizon 1 (top level) and for every horizon (``by_horizon``),
+    on targets in range. Tercile coverages need a ``volatility`` column (:func:`forecaster.metrics.with_volatility`);
+    their cut points are the scored rows' own as-of volatilities, per model and horizon."""
     scored = forecasts[(forecasts["target_date"] >= start) & (forecasts["target_date"] <= end)]
     summary: dict[str, Any] = {"by_horizon": {}}
     for name, frame in scored.groupby("model", sort=False):
-        per_h = {int(h): metrics.evaluate(g, scale=scale) for h, g in frame.groupby("horizon")}
+        per_h = metrics.score_by_horizon(frame, scale=scale)
         summary[str(name)] = per_h[1]
         summary["by_horizon"][str(name)] = per_h
     return summary
@@ -102,7 +102,8 @@ def run_backtest(
 ) -> BacktestResult:
     """Walk-forward every model on the same origins and summarise them side by side.
 
-    The MASE scale is the in-sample naive MAE of the closes up to the first origin only.
+    The MASE scale is the in-sample naive MAE of the closes up to the first origin only; the volatility of each
+    forecast (for the tercile coverages) is the trailing 20-session mean |log return| up to its origin.
     """
     t0 = time.perf_counter()
     origins = forecast_origins(prices, start, end)
@@ -114,7 +115,7 @@ def run_backtest(
             histories.append(model.fit_history_)
     forecasts = pd.concat(frames, ignore_index=True)
     start_, end_ = pd.Timestamp(start), pd.Timestamp(end)
-    summary = summarise(forecasts, scale, start_, end_)
+    summary = summarise(metrics.with_volatility(forecasts, prices["close"]), scale, start_, end_)
     n_forecasts = int(((forecasts["horizon"] == 1) & (forecasts["model"] == models[0].name)).sum())
     summary.update(
         n_forecasts=n_forecasts,

@@ -3,8 +3,9 @@
 Every forecaster stores configuration in its constructor and does the work in ``fit``; fitted state ends in ``_``.
 
 * ``fit(prices) -> self``: learn from a validated price frame (see :data:`forecaster.PRICE_COLUMNS`).
-* ``update(prices) -> self``: move the forecast origin to the last row of ``prices`` (which extends the frame
-  given to ``fit``), doing only cheap learning (the LSTM fine-tunes; baselines just re-read the data).
+* ``update(prices, *, finetune=True) -> self``: move the forecast origin to the last row of ``prices`` (which
+  extends the frame given to ``fit``), doing only cheap learning (with ``finetune`` the LSTM fine-tunes on the
+  newly matured samples; baselines just re-read the data).
 * ``predict(horizon) -> frame``: forecasts for the ``horizon`` sessions after the origin, one row per horizon, with
   the columns of :data:`FORECAST_COLUMNS`.
 """
@@ -38,8 +39,8 @@ class Forecaster(Protocol):
         """Learn from ``prices``; the origin becomes its last row."""
         ...
 
-    def update(self, prices: pd.DataFrame) -> Self:
-        """Move the origin to the last row of ``prices``, with at most cheap learning."""
+    def update(self, prices: pd.DataFrame, *, finetune: bool = True) -> Self:
+        """Move the origin to the last row of ``prices``, with at most cheap learning (none unless ``finetune``)."""
         ...
 
     def predict(self, horizon: int) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Baseline forecasters (naive, drift, moving average) with honest empirical conformal intervals.
+"""Baseline forecasters (naive, drift, moving average, simple exponential smoothing) with honest conformal intervals.
 
 Every baseline implements :class:`forecaster.base.Forecaster`. A baseline only defines ``_points(close, t, h)``: the
 point forecast for horizon ``h`` made at origin index ``t`` from ``close[: t + 1]`` (vectorised over arrays of
@@ -14,9 +14,11 @@ from typing import Self
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
+from scipy.signal import lfilter
 
-from forecaster.errors import NotEnoughDataError, NotFittedError
-from forecaster.forecasting import conformal_quantiles, forecast_frame, log_residuals
+from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
+from forecaster.forecasting import conformal_quantiles, ewma_volatility, forecast_frame, horizon_scale, log_residuals
 
 
 class _Baseline:
@@ -24,6 +26,7 @@ class _Baseline:
 
     name: str = "baseline"
     calibration: int
+    interval: str = "plain"
 
     def _points(self, close: np.ndarray, t: np.ndarray, h: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -38,10 +41,19 @@ class _Baseline:
         self.close_ = prices["close"].to_numpy(dtype=float)
         self.origin_ = pd.Timestamp(prices.index[-1])
         self.last_close_ = float(self.close_[-1])
+        if self.interval not in ("plain", "ewma"):
+            raise ConfigError(f"{self.name}: interval must be 'plain' or 'ewma', got '{self.interval}'")
+        self.sigma_ = ewma_volatility(self.close_) if self.interval == "ewma" else np.ones(self.close_.size)
         return self
 
-    def update(self, prices: pd.DataFrame) -> Self:
-        """Same as :meth:`fit`: baselines have nothing costly to learn."""
+    def _scale(self, t: np.ndarray, horizon: int) -> np.ndarray:
+        """Scale of horizons 1..horizon at origins ``t``: ``(len(t), horizon)`` (ones for plain intervals)."""
+        if self.interval == "plain":
+            return np.ones((t.size, horizon))
+        return horizon_scale(self.sigma_[t], horizon)
+
+    def update(self, prices: pd.DataFrame, *, finetune: bool = True) -> Self:
+        """Same as :meth:`fit`: baselines have nothing costly to learn (``finetune`` changes nothing)."""
         return self.fit(prices)
 
     def _check_fitted(self) -> None:
@@ -49,7 +61,7 @@ class _Baseline:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(prices) first")
 
     def calibration_residuals(self, horizon: int) -> np.ndarray:
-        """Out-of-sample ``|log(actual / point)|`` of the last ``calibration`` origins per horizon.
+        """Out-of-sample ``|log(actual / point)| / sigma`` of the last ``calibration`` origins per horizon.
 
         Column ``h - 1`` holds the forecasts made at origins ``t = n-1-h-calibration+1 .. n-1-h`` (those before
         the first row are dropped), each from ``close[: t + 1]``, scored against ``close[t + h]``.
@@ -67,7 +79,9 @@ class _Baseline:
         actual = self.close_[np.where(valid, t_safe + h_full, 0)]
         with np.errstate(invalid="ignore", divide="ignore"):
             res = np.abs(log_residuals(actual, self._points(self.close_, t_safe, h_full)))
-        return np.where(valid, res, np.nan)
+            scale = np.take_along_axis(self._scale(t_safe.ravel(), horizon).reshape(*t.shape, horizon),
+                                       h_full[..., None] - 1, axis=2)[..., 0]  # fmt: skip
+        return np.where(valid, res / scale, np.nan)
 
     def predict(self, horizon: int) -> pd.DataFrame:
         """Forecast ``horizon`` sessions after the origin (frame with :data:`~forecaster.base.FORECAST_COLUMNS`)."""
@@ -77,7 +91,8 @@ class _Baseline:
         h = np.arange(1, int(horizon) + 1)
         points = self._points(self.close_, np.full(h.size, self.close_.size - 1), h)
         quantiles = conformal_quantiles(self.calibration_residuals(int(horizon)))
-        return forecast_frame(self.origin_, self.last_close_, points, quantiles)
+        sigma = self._scale(np.array([self.close_.size - 1]), int(horizon))[0]
+        return forecast_frame(self.origin_, self.last_close_, points, quantiles, sigma)
 
 
 class Naive(_Baseline):
@@ -92,8 +107,9 @@ class Naive(_Baseline):
 
     name = "naive"
 
-    def __init__(self, calibration: int = 250) -> None:
+    def __init__(self, calibration: int = 250, interval: str = "plain") -> None:
         self.calibration = calibration
+        self.interval = interval
 
     def _points(self, close: np.ndarray, t: np.ndarray, h: np.ndarray) -> np.ndarray:
         return close[t] + 0.0 * h
@@ -111,9 +127,10 @@ class Drift(_Baseline):
 
     name = "drift"
 
-    def __init__(self, lookback: int = 252, calibration: int = 250) -> None:
+    def __init__(self, lookback: int = 252, calibration: int = 250, interval: str = "plain") -> None:
         self.lookback = lookback
         self.calibration = calibration
+        self.interval = interval
 
     def _points(self, close: np.ndarray, t: np.ndarray, h: np.ndarray) -> np.ndarray:
         k = np.minimum(self.lookback, t)
@@ -133,11 +150,60 @@ class MovingAverage(_Baseline):
 
     name = "moving_average"
 
-    def __init__(self, window: int = 20, calibration: int = 250) -> None:
+    def __init__(self, window: int = 20, calibration: int = 250, interval: str = "plain") -> None:
         self.window = window
         self.calibration = calibration
+        self.interval = interval
 
     def _points(self, close: np.ndarray, t: np.ndarray, h: np.ndarray) -> np.ndarray:
         csum = np.concatenate(([0.0], np.cumsum(close)))
         start = np.maximum(t + 1 - self.window, 0)
         return (csum[t + 1] - csum[start]) / (t + 1 - start) + 0.0 * h
+
+
+class SES(_Baseline):
+    """Simple exponential smoothing: ``level_t = alpha * close_t + (1 - alpha) * level_{t-1}``, flat over horizons.
+
+    ``alpha=None`` fits it by least squares of the one-step errors on the rows before the calibration window
+    (``SESOptimized`` in statsforecast), so the calibration residuals stay out of sample.
+
+    >>> import numpy as np, pandas as pd
+    >>> from forecaster.calendar import sessions
+    >>> prices = pd.DataFrame({"close": 100.0 + np.arange(61)}, index=sessions("2024-01-02", "2024-03-28"))
+    >>> SES(alpha=0.5, calibration=20).fit(prices).predict(2)["point"].round(6).tolist()  # lags a trend by 1/alpha - 1
+    [159.0, 159.0]
+    """
+
+    name = "ses"
+
+    def __init__(self, alpha: float | None = None, calibration: int = 250, interval: str = "plain") -> None:
+        self.alpha = alpha
+        self.calibration = calibration
+        self.interval = interval
+
+    def fit(self, prices: pd.DataFrame) -> Self:
+        """Store the closes and fix ``alpha_`` (given, or fitted before the calibration window)."""
+        super().fit(prices)
+        head = self.close_[: max(self.close_.size - self.calibration - 10, 0)]
+        self.alpha_ = self.alpha if self.alpha is not None else _fit_alpha(head)
+        return self
+
+    def _points(self, close: np.ndarray, t: np.ndarray, h: np.ndarray) -> np.ndarray:
+        return _ses_levels(close, self.alpha_)[t] + 0.0 * h
+
+
+def _ses_levels(close: np.ndarray, alpha: float) -> np.ndarray:
+    """SES levels at every row, started at the first close (one linear recursive filter)."""
+    levels, _ = lfilter([alpha], [1.0, alpha - 1.0], close, zi=[(1.0 - alpha) * close[0]])
+    return levels
+
+
+def _fit_alpha(close: np.ndarray) -> float:
+    """The alpha in [0.01, 1] that minimises the one-step squared errors on ``close`` (1 = naive if too short)."""
+    if close.size < 20:
+        return 1.0
+
+    def sse(alpha: float) -> float:
+        return float(((close[1:] - _ses_levels(close, alpha)[:-1]) ** 2).sum())
+
+    return float(minimize_scalar(sse, bounds=(0.01, 1.0), method="bounded").x)

@@ -1,12 +1,22 @@
-"""Split-conformal intervals (80%, 95%) in price space and the forecast frame shared by every forecaster.
+"""Volatility-aware conformal intervals (80%, 95%) in price space and the forecast frame shared by every forecaster.
 
-Intervals are multiplicative: with ``q`` the conformal quantile of ``|log(actual / point)|`` for a horizon,
-the interval is ``[point * exp(-q), point * exp(+q)]``, so it is always positive and scales with the price.
+Intervals are multiplicative: with ``sigma_h`` a log-return scale for horizon ``h`` known at the origin and
+``q_h`` the conformal quantile of the normalised out-of-sample scores ``|log(actual / point)| / sigma_h``, the
+interval is ``[point * exp(-q_h * sigma_h), point * exp(+q_h * sigma_h)]``: always positive, proportional to the
+price, wider on wild days. ``sigma = 1`` is plain split-conformal. Scales:
+
+* ``plain``: 1;
+* ``ewma``: RiskMetrics (lambda 0.94) one-day volatility of the log returns up to the origin, times ``sqrt(h)``;
+* ``head``: the LSTM's own scale forecast (see :mod:`forecaster.lstm`).
+
+:func:`aci_levels` adds adaptive conformal inference (Gibbs and Candès 2021) on top of any of them.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -17,6 +27,66 @@ from forecaster.errors import NotEnoughDataError
 
 LEVELS: tuple[float, ...] = (0.80, 0.95)
 MIN_RESIDUALS = 10
+Interval = Literal["plain", "ewma", "head"]
+INTERVALS: tuple[str, ...] = ("plain", "ewma", "head")
+EWMA_LAMBDA, EWMA_SPAN = 0.94, 100  # RiskMetrics decay; 0.94**100 = 0.2%, so a finite window changes nothing
+SIGMA_FLOOR = 1e-6
+
+
+def ewma_volatility(close: np.ndarray, lam: float = EWMA_LAMBDA, span: int = EWMA_SPAN) -> np.ndarray:
+    """One-day log-return volatility known at each row (RiskMetrics EWMA over the last ``span`` returns).
+
+    ``sigma[t]`` is the square root of the ``lam``-weighted mean of the squared log returns up to and including
+    row ``t`` (the newest weighs 1, the one before ``lam``, ...; fewer than ``span`` at the start). It depends only
+    on the last ``span + 1`` closes, so any frame holding them gives the same value. Row 0 is NaN.
+    """
+    values = np.asarray(close, dtype=float)
+    r2 = np.diff(np.log(values)) ** 2
+    weights = lam ** np.arange(span)
+    num = np.convolve(r2, weights)[: r2.size]
+    den = np.cumsum(weights)[np.minimum(np.arange(r2.size), span - 1)]
+    return np.concatenate(([np.nan], np.sqrt(num / den)))
+
+
+def horizon_scale(sigma1: np.ndarray, horizon: int) -> np.ndarray:
+    """``sigma1 * sqrt(h)`` for h = 1..horizon, floored: shape ``(n, horizon)`` (the square-root-of-time rule)."""
+    base = np.asarray(sigma1, dtype=float).reshape(-1, 1)
+    return np.maximum(base * np.sqrt(np.arange(1, horizon + 1))[None, :], SIGMA_FLOOR)
+
+
+def aci_levels(
+    scores: np.ndarray, levels: tuple[float, ...] = LEVELS, *, gamma: float, warmup: int = 2 * MIN_RESIDUALS
+) -> dict[float, np.ndarray]:
+    """Adaptive conformal inference (Gibbs and Candès 2021): the level to use next, per horizon.
+
+    Replays the chronological scores (oldest first): from ``warmup`` on, each score is compared with the
+    conformal quantile of the scores before it at the current level ``1 - alpha_t``, and
+    ``alpha_{t+1} = alpha_t + gamma * (alpha - miss_t)``: a miss widens the next interval, a hit narrows it.
+
+    Returns:
+        ``{level: array of shape (H,)}`` of levels clipped to [0.5, 0.999]; ``gamma = 0`` returns ``level``.
+    """
+    res = np.asarray(scores, dtype=float)
+    res = res[:, None] if res.ndim == 1 else res
+    out = {lv: np.full(res.shape[1], lv) for lv in levels}
+    if gamma <= 0:
+        return out
+    for h in range(res.shape[1]):
+        col = res[:, h][np.isfinite(res[:, h])]
+        for lv in levels:
+            out[lv][h] = _aci_replay(col, lv, gamma, warmup)
+    return out
+
+
+def _aci_replay(col: np.ndarray, level: float, gamma: float, warmup: int) -> float:
+    seen = sorted(col[:warmup].tolist())
+    alpha = target = 1.0 - level
+    for score in col[warmup:]:
+        current = min(max(1.0 - alpha, 0.5), 0.999)
+        q = seen[_conformal_rank(len(seen), current) - 1]
+        alpha += gamma * (target - float(score > q))
+        bisect.insort(seen, float(score))
+    return min(max(1.0 - alpha, 0.5), 0.999)
 
 
 def log_residuals(actual: np.ndarray, point: np.ndarray) -> np.ndarray:
@@ -30,7 +100,11 @@ def _conformal_rank(n: int, level: float) -> int:
 
 
 def conformal_quantiles(
-    abs_log_residuals: np.ndarray, levels: tuple[float, ...] = LEVELS, *, min_residuals: int = MIN_RESIDUALS
+    abs_log_residuals: np.ndarray,
+    levels: tuple[float, ...] = LEVELS,
+    *,
+    min_residuals: int = MIN_RESIDUALS,
+    adjusted: dict[float, np.ndarray] | None = None,
 ) -> dict[float, np.ndarray]:
     """Split-conformal quantiles of out-of-sample ``|log(actual / point)|`` residuals, per horizon.
 
@@ -43,6 +117,7 @@ def conformal_quantiles(
         abs_log_residuals: shape ``(n, H)`` (a 1-D array means ``H = 1``); non-finite values are ignored.
         levels: nominal coverage levels in ``(0, 1)``.
         min_residuals: fewest finite residuals accepted per horizon.
+        adjusted: ``{level: per-horizon level actually used}`` (from :func:`aci_levels`); default the level.
 
     Returns:
         ``{level: array of shape (H,)}``.
@@ -66,7 +141,8 @@ def conformal_quantiles(
             )
         col.sort()
         for lv in levels:
-            out[lv][h] = col[_conformal_rank(col.size, lv) - 1]
+            used = lv if adjusted is None else float(adjusted[lv][h])
+            out[lv][h] = col[_conformal_rank(col.size, used) - 1]
     return out
 
 
@@ -75,7 +151,11 @@ def _level_suffix(level: float) -> str:
 
 
 def forecast_frame(
-    origin: pd.Timestamp, last_close: float, points: np.ndarray, quantiles: dict[float, np.ndarray]
+    origin: pd.Timestamp,
+    last_close: float,
+    points: np.ndarray,
+    quantiles: dict[float, np.ndarray],
+    sigma: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Build the :data:`~forecaster.base.FORECAST_COLUMNS` frame for horizons ``1..H``.
 
@@ -84,10 +164,11 @@ def forecast_frame(
         last_close: close on ``origin``.
         points: point forecasts for horizons ``1..H`` (price space).
         quantiles: ``{0.80: q, 0.95: q}`` from :func:`conformal_quantiles`, each of shape ``(H,)``.
+        sigma: the scale of each horizon at the origin, shape ``(H,)`` (default 1: plain split-conformal).
 
     Returns:
         One row per horizon; target dates are the next ``H`` NYSE sessions after ``origin``;
-        ``lo = point * exp(-q)`` and ``hi = point * exp(q)``.
+        ``lo = point * exp(-q * sigma)`` and ``hi = point * exp(q * sigma)``.
     """
     pts = np.asarray(points, dtype=float).reshape(-1)
     n_h = pts.size
@@ -106,10 +187,14 @@ def forecast_frame(
             "point": pts,
         }
     )
+    scale = np.ones(n_h) if sigma is None else np.asarray(sigma, dtype=float).reshape(-1)
+    if scale.size != n_h:
+        raise ValueError(f"sigma has {scale.size} values but there are {n_h} horizons")
     for lv in LEVELS:
         q = np.asarray(quantiles[lv], dtype=float).reshape(-1)
         if q.size != n_h:
             raise ValueError(f"quantiles[{lv}] has {q.size} values but there are {n_h} horizons")
+        q = q * scale
         frame[f"lo{_level_suffix(lv)}"] = pts * np.exp(-q)
         frame[f"hi{_level_suffix(lv)}"] = pts * np.exp(q)
     return frame.loc[:, list(FORECAST_COLUMNS)]

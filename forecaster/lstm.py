@@ -1,16 +1,25 @@
 """The LSTM forecaster: an sklearn-style estimator implementing :class:`forecaster.base.Forecaster`.
 
 * ``fit`` trains from scratch on the last ``train_window`` sessions. Samples are split chronologically into
-  train | gap of H | validation. Scalers are fitted on the training rows only. The validation slice drives
-  early stopping and seeds the conformal residuals.
+  train | gap of H | validation | gap of H | calibration. Scalers are fitted on the training rows only. The
+  validation slice drives early stopping and the shrinkage toward naive; the calibration slice, which neither
+  training, early stopping nor the shrinkage has seen, seeds the conformal scores and the out-of-sample track
+  record (``track_``) that the promotion gate reads.
 * ``update`` moves the origin forward. It first scores the current model on the targets that have just
-  matured (truly out-of-sample residuals for the conformal buffer), then optionally fine-tunes on the most
-  recent samples with a lower learning rate.
-* ``predict`` returns H forecasts with split-conformal 80%/95% intervals in price space.
+  matured (truly out-of-sample: scores and track record), then optionally fine-tunes on the most recent
+  samples with a lower learning rate.
+* ``predict`` returns H forecasts with volatility-aware conformal 80%/95% intervals in price space
+  (``preset.interval``: plain, EWMA or the network's own scale head; ``preset.aci_gamma`` adds ACI).
+
+**Never worse than naive by design.** With ``preset.shrink`` the predicted log returns are multiplied by a
+per-horizon factor in [0, 1] fitted on the validation slice, and the factor is set to 0 (the forecast is the last
+close) unless the shrunk forecast beats naive there with a one-sided Diebold-Mariano statistic (squared log
+errors, Newey-West variance with lag h - 1) above 1.645, i.e. significant at 5%.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from pathlib import Path
@@ -22,17 +31,31 @@ import pandas as pd
 from forecaster import metrics, models, training
 from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
 from forecaster.features import WindowedData, make_scaler, warmup_rows
-from forecaster.forecasting import LEVELS, conformal_quantiles, forecast_frame
+from forecaster.forecasting import (
+    EWMA_SPAN,
+    INTERVALS,
+    LEVELS,
+    MIN_RESIDUALS,
+    SIGMA_FLOOR,
+    aci_levels,
+    conformal_quantiles,
+    ewma_volatility,
+    forecast_frame,
+    horizon_scale,
+)
 from forecaster.presets import Preset, get_preset
 
 logger = logging.getLogger("forecaster.lstm")
 # Keras seeds and trains through process-global state: one training at a time keeps runs reproducible.
 _TRAINING = threading.RLock()
+SKILL_Z = 1.645  # one-sided 5%: the shrinkage stays above 0 only on significant validation skill over naive
+SCALE_EPS = 1e-3  # the scale head learns log(|h-day log return| + SCALE_EPS)
+TRACK_COLUMNS = ("point", "naive", "actual", "seen_until")
 
 
 class TrainingSet(NamedTuple):
     """What a full fit trains on: scaled windows ``x`` and targets ``y`` of every labelled sample, of which the
-    first ``n_train`` train and ``val`` validate (after a gap of H)."""
+    first ``n_train`` train, ``val`` validate (after a gap of H) and ``cal`` calibrate (after another gap of H)."""
 
     data: WindowedData
     span: pd.DataFrame
@@ -40,6 +63,7 @@ class TrainingSet(NamedTuple):
     y: np.ndarray
     n_train: int
     val: slice
+    cal: slice
 
 
 class LSTMForecaster:
@@ -48,15 +72,13 @@ class LSTMForecaster:
     Args:
         preset: a :class:`Preset` or its name.
         horizon: number of trading days forecast (H).
-        finetune_on_update: fine-tune on each ``update`` (else only the conformal buffer moves).
     """
 
     name = "lstm"
 
-    def __init__(self, preset: Preset | str = "default", horizon: int = 5, finetune_on_update: bool = True):
+    def __init__(self, preset: Preset | str = "default", horizon: int = 5):
         self.preset = preset
         self.horizon = horizon
-        self.finetune_on_update = finetune_on_update
 
     # -- public API -------------------------------------------------------------------------------------
     def fit(self, prices: pd.DataFrame) -> Self:
@@ -66,7 +88,7 @@ class LSTMForecaster:
 
     def _fit(self, prices: pd.DataFrame) -> Self:
         p = self.preset_ = get_preset(self.preset) if isinstance(self.preset, str) else self.preset
-        data, span, x, y, n_train, val = self._prepare(prices)
+        data, span, x, y, n_train, val, cal = self._prepare(prices)
         self.model_ = models.build_model(p, data.x_raw.shape[1], self.horizon)
         logger.info(
             "full fit of %s: %d train / %d validation samples, %s..%s",
@@ -77,49 +99,59 @@ class LSTMForecaster:
             epochs=p.epochs, batch_size=p.batch_size, patience=p.patience, label=f"{p.name} fit", seed=p.seed,
         )  # fmt: skip
         self.shrink_ = np.ones(self.horizon)
-        val_idx = np.arange(val.start, val.stop)
-        scaled = self._predict_scaled(x[val])
-        points = self._to_price(data, val_idx, scaled)
-        actual = self._actual_prices(data, val_idx)
         if p.shrink and p.target == "log_return":
+            val_idx = np.arange(val.start, val.stop)
+            points = self._to_price(data, val_idx, self._predict_scaled(x[val]))
+            actual = self._actual_prices(data, val_idx)
             self.shrink_ = _shrinkage(points, actual, data.close[data.origin_index(0) + val_idx])
-            points = self._to_price(data, val_idx, scaled)
-        self.residuals_ = np.abs(np.log(actual / points))[-p.calibration_size :]
-        self.validation_ = self._validation_scores(data, val_idx, points, actual)
+        self.seen_until_ = data.dates[data.origin_index(val.stop - 1) + self.horizon]
+        cal_idx = np.arange(cal.start, cal.stop)
+        scaled = self._predict_scaled(x[cal])
+        points, actual = self._to_price(data, cal_idx, scaled), self._actual_prices(data, cal_idx)
+        scores = np.abs(np.log(actual / points)) / self._scales(prices, data, cal_idx, scaled)
+        self.residuals_ = scores[-p.calibration_size :]
+        self.track_ = self._track(data, cal_idx, points[:, 0], actual[:, 0], _empty_track())
+        self.validation_ = self._validation_scores(data, cal_idx, points, actual)
         self.kind_, self.train_start_, self.train_end_ = "full", span.index[0], span.index[-1]
         self._set_recent(prices)
         return self
 
     def _prepare(self, prices: pd.DataFrame) -> TrainingSet:
-        """Windows of the last ``train_window`` rows, split train | gap of H | validation; fits the scalers."""
+        """Windows of the last ``train_window`` rows, split train | H | validation | H | calibration; fits scalers."""
         p = self.preset_
         if self.horizon < 1:
             raise ConfigError(f"horizon must be >= 1, got {self.horizon}")
+        if p.interval not in INTERVALS:
+            raise ConfigError(f"interval must be one of {', '.join(INTERVALS)}, got '{p.interval}'")
         span = prices if p.train_window is None else prices.tail(p.train_window + warmup_rows(p.features))
         data = WindowedData.build(span, p.features, p.window, self.horizon, p.target)
         n_lab = data.labelled()
         n_val = max(int(n_lab * p.val_fraction), 10)
-        n_train = n_lab - n_val - self.horizon
+        n_cal = max(int(n_lab * p.calibration_fraction), 2 * MIN_RESIDUALS)
+        n_train = n_lab - n_val - n_cal - 2 * self.horizon
         if n_train < 20:
             raise NotEnoughDataError(
                 f"{len(span)} rows give {n_lab} labelled samples, too few for window {p.window}, "
-                f"horizon {self.horizon} and a {n_val}-sample validation slice (need >= 20 training samples)"
+                f"horizon {self.horizon}, a {n_val}-sample validation and a {n_cal}-sample calibration slice "
+                "(need >= 20 training samples)"
             )
         self.x_scaler_ = make_scaler(p.scaler).fit(data.x_raw[: data.origin_index(n_train - 1) + 1])
         self.y_scaler_ = make_scaler(p.scaler).fit(self._raw_targets(data, 0, n_train))
         x = data.x_windows(self.x_scaler_, 0, n_lab)
         y = self.y_scaler_.transform(self._raw_targets(data, 0, n_lab)).astype("float32")
-        return TrainingSet(data, span, x, y, n_train, slice(n_lab - n_val, n_lab))
+        val = slice(n_train + self.horizon, n_train + self.horizon + n_val)
+        return TrainingSet(data, span, x, y, n_train, val, slice(n_lab - n_cal, n_lab))
 
-    def update(self, prices: pd.DataFrame) -> Self:
-        """Move the origin to ``prices``' last row: score matured targets, then fine-tune (if enabled)."""
+    def update(self, prices: pd.DataFrame, *, finetune: bool = True) -> Self:
+        """Move the origin to ``prices``' last row: score matured targets, then fine-tune on them (``finetune``;
+        else only the conformal buffer moves)."""
         self._check_fitted()
         new = prices.index[prices.index > self.origin_]
         if len(new) == 0:
             return self
         data = self._data(prices, extra=len(new) + self.horizon)
-        self._add_matured_residuals(data, len(new))
-        if self.finetune_on_update:
+        self._add_matured_residuals(prices, data, len(new))
+        if finetune:
             self.finetune(prices, data=data)
         self._set_recent(prices)
         return self
@@ -146,6 +178,7 @@ class LSTMForecaster:
         )  # fmt: skip
         training.set_learning_rate(self.model_, p.learning_rate)
         self.kind_, self.train_end_ = "finetune", data.dates[data.origin_index(n_lab - 1)]
+        self.seen_until_ = data.dates[data.origin_index(n_lab - 1) + self.horizon]
         return self
 
     def predict(self, horizon: int | None = None) -> pd.DataFrame:
@@ -155,12 +188,22 @@ class LSTMForecaster:
         if not 1 <= h <= self.horizon:
             raise ConfigError(f"this model forecasts horizons 1..{self.horizon}, not {h}")
         data = self._data(self.recent_, extra=0)
-        last = data.n_origins - 1
-        points = self._to_price(data, np.array([last]), self._predict_scaled(data.x_windows(self.x_scaler_, last)))
-        quantiles = conformal_quantiles(self.residuals_, LEVELS)
+        last = np.array([data.n_origins - 1])
+        scaled = self._predict_scaled(data.x_windows(self.x_scaler_, int(last[0])))
+        points, sigma = self._to_price(data, last, scaled), self._scales(self.recent_, data, last, scaled)
+        gamma = self.preset_.aci_gamma
+        levels = aci_levels(self.residuals_, LEVELS, gamma=gamma) if gamma > 0 else None
+        quantiles = conformal_quantiles(self.residuals_, LEVELS, adjusted=levels)
         return forecast_frame(
-            self.origin_, float(data.close[-1]), points[0, :h], {lv: q[:h] for lv, q in quantiles.items()}
+            self.origin_, float(data.close[-1]), points[0, :h], {lv: q[:h] for lv, q in quantiles.items()}, sigma[0, :h]
         )
+
+    def track_record(self) -> pd.DataFrame:
+        """Out-of-sample horizon-1 record, one row per target date (oldest first): ``point``, ``naive``,
+        ``actual`` and ``seen_until``, the newest target date the model had trained on when it made the forecast
+        (always before the target date). The promotion gate scores only these rows."""
+        self._check_fitted()
+        return self.track_.copy()
 
     def score(self, prices: pd.DataFrame, last: int = 60) -> dict[str, float]:
         """Horizon-1 RMSE of this model and of naive on the last ``last`` labelled origins of ``prices``."""
@@ -171,6 +214,17 @@ class LSTMForecaster:
         points = self._to_price(data, idx, self._predict_scaled(data.x_windows(self.x_scaler_, idx[0], n_lab)))
         return self._validation_scores(data, idx, points, self._actual_prices(data, idx))
 
+    def frozen_copy(self) -> LSTMForecaster:
+        """A copy for forecasting only: its own Keras model with the same weights (no optimizer state), so that
+        training this model afterwards does not change the copy's forecasts."""
+        import keras  # deliberately lazy: TensorFlow only where a model exists
+
+        self._check_fitted()
+        twin = copy.copy(self)
+        twin.model_ = keras.models.clone_model(self.model_)
+        twin.model_.set_weights(self.model_.get_weights())
+        return twin
+
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> str:
         """Write the artefact bundle atomically; returns its sha256."""
@@ -178,6 +232,7 @@ class LSTMForecaster:
         state = {
             "x_scaler": self.x_scaler_, "y_scaler": self.y_scaler_,
             "recent": self.recent_, "residuals": self.residuals_, "shrink": self.shrink_,
+            "track": self.track_, "seen_until": self.seen_until_,
         }  # fmt: skip
         return models.write_bundle(Path(directory), self.model_, state, self.metadata())
 
@@ -185,11 +240,13 @@ class LSTMForecaster:
     def load(cls, directory: str | Path, expected_sha256: str | None = None) -> LSTMForecaster:
         """Load a bundle written by :meth:`save` (raises ArtifactError when missing or corrupt)."""
         model, state, meta = models.read_bundle(Path(directory), expected_sha256)
-        self = cls(Preset.from_dict(meta["preset"]), meta["horizon"], meta.get("finetune_on_update", True))
+        self = cls(Preset.from_dict(meta["preset"]), meta["horizon"])
         self.preset_ = self.preset
         self.model_, self.x_scaler_, self.y_scaler_ = model, state["x_scaler"], state["y_scaler"]
         self.recent_, self.residuals_ = state["recent"], np.asarray(state["residuals"])
         self.shrink_ = np.asarray(state.get("shrink", np.ones(self.horizon)))
+        self.track_ = state.get("track", _empty_track())
+        self.seen_until_ = pd.Timestamp(state.get("seen_until", meta["train_end"]))
         self.origin_ = self.recent_.index[-1]
         self.history_, self.validation_ = meta["history"], meta["validation"]
         self.fit_history_ = meta.get("fit_history", self.history_)
@@ -205,7 +262,7 @@ class LSTMForecaster:
         return {
             "preset": self.preset_.to_dict(), "fingerprint": self.preset_.fingerprint(),
             "horizon": self.horizon, "features": list(self.preset_.features), "kind": self.kind_,
-            "finetune_on_update": self.finetune_on_update, "origin": str(self.origin_.date()),
+            "origin": str(self.origin_.date()),
             "train_start": str(self.train_start_.date()), "train_end": str(self.train_end_.date()),
             "history": self.history_, "fit_history": self.fit_history_, "validation": self.validation_,
             "n_params": int(self.model_.count_params()), "shrink": [float(v) for v in self.shrink_],
@@ -217,7 +274,7 @@ class LSTMForecaster:
             raise NotFittedError("LSTMForecaster is not fitted: call fit(prices) first")
 
     def _set_recent(self, prices: pd.DataFrame) -> None:
-        keep = warmup_rows(self.preset_.features) + self.preset_.window + self.horizon + 5
+        keep = max(warmup_rows(self.preset_.features) + self.preset_.window, EWMA_SPAN + 1) + self.horizon + 5
         self.recent_ = prices.tail(keep).copy()
         self.origin_ = prices.index[-1]
 
@@ -227,14 +284,43 @@ class LSTMForecaster:
         return WindowedData.build(prices.tail(rows), p.features, p.window, self.horizon, p.target)
 
     def _raw_targets(self, data: WindowedData, start: int, stop: int) -> np.ndarray:
-        return data.targets[data.origin_index(start) : data.origin_index(stop - 1) + 1]
+        """Targets of samples ``start..stop``; with the scale head also ``log(|h-day log return| + eps)``."""
+        rows = slice(data.origin_index(start), data.origin_index(stop - 1) + 1)
+        targets = data.targets[rows]
+        if self.preset_.interval != "head":
+            return targets
+        log_ret = targets if self.preset_.target == "log_return" else np.log(targets / data.close[rows, None])
+        return np.hstack([targets, np.log(np.abs(log_ret) + SCALE_EPS)])
+
+    def _scales(self, prices: pd.DataFrame, data: WindowedData, samples: np.ndarray, scaled: np.ndarray) -> np.ndarray:
+        """Log-return scale ``sigma_h`` of each sample's horizons, known at its origin: shape ``(n, H)``."""
+        kind, h = self.preset_.interval, self.horizon
+        if kind == "plain":
+            return np.ones((len(samples), h))
+        if kind == "head":
+            log_abs = self.y_scaler_.inverse_transform(scaled)[:, h:]
+            return np.maximum(np.exp(log_abs), SIGMA_FLOOR)
+        close = prices["close"].iloc[-(len(data.dates) + warmup_rows(self.preset_.features) + EWMA_SPAN + 1) :]
+        sigma = pd.Series(ewma_volatility(close.to_numpy()), index=close.index)
+        return horizon_scale(sigma.reindex(data.dates[data.origin_index(0) + samples]).to_numpy(), h)
+
+    def _track(self, data: WindowedData, samples: np.ndarray, point: np.ndarray, actual: np.ndarray,
+               track: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+        """``track`` plus the horizon-1 forecasts of ``samples`` (made with what the model has seen now)."""
+        rows = data.origin_index(0) + samples
+        new = pd.DataFrame(
+            {"point": point, "naive": data.close[rows], "actual": actual, "seen_until": self.seen_until_},
+            index=pd.DatetimeIndex(data.dates[rows + 1], name="target_date"),
+        )
+        both = pd.concat([track, new]) if len(track) else new
+        return both[~both.index.duplicated(keep="first")].tail(self.preset_.calibration_size)
 
     def _predict_scaled(self, x: np.ndarray) -> np.ndarray:
         return training.predict_function(self.model_)(x)
 
     def _to_price(self, data: WindowedData, samples: np.ndarray, scaled: np.ndarray) -> np.ndarray:
         """Inverse-scale model outputs for the given samples into prices, shape (n, H)."""
-        raw = self.y_scaler_.inverse_transform(scaled)
+        raw = self.y_scaler_.inverse_transform(scaled)[:, : self.horizon]
         if self.preset_.target == "price":
             return raw
         last_close = data.close[data.origin_index(0) + samples][:, None]
@@ -244,10 +330,11 @@ class LSTMForecaster:
         rows = data.origin_index(0) + samples
         return np.stack([data.close[rows + h] for h in range(1, self.horizon + 1)], axis=1)
 
-    def _add_matured_residuals(self, data: WindowedData, n_new: int) -> None:
+    def _add_matured_residuals(self, prices: pd.DataFrame, data: WindowedData, n_new: int) -> None:
         """Score the current model on every (origin, h) whose target is one of the ``n_new`` newest rows.
 
-        Those samples were never trained on (their targets did not exist), so the residuals are out-of-sample.
+        Those samples were never trained on (their targets did not exist), so the scores are out-of-sample; the
+        horizon-1 ones extend the track record.
         """
         h = np.arange(1, self.horizon + 1)
         targets = np.arange(data.n_origins - n_new, data.n_origins)
@@ -256,23 +343,48 @@ class LSTMForecaster:
             return
         origins = (targets[:, None] - h[None, :]).ravel()  # (n_targets * H,), horizon-major per target
         x = data.x_windows(self.x_scaler_, 0)[origins]
-        points = self._to_price(data, origins, self._predict_scaled(x)).reshape(len(targets), self.horizon, -1)
+        scaled = self._predict_scaled(x)
+        shape = (len(targets), self.horizon, -1)
+        points = self._to_price(data, origins, scaled).reshape(shape)
+        sigma = self._scales(prices, data, origins, scaled).reshape(shape)
         diag = points[:, h - 1, h - 1]  # forecast of horizon h from origin t - h
         actual = data.close[data.origin_index(0) + targets][:, None]
-        self.residuals_ = np.vstack([self.residuals_, np.abs(np.log(actual / diag))])[-self.preset_.calibration_size :]
+        scores = np.abs(np.log(actual / diag)) / sigma[:, h - 1, h - 1]
+        self.residuals_ = np.vstack([self.residuals_, scores])[-self.preset_.calibration_size :]
+        self.track_ = self._track(data, targets - 1, diag[:, 0], actual[:, 0], self.track_)
 
     def _validation_scores(self, data, samples, points, actual) -> dict[str, float]:
+        """Horizon-1 ``rmse``, ``naive_rmse``, ``u2`` and ``n`` of these samples, from the one scorer."""
         naive = data.close[data.origin_index(0) + samples]
-        rmse, naive_rmse = metrics.rmse(actual[:, 0], points[:, 0]), metrics.rmse(actual[:, 0], naive)
-        return {"rmse": rmse, "naive_rmse": naive_rmse, "u2": rmse / naive_rmse, "n": int(len(samples))}
+        frame = pd.DataFrame({"actual": actual[:, 0], "point": points[:, 0], "naive": naive})
+        return metrics.score(frame, metrics=("rmse", "naive_rmse", "u2"))
 
 
-def _shrinkage(points: np.ndarray, actual: np.ndarray, last_close: np.ndarray) -> np.ndarray:
+def _empty_track() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "seen_until" else float) for c in TRACK_COLUMNS},
+                        index=pd.DatetimeIndex([], name="target_date"))  # fmt: skip
+
+
+def _shrinkage(points: np.ndarray, actual: np.ndarray, last_close: np.ndarray, z: float = SKILL_Z) -> np.ndarray:
     """Per-horizon factor in [0, 1] on the predicted log return: least squares through the origin of the realised
-    log return on the predicted one, over the validation slice. 0 means "no better than naive": forecast the last close.
+    log return on the predicted one, over the validation slice, kept only where the shrunk forecast's skill over
+    naive is significant (:func:`_skill_t` above ``z``); 0 means "forecast the last close".
     """
     predicted = np.log(points / last_close[:, None])
     realised = np.log(actual / last_close[:, None])
     denom = (predicted**2).sum(axis=0)
-    beta = np.divide((predicted * realised).sum(axis=0), denom, out=np.zeros_like(denom), where=denom > 0)
-    return np.clip(beta, 0.0, 1.0)
+    beta = np.clip(np.divide((predicted * realised).sum(axis=0), denom, out=np.zeros_like(denom), where=denom > 0),
+                   0.0, 1.0)  # fmt: skip
+    gain = realised**2 - (realised - beta * predicted) ** 2  # naive's squared log error minus the model's
+    t = np.array([_skill_t(gain[:, h], lag=h) for h in range(points.shape[1])])
+    return np.where(t > z, beta, 0.0)
+
+
+def _skill_t(gain: np.ndarray, lag: int) -> float:
+    """Diebold-Mariano statistic of a loss differential: mean over its Newey-West standard error (``lag`` lags)."""
+    d = gain - gain.mean()
+    n = d.size
+    var = float(d @ d) / n
+    for k in range(1, min(lag, n - 1) + 1):
+        var += 2.0 * (1.0 - k / (lag + 1)) * float(d[k:] @ d[:-k]) / n
+    return float(gain.mean() / np.sqrt(var / n)) if var > 0 else 0.0

@@ -1,16 +1,30 @@
-"""Forecast accuracy metrics: plain functions of 1-D arrays, scikit-learn wrappers where it has the metric.
+"""Forecast accuracy metrics: plain functions of 1-D arrays, and :func:`score`, the ONE scorer every caller uses.
 
 Every metric takes equal-length, non-empty, finite 1-D arrays and raises ``ValueError`` naming the lengths or
-the bad values otherwise. :func:`evaluate` composes them for one horizon of a forecast frame.
+the bad values otherwise (scikit-learn wrappers where it has the metric, ``scipy.stats`` for the DM p-value).
+:func:`score` composes them over an outcome frame in the ``forecast_outcomes`` vocabulary (``as_of,
+target_date, horizon, point, lo80, hi80, lo95, hi95, naive, actual``) for the backtest summary, the report, the
+live drift check, the gate and the rolling-skill figure.
+
+Direction, the same here as in the ``forecast_outcomes`` view: a HIT when ``sign(point - naive) ==
+sign(actual - naive)`` and both are non-zero. A forecast equal to the last close makes no call (a miss in
+``directional_accuracy``, left out of ``call_accuracy``); so does an unchanged close count as a miss.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn import metrics as skm
 
-EVALUATE_COLUMNS: tuple[str, ...] = ("actual", "point", "naive", "lo80", "hi80", "lo95", "hi95")
+NAN = float("nan")
+INTERVALS: dict[str, float] = {"80": 0.2, "95": 0.05}  # level -> alpha (miss rate)
+QUANTILES: dict[str, float] = {"lo95": 0.025, "lo80": 0.10, "hi80": 0.90, "hi95": 0.975}  # interval bound -> tau
+TERCILES: tuple[str, ...] = ("calm", "mid", "wild")
+VOLATILITY_WINDOW = 20
 
 
 def _arrays(**named: object) -> list[np.ndarray]:
@@ -29,6 +43,9 @@ def _arrays(**named: object) -> list[np.ndarray]:
         if bad:
             raise ValueError(f"{name} has {bad} non-finite value(s) out of {arr.size}")
     return list(arrays.values())
+
+
+# -- point forecasts ----------------------------------------------------------------------------------------
 
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -53,7 +70,7 @@ def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Coefficient of determination R² (NaN for fewer than two values, as in scikit-learn)."""
     t, p = _arrays(y_true=y_true, y_pred=y_pred)
     if t.size < 2:
-        return float("nan")
+        return NAN
     return float(skm.r2_score(t, p))
 
 
@@ -79,20 +96,60 @@ def theil_u2(y_true: np.ndarray, y_pred: np.ndarray, y_naive: np.ndarray) -> flo
     """Theil's U2: ``rmse(model) / rmse(naive)``; below 1 beats the naive forecast (NaN if the naive is exact)."""
     t, p, n = _arrays(y_true=y_true, y_pred=y_pred, y_naive=y_naive)
     denom = rmse(t, n)
-    return rmse(t, p) / denom if denom > 0 else float("nan")
+    return rmse(t, p) / denom if denom > 0 else NAN
+
+
+def direction_hits(y_true: np.ndarray, y_pred: np.ndarray, y_last: np.ndarray) -> np.ndarray:
+    """Per case, 1 when ``sign(pred - last) == sign(true - last)`` and both are non-zero, else 0 (as the view)."""
+    t, p, last = _arrays(y_true=y_true, y_pred=y_pred, y_last=y_last)
+    call, move = np.sign(p - last), np.sign(t - last)
+    return ((call == move) & (call != 0)).astype(int)
 
 
 def directional_accuracy(y_true: np.ndarray, y_pred: np.ndarray, y_last: np.ndarray) -> float:
-    """Share of cases where ``sign(pred - last) == sign(true - last)``.
+    """Share of ALL cases that are direction hits: no call (pred = last) and no move (true = last) are misses."""
+    return float(np.mean(direction_hits(y_true, y_pred, y_last)))
 
-    Cases where the actual equals the last close exactly (no direction) are excluded; a prediction equal to the
-    last close counts as a miss. Returns NaN when every case is excluded.
+
+def call_share(y_pred: np.ndarray, y_last: np.ndarray) -> float:
+    """Share of cases where the model made a call (a forecast different from the last close)."""
+    p, last = _arrays(y_pred=y_pred, y_last=y_last)
+    return float(np.mean(p != last))
+
+
+def call_accuracy(y_true: np.ndarray, y_pred: np.ndarray, y_last: np.ndarray) -> float:
+    """Directional accuracy on the cases where the model made a call only (NaN when it never did)."""
+    hits = direction_hits(y_true, y_pred, y_last)
+    calls = np.asarray(y_pred, dtype=float) != np.asarray(y_last, dtype=float)
+    return float(np.mean(hits[calls])) if calls.any() else NAN
+
+
+def diebold_mariano(
+    y_true: np.ndarray, y_pred: np.ndarray, y_naive: np.ndarray, *, horizon: int = 1
+) -> tuple[float, float]:
+    """Diebold-Mariano test of equal squared error against naive, with the Harvey-Leybourne-Newbold correction.
+
+    The loss differential ``d = (y - pred)² - (y - naive)²`` is taken in time order; its long-run variance uses the
+    autocovariances up to lag ``horizon - 1``. Negative statistics favour the model.
+
+    Returns:
+        ``(statistic, two-sided p-value)`` from Student's t with ``n - 1`` degrees of freedom; NaNs when ``n < 2``
+        or the variance is not positive (e.g. the model IS the naive forecast).
     """
-    t, p, last = _arrays(y_true=y_true, y_pred=y_pred, y_last=y_last)
-    moved = t != last
-    if not moved.any():
-        return float("nan")
-    return float(np.mean(np.sign(p[moved] - last[moved]) == np.sign(t[moved] - last[moved])))
+    t, p, n = _arrays(y_true=y_true, y_pred=y_pred, y_naive=y_naive)
+    d = (t - p) ** 2 - (t - n) ** 2
+    size, h = d.size, int(horizon)
+    centred = d - d.mean()
+    gammas = [float(centred[k:] @ centred[: size - k]) / size for k in range(min(h, size))]
+    variance = gammas[0] + 2.0 * sum(gammas[1:])
+    correction = (size + 1 - 2 * h + h * (h - 1) / size) / size
+    if size < 2 or not variance > 1e-12 * max(1.0, float(np.mean(d**2))) or correction <= 0:
+        return NAN, NAN
+    statistic = float(d.mean() / np.sqrt(variance / size) * np.sqrt(correction))
+    return statistic, float(2.0 * stats.t.sf(abs(statistic), df=size - 1))
+
+
+# -- intervals and quantiles --------------------------------------------------------------------------------
 
 
 def _interval(lo: np.ndarray, hi: np.ndarray, **more: object) -> list[np.ndarray]:
@@ -115,36 +172,156 @@ def interval_width(lo: np.ndarray, hi: np.ndarray) -> float:
     return float(np.mean(high - low))
 
 
-def evaluate(frame: pd.DataFrame, *, scale: float, naive_col: str = "naive") -> dict[str, float]:
-    """All metrics for ONE horizon of a forecast frame joined to its actuals.
+def winkler_score(y_true: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, alpha: float) -> float:
+    """Winkler interval score: mean of the width plus ``2 / alpha`` times the distance of a miss (lower is better)."""
+    t, low, high = _interval(lo, hi, y_true=y_true)
+    miss = np.clip(low - t, 0.0, None) + np.clip(t - high, 0.0, None)
+    return float(np.mean(high - low + 2.0 / alpha * miss))
+
+
+def pinball_loss(y_true: np.ndarray, y_quantile: np.ndarray, *, tau: float) -> float:
+    """Pinball (quantile) loss of a forecast of the ``tau`` quantile."""
+    t, q = _arrays(y_true=y_true, y_quantile=y_quantile)
+    return float(skm.mean_pinball_loss(t, q, alpha=tau))
+
+
+def trailing_volatility(close: pd.Series, window: int = VOLATILITY_WINDOW) -> pd.Series:
+    """Mean absolute log return over the ``window`` returns up to each date (known at that date's close)."""
+    return np.log(close.astype(float)).diff().abs().rolling(window).mean()
+
+
+def volatility_terciles(volatility: np.ndarray) -> np.ndarray:
+    """Tercile of each value (0 calm, 1 mid, 2 wild), cut at the 1/3 and 2/3 quantiles of these values."""
+    (vol,) = _arrays(volatility=volatility)
+    low, high = np.quantile(vol, [1 / 3, 2 / 3])
+    return (vol > low).astype(int) + (vol > high).astype(int)
+
+
+def coverage_by_tercile(y_true: np.ndarray, lo: np.ndarray, hi: np.ndarray, volatility: np.ndarray) -> list[float]:
+    """:func:`coverage` within each tercile of ``volatility`` (calm, mid, wild); NaN for an empty tercile."""
+    t, vol, low, high = _interval(lo, hi, y_true=y_true, volatility=volatility)
+    groups = volatility_terciles(vol)
+    return [coverage(t[groups == g], low[groups == g], high[groups == g]) if (groups == g).any() else NAN
+            for g in range(len(TERCILES))]  # fmt: skip
+
+
+# -- the scorer ---------------------------------------------------------------------------------------------
+
+Metric = Callable[[pd.DataFrame, "float | None", int], float]
+REQUIRED: tuple[str, ...] = ("actual", "point", "naive")
+
+
+def _on(columns: Sequence[str], fn: Callable[..., float]) -> Metric:
+    """A metric of ``fn`` over these columns, on the rows where all of them are known (NaN when none is)."""
+
+    def metric(frame: pd.DataFrame, scale: float | None, horizon: int) -> float:
+        if any(c not in frame.columns for c in columns):
+            return NAN
+        rows = frame.dropna(subset=list(columns))
+        return fn(*(rows[c] for c in columns)) if len(rows) else NAN
+
+    return metric
+
+
+def _mase(frame: pd.DataFrame, scale: float | None, horizon: int) -> float:
+    return NAN if scale is None else mase(frame["actual"], frame["point"], scale=scale)
+
+
+def _dm(which: int) -> Metric:
+    def metric(frame: pd.DataFrame, scale: float | None, horizon: int) -> float:
+        return diebold_mariano(frame["actual"], frame["point"], frame["naive"], horizon=horizon)[which]
+
+    return metric
+
+
+def _pinball(*values: pd.Series) -> float:
+    """Mean pinball loss over the four interval bounds, each the forecast of its quantile (:data:`QUANTILES`)."""
+    y, bounds = values[0], values[1:]
+    return float(np.mean([pinball_loss(y, q, tau=tau) for q, tau in zip(bounds, QUANTILES.values(), strict=True)]))
+
+
+def _interval_metrics(level: str, alpha: float) -> dict[str, Metric]:
+    bounds = ("actual", f"lo{level}", f"hi{level}")
+    out = {
+        f"coverage{level}": _on(bounds, coverage),
+        f"width{level}": _on(bounds[1:], interval_width),
+        f"winkler{level}": _on(bounds, lambda y, lo, hi: winkler_score(y, lo, hi, alpha=alpha)),
+    }
+    for i, name in enumerate(TERCILES):
+        out[f"coverage{level}_{name}"] = _on((*bounds, "volatility"), lambda *v, i=i: coverage_by_tercile(*v)[i])
+    return out
+
+
+METRICS: dict[str, Metric] = {
+    "rmse": _on(("actual", "point"), rmse),
+    "mae": _on(("actual", "point"), mae),
+    "mape": _on(("actual", "point"), mape),
+    "r2": _on(("actual", "point"), r2),
+    "mase": _mase,
+    "u2": _on(REQUIRED, theil_u2),
+    "naive_rmse": _on(("actual", "naive"), rmse),
+    "directional_accuracy": _on(REQUIRED, directional_accuracy),
+    "call_accuracy": _on(REQUIRED, call_accuracy),
+    "call_share": _on(("point", "naive"), call_share),
+    **_interval_metrics("80", INTERVALS["80"]),
+    **_interval_metrics("95", INTERVALS["95"]),
+    "pinball": _on(("actual", *QUANTILES), _pinball),
+    "dm_stat": _dm(0),
+    "dm_pvalue": _dm(1),
+}
+DEFAULT: tuple[str, ...] = tuple(METRICS)
+LIVE: tuple[str, ...] = ("rmse", "naive_rmse", "u2", "mae", "directional_accuracy", "call_accuracy", "call_share",
+                         "coverage80", "coverage95")  # fmt: skip
+
+
+def score(frame: pd.DataFrame, *, scale: float | None = None, metrics: Sequence[str] = DEFAULT) -> dict[str, float]:
+    """Score ONE horizon of an outcome frame: each named metric of :data:`METRICS`, plus ``n``.
 
     Args:
-        frame: columns ``actual, point, naive, lo80, hi80, lo95, hi95`` (plus ``naive_col``). Rows whose
-            ``actual`` is missing (not yet matured) are dropped; ``n`` counts the rows evaluated.
-        scale: MASE scale from :func:`naive_scale` on the training closes.
-        naive_col: the naive forecast for U2 and the reference for direction (the last close).
+        frame: ``actual, point, naive`` and, optionally, ``as_of`` (time order, for the DM test), ``horizon``,
+            ``lo80, hi80, lo95, hi95`` and ``volatility`` (:func:`with_volatility`, for the tercile coverages).
+            Rows whose ``actual`` is missing (not yet matured) are dropped; ``n`` counts the rows scored.
+        scale: MASE scale from :func:`naive_scale` on the training closes (MASE is NaN without it).
+        metrics: names from :data:`METRICS`; :data:`LIVE` is what the live drift check stores.
 
     Returns:
-        ``rmse, mae, mape (%), r2, mase, u2, directional_accuracy, coverage80, coverage95, width80, width95, n``.
+        ``{name: value}`` in the order asked, then ``n``; NaN where a metric cannot be computed (no rows, no
+        interval, no volatility, naive exact for U2).
     """
-    missing = [c for c in (*EVALUATE_COLUMNS, naive_col) if c not in frame.columns]
+    missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise ValueError(f"evaluate needs column(s) {missing}; frame has {list(frame.columns)}")
+        raise ValueError(f"score needs column(s) {missing}; frame has {list(frame.columns)}")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS)}")
     if "horizon" in frame.columns and frame["horizon"].nunique() > 1:
-        raise ValueError(f"evaluate takes one horizon, frame has {sorted(frame['horizon'].unique().tolist())}")
-    df = frame.loc[frame["actual"].notna()]
-    y, yhat, naive = df["actual"], df["point"], df[naive_col]
-    return {
-        "rmse": rmse(y, yhat),
-        "mae": mae(y, yhat),
-        "mape": mape(y, yhat),
-        "r2": r2(y, yhat),
-        "mase": mase(y, yhat, scale=scale),
-        "u2": theil_u2(y, yhat, naive),
-        "directional_accuracy": directional_accuracy(y, yhat, df["naive"]),
-        "coverage80": coverage(y, df["lo80"], df["hi80"]),
-        "coverage95": coverage(y, df["lo95"], df["hi95"]),
-        "width80": interval_width(df["lo80"], df["hi80"]),
-        "width95": interval_width(df["lo95"], df["hi95"]),
-        "n": float(len(df)),
-    }
+        raise ValueError(f"score takes one horizon, frame has {sorted(frame['horizon'].unique().tolist())}")
+    rows = frame.loc[frame["actual"].notna()]
+    if "as_of" in rows.columns:
+        rows = rows.sort_values("as_of", kind="stable")
+    horizon = int(rows["horizon"].iloc[0]) if "horizon" in rows.columns and len(rows) else 1
+    values = {m: METRICS[m](rows, scale, horizon) if len(rows) else NAN for m in metrics}
+    return values | {"n": len(rows)}
+
+
+def score_by_horizon(
+    frame: pd.DataFrame, *, scale: float | None = None, metrics: Sequence[str] = DEFAULT
+) -> dict[int, dict[str, float]]:
+    """:func:`score` of each horizon of ``frame``, by horizon."""
+    return {int(h): score(group, scale=scale, metrics=metrics) for h, group in frame.groupby("horizon")}
+
+
+def rolling_score(
+    frame: pd.DataFrame, window: int, metrics: Sequence[str] = ("rmse", "naive_rmse", "u2")
+) -> pd.DataFrame:
+    """:func:`score` of every run of ``window`` consecutive matured rows, in the frame's order (one per last row)."""
+    rows = frame.loc[frame["actual"].notna()]
+    scores = [score(rows.iloc[i - window : i], metrics=metrics) for i in range(window, len(rows) + 1)]
+    return pd.DataFrame(scores, index=rows.index[window - 1 :], columns=[*metrics, "n"])
+
+
+def with_volatility(frame: pd.DataFrame, close: pd.Series, window: int = VOLATILITY_WINDOW) -> pd.DataFrame:
+    """``frame`` plus ``volatility``: :func:`trailing_volatility` of ``close`` at each row's ``as_of``."""
+    vol = trailing_volatility(close, window)
+    vol.index = pd.DatetimeIndex(vol.index)
+    return frame.assign(volatility=vol.reindex(pd.DatetimeIndex(frame["as_of"])).to_numpy())

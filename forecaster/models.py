@@ -30,6 +30,8 @@ class ArtifactError(ForecasterError):
 def build_model(preset: Preset, n_features: int, horizon: int):  # -> keras.Model
     """The preset's network: stacked LSTMs, optional dense head, a linear ``Dense(horizon)`` output.
 
+    With ``preset.interval == "head"`` the output is ``Dense(2 * horizon)``: the point targets, then a second head
+    of ``horizon`` log-scale forecasts (``log |h-day log return|``) trained jointly on the same recurrent state.
     Weights are seeded from ``preset.seed`` so that two builds are identical.
     """
     import keras
@@ -46,7 +48,7 @@ def build_model(preset: Preset, n_features: int, horizon: int):  # -> keras.Mode
         model.add(layers.Dropout(preset.dropout))
     if preset.batch_norm:
         model.add(layers.BatchNormalization())
-    model.add(layers.Dense(horizon))
+    model.add(layers.Dense(horizon * (2 if preset.interval == "head" else 1)))
     model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss="mse", metrics=["mae"])
     return model
 

@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from forecaster import metrics
 from forecaster.base import FORECAST_COLUMNS
 from forecaster.plot_style import (
     ACTUAL,
@@ -119,7 +120,7 @@ def _rmse(errors: pd.Series | np.ndarray) -> float:
     """Root mean squared error of the finite ``errors``."""
     e = np.asarray(errors, dtype=float)
     e = e[np.isfinite(e)]
-    return float(np.sqrt(np.mean(e**2))) if e.size else float("nan")
+    return metrics.rmse(e, np.zeros_like(e)) if e.size else float("nan")
 
 
 # ----------------------------------------------------------------------------------------------- figures
@@ -180,7 +181,8 @@ def plot_track_record(outcomes: pd.DataFrame, *, sessions: int = 120, ax: Axes |
     x = np.arange(len(h1))
     interval_bands(ax, x, *(h1[c].to_numpy(float) for c in INTERVAL_COLUMNS))
     ax.plot(x, h1["actual"].to_numpy(float), color=ACTUAL, label="Realised close")
-    rmse_m, rmse_n = _rmse(h1["actual"] - h1["point"]), _rmse(h1["actual"] - h1["naive"])
+    scores = metrics.score(h1, metrics=("rmse", "naive_rmse"))
+    rmse_m, rmse_n = scores["rmse"], scores["naive_rmse"]
     ax.plot(x, h1["point"].to_numpy(float), color=MODEL, label=f"{_model_name(outcomes)} (RMSE ${rmse_m:,.2f})")
     ax.plot(
         x, h1["naive"].to_numpy(float), color=NAIVE, linestyle="--", linewidth=1.1, label=f"Naive (RMSE ${rmse_n:,.2f})"
@@ -201,15 +203,12 @@ def plot_rolling_skill(outcomes: pd.DataFrame, *, window: int = 20, ax: Axes | N
     if len(h1) < window:
         empty_message(ax, EMPTY_TEXT if h1.empty else f"{len(h1)} matured forecasts; the window needs {window}")
         return figure_of(ax)
-    roll_m = ((h1["actual"] - h1["point"]) ** 2).rolling(window).mean() ** 0.5
-    roll_n = ((h1["actual"] - h1["naive"]) ** 2).rolling(window).mean() ** 0.5
-    u2 = (roll_m / roll_n).replace([np.inf, -np.inf], np.nan)
-    keep = slice(window - 1, None)
-    x = np.arange(len(h1))[keep]
-    ax.plot(x, roll_m.iloc[keep], color=MODEL, label=f"{_model_name(outcomes)} RMSE")
-    ax.plot(x, roll_n.iloc[keep], color=NAIVE, linestyle="--", label="Naive RMSE")
+    roll = metrics.rolling_score(h1, window, ("rmse", "naive_rmse", "u2"))
+    x = np.arange(len(h1))[window - 1 :]
+    ax.plot(x, roll["rmse"].to_numpy(float), color=MODEL, label=f"{_model_name(outcomes)} RMSE")
+    ax.plot(x, roll["naive_rmse"].to_numpy(float), color=NAIVE, linestyle="--", label="Naive RMSE")
     ax.set_ylim(bottom=0)
-    twin = _u2_axis(ax, x, u2.iloc[keep].to_numpy(float))
+    twin = _u2_axis(ax, x, roll["u2"].to_numpy(float))
     session_axis(ax, h1["target_date"])
     ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
     handles, labels = ax.get_legend_handles_labels()

@@ -1,10 +1,19 @@
-"""The retrain policy (full retrain or fine-tune) and the promotion gate: pure functions, their reasons in words."""
+"""The retrain policy (full retrain or fine-tune) and the promotion gate: pure functions, their reasons in words.
+
+The gate grades out of sample only: :func:`oos_scores` scores each version's track record
+(:meth:`forecaster.lstm.LSTMForecaster.track_record`) on the newest target dates that both forecast before they had
+trained on them, so a candidate is never graded on the sessions it has just been fitted to.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from typing import Literal
+
+import pandas as pd
+
+from forecaster.metrics import score
 
 
 @dataclass(frozen=True)
@@ -92,3 +101,36 @@ def gate(
     if c_rmse <= tolerance * h_rmse:
         return GateDecision(True, f"promoted: {versus} over {int(candidate['n'])} sessions")
     return GateDecision(False, f"kept champion: {versus} over {int(candidate['n'])} sessions")
+
+
+def out_of_sample(track: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a track record whose target is after everything the model had trained on when it forecast it."""
+    return track[track.index > pd.DatetimeIndex(track["seen_until"])]
+
+
+def oos_scores(
+    candidate: pd.DataFrame, champion: pd.DataFrame | None, last: int
+) -> tuple[dict[str, float], dict[str, float] | None]:
+    """Horizon-1 scores (``rmse``, ``naive_rmse``, ``u2``, ``n``) of two track records on the same sessions.
+
+    Only out-of-sample rows count (:func:`out_of_sample`); with a champion, only the newest ``last`` target dates
+    that both records hold. A champion without any such date is returned as ``None`` (nothing to compare).
+    """
+    cand = out_of_sample(candidate)
+    champ = None if champion is None else out_of_sample(champion)
+    if champ is not None:
+        common = cand.index.intersection(champ.index)
+        if len(common) == 0:
+            champ = None
+        else:
+            cand, champ = cand.loc[common[-last:]], champ.loc[common[-last:]]
+    if champ is None:
+        cand = cand.tail(last)
+    return _track_scores(cand), None if champ is None else _track_scores(champ)
+
+
+def _track_scores(track: pd.DataFrame) -> dict[str, float]:
+    """Horizon-1 RMSE, naive RMSE and U2 of a track record, from the one scorer."""
+    if len(track) == 0:
+        raise ValueError("the candidate has no out-of-sample forecasts to be graded on")
+    return score(track, metrics=("rmse", "naive_rmse", "u2"))

@@ -40,7 +40,10 @@ class Preset:
     finetune_lr_factor: float = 0.1
     finetune_window: int = 250  # most recent samples used by a fine-tune
     calibration_size: int = 250  # most recent out-of-sample residuals kept for conformal intervals
-    shrink: bool = False  # shrink predicted log returns toward naive by a factor fitted on the validation slice
+    calibration_fraction: float = 0.10  # newest samples of a full fit held out of training for calibration
+    interval: str = "ewma"  # plain | ewma | head: the scale sigma_h of the conformal scores (forecasting.py)
+    aci_gamma: float = 0.0  # adaptive conformal inference step (Gibbs and Candes 2021); 0 = off
+    shrink: bool = False  # shrink predicted log returns toward naive; 0 unless validation skill is significant
     seed: int = 42
     extras: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -75,6 +78,7 @@ PRESETS: dict[str, Preset] = {
         learning_rate=1e-3,
         epochs=40,
         shrink=True,
+        interval="head",  # chosen by walk-forward on 2023 (data up to 2023): lowest W80, see docs/accuracy.md
         batch_size=64,
         patience=5,
     ),

@@ -18,7 +18,11 @@ from forecaster import metrics
 
 SKILL_WINDOWS: tuple[int, ...] = (20, 60)
 NAN = float("nan")
-MODEL_SCORES = ("rmse", "mae", "u2", "directional_accuracy", "coverage80", "coverage95")
+MODEL_SCORES = (
+    "rmse", "mae", "u2", "directional_accuracy", "call_accuracy", "call_share", "coverage80", "coverage95",
+    "winkler80", "winkler95", "pinball", "coverage80_calm", "coverage80_mid", "coverage80_wild", "dm_stat", "dm_pvalue",
+)  # fmt: skip
+NAIVE_SCORES = ("rmse", "mae", "u2")  # the naive forecast makes no direction call and has no interval
 
 
 def forecast_rows(forecast: pd.DataFrame) -> list[dict[str, Any]]:
@@ -57,58 +61,52 @@ def matured(outcomes: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def skill_window(outcomes: pd.DataFrame, sessions: int, horizon: int = 1) -> dict[str, Any]:
-    """Model and naive scores over the last ``sessions`` matured forecasts at ``horizon``.
+def skill_window(
+    outcomes: pd.DataFrame, sessions: int, horizon: int = 1, prices: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """Model and naive scores (:func:`forecaster.metrics.score`) over the last ``sessions`` matured forecasts.
+
+    Args:
+        prices: stored bars; with them, the 80% coverage is also split by volatility tercile (the trailing
+            20-session mean |log return| at each forecast's as-of day, cut at this window's own tercile points).
 
     Returns:
-        ``sessions``, ``n`` (rows scored, fewer when less has matured), ``first_target``/``last_target``, and
-        ``model``/``naive`` dicts of ``rmse, mae, u2, directional_accuracy, coverage80, coverage95`` (USD and
-        shares; the naive forecast has U2 1 by definition and no direction or interval).
+        ``sessions``, ``horizon``, ``n`` (rows scored, fewer when less has matured), ``first_target``/
+        ``last_target``, and ``model`` (:data:`MODEL_SCORES`) and ``naive`` (the same keys; only
+        :data:`NAIVE_SCORES` are finite, U2 being 1 by definition) dicts, in USD and shares.
     """
     tail = matured(outcomes, horizon).tail(sessions)
     empty = {k: NAN for k in MODEL_SCORES}
     out: dict[str, Any] = {"sessions": sessions, "horizon": horizon, "n": len(tail)}
     if tail.empty:
         return out | {"first_target": None, "last_target": None, "model": empty, "naive": dict(empty)}
-    y, p, naive = (tail[c].to_numpy(float) for c in ("actual", "point", "naive"))
-    model = {
-        "rmse": metrics.rmse(y, p),
-        "mae": metrics.mae(y, p),
-        "u2": metrics.theil_u2(y, p, naive),
-        "directional_accuracy": metrics.directional_accuracy(y, p, naive),
-        "coverage80": _coverage(tail, "80"),
-        "coverage95": _coverage(tail, "95"),
-    }
-    naive_rmse = metrics.rmse(y, naive)
-    naive_scores = empty | {"rmse": naive_rmse, "mae": metrics.mae(y, naive), "u2": 1.0 if naive_rmse > 0 else NAN}
+    if prices is not None and not prices.empty:
+        tail = metrics.with_volatility(tail, prices["close"])
+    model = metrics.score(tail, metrics=MODEL_SCORES)
+    naive = metrics.score(tail.assign(point=tail["naive"]), metrics=NAIVE_SCORES)
     dates = pd.to_datetime(tail["target_date"])
     span = {"first_target": dates.min().strftime("%Y-%m-%d"), "last_target": dates.max().strftime("%Y-%m-%d")}
-    return out | span | {"model": model, "naive": naive_scores}
+    return out | span | {"model": {k: model[k] for k in MODEL_SCORES}, "naive": empty | _drop_n(naive)}
 
 
-def _coverage(frame: pd.DataFrame, level: str) -> float:
-    """Share of actuals inside the ``level`` interval (rows without that interval are skipped)."""
-    rows = frame.dropna(subset=[f"lo{level}", f"hi{level}"])
-    if rows.empty:
-        return NAN
-    return metrics.coverage(rows["actual"], rows[f"lo{level}"], rows[f"hi{level}"])
+def _drop_n(scores: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in scores.items() if k != "n"}
 
 
 def skill_table(
-    outcomes: pd.DataFrame, windows: Sequence[int] = SKILL_WINDOWS, horizon: int = 1
-) -> list[dict[str, Any]]:
+    outcomes: pd.DataFrame, windows: Sequence[int] = SKILL_WINDOWS, horizon: int = 1,
+    prices: pd.DataFrame | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
     """:func:`skill_window` for each window length (default the last 20 and 60 sessions)."""
-    return [skill_window(outcomes, w, horizon) for w in windows]
+    return [skill_window(outcomes, w, horizon, prices) for w in windows]
 
 
 def coverage_by_horizon(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per horizon: matured forecasts ``n`` and the share of closes inside the 80% and 95% intervals."""
-    rows = []
-    frame = matured(outcomes)
-    for h, group in frame.groupby("horizon"):
-        rows.append({"horizon": int(h), "n": len(group), "coverage80": _coverage(group, "80"),
-                     "coverage95": _coverage(group, "95")})  # fmt: skip
-    return rows
+    """Per horizon: matured forecasts ``n``, the share of closes inside the 80% and 95% intervals and the
+    Winkler interval scores (USD; width plus the penalised miss distance, lower is better)."""
+    keys = ("coverage80", "coverage95", "winkler80", "winkler95")
+    scores = metrics.score_by_horizon(matured(outcomes), metrics=keys)
+    return [{"horizon": h, "n": s["n"]} | {k: s[k] for k in keys} for h, s in scores.items()]
 
 
 def verdict(window: dict[str, Any]) -> str:

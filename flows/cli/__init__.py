@@ -19,6 +19,8 @@ import typer
 
 from flows.cli.common import CLICK_ABORTS, CLICK_ERRORS, DATE_FORMATS, fail, setup_logging
 
+FROM_SETTINGS = "Default: the settings (TSLA_FORECAST_*)."
+
 
 class Retrain(enum.StrEnum):
     """The retrain policy of a run."""
@@ -46,6 +48,8 @@ app.add_typer(db_app, name="db")
 def _root(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
 ) -> None:
+    if quiet:  # read by Prefect when the commands import it, so its own INFO lines go too
+        os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
     setup_logging(logging.WARNING if quiet else logging.INFO)
 
 
@@ -53,13 +57,15 @@ def _root(
 def backtest(
     start: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="First target date scored (YYYY-MM-DD).")],
     end: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="Last target date scored (YYYY-MM-DD).")],
-    source: Annotated[str, typer.Option(help="yahoo, csv:PATH or synthetic[:SEED].")] = "yahoo",
-    ticker: Annotated[str, typer.Option(help="Ticker symbol.")] = "TSLA",
-    preset: Annotated[str, typer.Option(help="Model preset: default, seed000, seed001, seed002, smoke.")] = "default",
+    source: Annotated[str | None, typer.Option(help=f"yahoo, csv:PATH or synthetic[:SEED]. {FROM_SETTINGS}")] = None,
+    ticker: Annotated[str | None, typer.Option(help=f"Ticker symbol. {FROM_SETTINGS} (first of tickers)")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help=f"Model preset: default, seed000, seed001, seed002, smoke. {FROM_SETTINGS}")
+    ] = None,
     refit_every: Annotated[
         int, typer.Option(min=0, help="Full refit every N origins (0 = once); fine-tune in between.")
     ] = 20,
-    horizon: Annotated[int, typer.Option(min=1, max=20, help="Forecast horizon H in trading days.")] = 5,
+    horizon: Annotated[int | None, typer.Option(min=1, max=20, help=f"Forecast horizon H. {FROM_SETTINGS}")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the preset's epochs (quick runs).")] = None,
     output: Annotated[Path, typer.Option(help="Folder for summary.json, forecasts.csv and plots.")] = Path(
         "backtest-out"
@@ -95,14 +101,16 @@ def sine(
 
 @app.command()
 def run(
-    ticker: Annotated[list[str] | None, typer.Option(help="Ticker(s); repeat for several. Default: TSLA.")] = None,
+    ticker: Annotated[list[str] | None, typer.Option(help=f"Ticker(s); repeat for several. {FROM_SETTINGS}")] = None,
     as_of: Annotated[
         dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="Session to forecast from (default: last close).")
     ] = None,
-    source: Annotated[str, typer.Option(help="yahoo, csv:PATH or synthetic[:SEED].")] = "yahoo",
-    retrain: Annotated[Retrain, typer.Option(help="auto: the policy decides; full; finetune.")] = Retrain.auto,
-    preset: Annotated[str, typer.Option(help="Model preset for full retrains.")] = "default",
-    horizon: Annotated[int, typer.Option(min=1, max=20, help="Forecast horizon H in trading days.")] = 5,
+    source: Annotated[str | None, typer.Option(help=f"yahoo, csv:PATH or synthetic[:SEED]. {FROM_SETTINGS}")] = None,
+    retrain: Annotated[
+        Retrain | None, typer.Option(help=f"auto: the policy decides; full; finetune. {FROM_SETTINGS}")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help=f"Model preset for full retrains. {FROM_SETTINGS}")] = None,
+    horizon: Annotated[int | None, typer.Option(min=1, max=20, help=f"Forecast horizon H. {FROM_SETTINGS}")] = None,
     dask: Annotated[str | None, typer.Option(help="Run the per-ticker fan-out on this Dask scheduler.")] = None,
 ) -> None:
     """Run the daily job once, now, in-process (no Prefect server needed): fetch, validate, score, retrain or
@@ -111,26 +119,26 @@ def run(
     """
     from flows.cli.run import run_daily
 
-    run_daily(tickers=ticker or ["TSLA"], as_of=as_of.date() if as_of else None, source=source,
-              retrain=retrain.value, preset=preset, horizon=horizon, dask=dask)  # fmt: skip
+    run_daily(tickers=ticker, as_of=as_of.date() if as_of else None, source=source,
+              retrain=retrain.value if retrain else None, preset=preset, horizon=horizon, dask=dask)  # fmt: skip
 
 
 @app.command()
 def backfill(
     start: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="First session to replay.")],
     end: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="Last session to replay.")],
-    ticker: Annotated[list[str] | None, typer.Option(help="Ticker(s); repeat for several. Default: TSLA.")] = None,
-    source: Annotated[str, typer.Option(help="yahoo, csv:PATH or synthetic[:SEED].")] = "yahoo",
-    retrain: Annotated[Retrain, typer.Option(help="Retrain policy for every replayed day.")] = Retrain.auto,
-    preset: Annotated[str, typer.Option(help="Model preset for full retrains.")] = "default",
-    horizon: Annotated[int, typer.Option(min=1, max=20, help="Forecast horizon H.")] = 5,
+    ticker: Annotated[list[str] | None, typer.Option(help=f"Ticker(s); repeat for several. {FROM_SETTINGS}")] = None,
+    source: Annotated[str | None, typer.Option(help=f"yahoo, csv:PATH or synthetic[:SEED]. {FROM_SETTINGS}")] = None,
+    retrain: Annotated[Retrain | None, typer.Option(help=f"Retrain policy for every day. {FROM_SETTINGS}")] = None,
+    preset: Annotated[str | None, typer.Option(help=f"Model preset for full retrains. {FROM_SETTINGS}")] = None,
+    horizon: Annotated[int | None, typer.Option(min=1, max=20, help=f"Forecast horizon H. {FROM_SETTINGS}")] = None,
 ) -> None:
     """Replay the daily job for every NYSE session in [start, end], as if it had run each day. Resumable: finished
     days are skipped."""
     from flows.cli.run import run_backfill
 
-    run_backfill(start=start.date(), end=end.date(), tickers=ticker or ["TSLA"], source=source,
-                 retrain=retrain.value, preset=preset, horizon=horizon)  # fmt: skip
+    run_backfill(start=start.date(), end=end.date(), tickers=ticker, source=source,
+                 retrain=retrain.value if retrain else None, preset=preset, horizon=horizon)  # fmt: skip
 
 
 @app.command()
@@ -146,7 +154,7 @@ def history(
 
 @app.command()
 def report(
-    ticker: Annotated[str, typer.Option(help="Ticker symbol.")] = "TSLA",
+    ticker: Annotated[str | None, typer.Option(help=f"Ticker symbol. {FROM_SETTINGS} (first of tickers)")] = None,
     as_of: Annotated[
         dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="Day of the daily run (default: the latest).")
     ] = None,
@@ -155,9 +163,23 @@ def report(
     """Rebuild a daily run's report from the database alone (no training) into
     <home>/reports/<YYYY-MM-DD>/<TICKER>/: report.html, summary.json and the figures. Exits 1 when --email could
     not deliver it (the failure is recorded as a warning on the run)."""
-    from flows.cli.report import report_command
+    from flows.cli.report import report_command  # deliberately lazy, like every command: --help stays instant
 
     code = report_command(ticker=ticker, as_of=as_of.date() if as_of else None, email=email)
+    if code:
+        raise SystemExit(code)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Is the daily job healthy? Per ticker the last run, the champion, live U2 and 80% coverage (last 20 and 60
+    sessions), the last warning and the next scheduled run. Exits 1 when a last daily run failed or a due session
+    has no succeeded run (a health check for cron). Reads the database only."""
+    from flows.cli.status import status_command
+
+    code = status_command(as_json=as_json)
     if code:
         raise SystemExit(code)
 

@@ -3,31 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import nullcontext
 from pathlib import Path
 
 import typer
 
+from db.repository import Repository
+from flows.cli.run import prepare_database
+from flows.jobs.backtest import BacktestParams, format_table, run_backtest_job
+from flows.settings import Settings
 from forecaster.errors import ConfigError
+from forecaster.presets import get_preset
 
 
 def run_backtest_command(
-    *, source: str, ticker: str, start: dt.datetime, end: dt.datetime, preset: str, refit_every: int,
-    horizon: int, epochs: int | None, output: Path, store: bool = True,
+    *, source: str | None, ticker: str | None, start: dt.datetime, end: dt.datetime, preset: str | None,
+    refit_every: int, horizon: int | None, epochs: int | None, output: Path, store: bool = True,
 ) -> dict:  # fmt: skip
-    """Run the walk-forward backtest, write its outputs and (``store``) record it in the database."""
-    from flows.jobs.backtest import BacktestParams, format_table, run_backtest_job
-    from forecaster.presets import get_preset
+    """Run the walk-forward backtest, write its outputs and (``store``) record it in the database.
 
+    ``source``, ``ticker`` (the first of ``tickers``), ``preset`` and ``horizon`` left out come from the settings.
+    """
+    settings = Settings()
+    preset = preset or settings.preset
     get_preset(preset)  # an unknown preset is a clear error before any data is fetched
     if start > end:
         raise ConfigError(f"--start {start.date()} is after --end {end.date()}")
-    params = BacktestParams(ticker, start.date(), end.date(), source, preset, refit_every, horizon, epochs)
-    repo = _open_repository() if store else None
-    try:
-        summary = run_backtest_job(params, output, repo)
-    finally:
-        if repo is not None:
-            repo.dispose()
+    params = BacktestParams(ticker or settings.tickers[0], start.date(), end.date(), source or settings.source,
+                            preset, refit_every, horizon or settings.horizon, epochs)  # fmt: skip
+    with _open_repository(settings) if store else nullcontext() as repo:
+        summary = run_backtest_job(params, output, repo, settings=settings)
     typer.echo(format_table(summary))
     stored = f"; stored as backtest run {summary['run_id']}" if summary.get("run_id") else ""
     if summary.get("status") == "already_done":
@@ -37,11 +42,6 @@ def run_backtest_command(
     return summary
 
 
-def _open_repository():
-    from db.repository import Repository
-    from flows.cli.run import prepare_database
-    from flows.settings import Settings
-
-    url = Settings().db_url
-    prepare_database(url)
-    return Repository.from_url(url)
+def _open_repository(settings: Settings) -> Repository:
+    prepare_database(settings.db_url)
+    return Repository.from_url(settings.db_url)

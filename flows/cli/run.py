@@ -7,14 +7,20 @@ import logging
 
 import typer
 
+from db import migrate
+from db.engine import check_connection, make_engine
+from db.errors import DatabaseError
+from db.repository import Repository
+from flows.settings import Settings
+from forecaster.errors import ForecasterError
+from forecaster.presets import get_preset
+from forecaster.sources import parse_source
+
 logger = logging.getLogger("flows.cli")
 
 
 def prepare_database(url: str) -> None:
     """Create the schema on a brand-new database (embedded defaults); refuse an outdated one."""
-    from db import migrate
-    from db.engine import check_connection, make_engine
-
     engine = make_engine(url)
     try:
         check_connection(engine)
@@ -28,8 +34,6 @@ def prepare_database(url: str) -> None:
 
 def _quiet_prefect_tracebacks() -> None:
     """Our expected errors (bad input, unreachable source) are reported once by the CLI, without a traceback."""
-    from db.errors import DatabaseError
-    from forecaster.errors import ForecasterError
 
     def strip(record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], ForecasterError | DatabaseError):
@@ -41,21 +45,23 @@ def _quiet_prefect_tracebacks() -> None:
             handler.addFilter(strip)
 
 
-def run_daily(*, tickers: list[str], as_of: dt.date | None, source: str, retrain: str, preset: str, horizon: int,
-              dask: str | None) -> list[dict]:  # fmt: skip
-    """Run the ``daily-forecast`` flow once in-process (Prefect's ephemeral mode: no server needed)."""
-    from flows.jobs.daily import resolve_as_of
-    from flows.settings import Settings
-    from forecaster.presets import get_preset
-    from forecaster.sources import parse_source
+def run_daily(*, tickers: list[str] | None, as_of: dt.date | None, source: str | None, retrain: str | None,
+              preset: str | None, horizon: int | None, dask: str | None) -> list[dict]:  # fmt: skip
+    """Run the ``daily-forecast`` flow once in-process (Prefect's ephemeral mode: no server needed).
 
+    Parameters left out (None) take their values from the settings.
+    """
+    from flows.jobs.daily import resolve_as_of
+
+    settings = Settings()
+    tickers, source, preset = tickers or settings.tickers, source or settings.source, preset or settings.preset
+    retrain, horizon = retrain or settings.retrain, horizon or settings.horizon
     get_preset(preset)
     parse_source(source)
     if as_of is not None:
         resolve_as_of(as_of)  # a future date fails here, before Prefect starts
-    settings = Settings()
     prepare_database(settings.db_url)
-    from flows.daily import daily_forecast
+    from flows.daily import daily_forecast  # deliberately lazy: Prefect only once the inputs are known good
 
     _quiet_prefect_tracebacks()
     flow = daily_forecast
@@ -77,17 +83,16 @@ def run_daily(*, tickers: list[str], as_of: dt.date | None, source: str, retrain
     return results
 
 
-def run_backfill(*, start: dt.date, end: dt.date, tickers: list[str], source: str, retrain: str, preset: str,
-                 horizon: int) -> dict:  # fmt: skip
-    """Run the ``backfill`` flow in-process."""
-    from flows.settings import Settings
-    from forecaster.presets import get_preset
-    from forecaster.sources import parse_source
-
+def run_backfill(*, start: dt.date, end: dt.date, tickers: list[str] | None, source: str | None,
+                 retrain: str | None, preset: str | None, horizon: int | None) -> dict:  # fmt: skip
+    """Run the ``backfill`` flow in-process; parameters left out (None) take their values from the settings."""
+    settings = Settings()
+    tickers, source, preset = tickers or settings.tickers, source or settings.source, preset or settings.preset
+    retrain, horizon = retrain or settings.retrain, horizon or settings.horizon
     get_preset(preset)
     parse_source(source)
-    prepare_database(Settings().db_url)
-    from flows.backfill import backfill
+    prepare_database(settings.db_url)
+    from flows.backfill import backfill  # deliberately lazy: Prefect only once the inputs are known good
 
     _quiet_prefect_tracebacks()
     counts = backfill(start=start, end=end, tickers=tickers, source=source, retrain=retrain, horizon=horizon,
@@ -98,14 +103,8 @@ def run_backfill(*, start: dt.date, end: dt.date, tickers: list[str], source: st
 
 def show_history(*, ticker: str | None, last: int) -> None:
     """Print the most recent matured live forecasts with their outcomes (no TensorFlow, no Prefect)."""
-    from db.repository import Repository
-    from flows.settings import Settings
-
-    repo = Repository.from_url(Settings().db_url)
-    try:
+    with Repository.from_url(Settings().db_url) as repo:
         frame = repo.recent_outcomes(ticker, last=last)
-    finally:
-        repo.dispose()
     if frame.empty:
         typer.echo("no matured forecasts yet (run `tsla-forecast run` on consecutive trading days)")
         return

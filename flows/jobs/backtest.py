@@ -13,20 +13,30 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import shutil
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from db.repository import Repository
-from flows.jobs.daily import finite_scores, record_failure
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from db.repository import NewModelVersion, Repository
+from flows.jobs.daily import finite_scores
+from flows.jobs.lifecycle import RunKey, RunOutcome, TrackedRun, tracked_run
 from flows.settings import Settings
+from forecaster import plots
+from forecaster.backtest import forecast_origins, run_backtest
+from forecaster.baselines import Drift, MovingAverage, Naive
 from forecaster.errors import ConfigError, NotEnoughDataError
+from forecaster.lstm import LSTMForecaster
+from forecaster.presets import get_preset
+from forecaster.sources import parse_source
+from forecaster.validation import ensure_valid
 
 logger = logging.getLogger("flows.backtest")
-TABLE_METRICS = ("rmse", "mae", "mape", "r2", "mase", "u2", "directional_accuracy", "coverage80", "coverage95")
-MODEL_LABELS = {"lstm": "model"}  # summary.json calls the LSTM "model"; the database keeps the model's own name
+TABLE_METRICS = ("rmse", "mae", "mape", "r2", "mase", "u2", "directional_accuracy", "call_accuracy", "coverage80",
+                 "coverage95", "winkler80", "dm_pvalue")  # fmt: skip
+MODEL_NAMES = ("lstm", "naive", "drift", "moving_average")  # summary.json and the database both use the models' names
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,8 @@ class BacktestParams:
     ticker: str
     start: dt.date
     end: dt.date
-    source: str = "yahoo"
-    preset: str = "default"
+    source: str
+    preset: str
     refit_every: int = 20
     horizon: int = 5
     epochs: int | None = None
@@ -47,7 +57,7 @@ class BacktestParams:
         return asdict(self) | {"start": str(self.start), "end": str(self.end)}
 
 
-def run_backtest_job(params: BacktestParams, output: Path, repo: Repository | None, *,
+def run_backtest_job(params: BacktestParams, output: Path, repo: Repository | None, *, settings: Settings | None = None,
                      flow_run_id: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Run, write ``summary.json``/``forecasts.csv``/plots to ``output`` and (with ``repo``) store the backtest.
 
@@ -56,50 +66,37 @@ def run_backtest_job(params: BacktestParams, output: Path, repo: Repository | No
     """
     if params.start > params.end:
         raise ConfigError(f"backtest start {params.start} is after end {params.end}")
-    if repo is not None and (done := _stored_backtest(repo, params)) is not None:
-        logger.info("backtest %s already stored as run %d: nothing to do", params.to_dict(), done["run_id"])
-        return done
-    run_id = None if repo is None else repo.start_run("backtest", params.ticker, params.end, flow_run_id,
-                                                      details={"params": params.to_dict()})  # fmt: skip
-    bundle: Path | None = None
-    try:
-        result, lstm = _walk_forward(params)
-        summary = _summary(result.summary, params)
-        _write_outputs(output, result, summary)
-        if repo is not None and run_id is not None:
-            bundle = Settings().models_dir / params.ticker / f"backtest-{params.end:%Y%m%d}-{uuid.uuid4().hex[:8]}"
-            sha = lstm.save(bundle)
-            _persist(repo, run_id, params, result, summary, lstm, bundle, sha)
-            summary.update(run_id=run_id, status="succeeded")
-    except BaseException as exc:
-        if bundle is not None:
-            shutil.rmtree(bundle, ignore_errors=True)
-        if repo is not None and run_id is not None:
-            record_failure(repo, run_id, exc)
-        raise
-    logger.info("backtest %s %s..%s: %d origins in %.1fs, wrote %s%s", params.ticker, params.start, params.end,
-                summary["n_forecasts"], summary["seconds"], output,
-                f", stored as run {run_id}" if run_id else "")  # fmt: skip
-    return summary
+    if repo is None:
+        return _compute(params, output)[0]
+    settings = settings or Settings()
+    key = RunKey("backtest", params.ticker, params.end, params.to_dict())
+    details = {"params": params.to_dict()}
+    with tracked_run(repo, key, settings, details=details, flow_run_id=flow_run_id) as run:
+        if run.done is not None:
+            logger.info("backtest %s already stored as run %d: nothing to do", params.to_dict(), run.done.id)
+            return run.done.details["summary"] | {"run_id": run.done.id, "status": "already_done"}
+        summary, result, lstm = _compute(params, output)
+        bundle = run.bundle_path(lstm.kind_)
+        _persist(run, params, result, summary, lstm, bundle, lstm.save(bundle))
+    return summary | {"run_id": run.id, "status": "succeeded"}
+
+
+def _compute(params: BacktestParams, output: Path) -> tuple[dict[str, Any], Any, LSTMForecaster]:
+    """Walk forward and write the outputs; returns the summary, the backtest result and the LSTM."""
+    result, lstm = _walk_forward(params)
+    summary = _summary(result.summary, params)
+    _write_outputs(output, result, summary)
+    logger.info("backtest %s %s..%s: %d origins in %.1fs, wrote %s", params.ticker, params.start, params.end,
+                summary["n_forecasts"], summary["seconds"], output)  # fmt: skip
+    return summary, result, lstm
 
 
 def load_validated_prices(source: str, ticker: str, start: dt.date | None = None, end: dt.date | None = None):
     """Fetch ``ticker`` from ``source`` (yahoo, csv:PATH, synthetic) and validate it; raises on any problem."""
-    from forecaster.sources import parse_source
-    from forecaster.validation import ensure_valid
-
     return ensure_valid(parse_source(source).fetch(ticker, start, end))
 
 
 def _walk_forward(params: BacktestParams):
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from forecaster.backtest import forecast_origins, run_backtest
-    from forecaster.baselines import Drift, MovingAverage, Naive
-    from forecaster.lstm import LSTMForecaster
-    from forecaster.presets import get_preset
-
     preset = get_preset(params.preset)
     if params.epochs:
         preset = preset.replace(epochs=params.epochs)
@@ -121,15 +118,11 @@ def _walk_forward(params: BacktestParams):
 
 
 def _summary(raw: dict[str, Any], params: BacktestParams) -> dict[str, Any]:
-    """The ``summary.json`` layout: the LSTM is ``model`` at the top level and in ``by_horizon``."""
-    summary = {MODEL_LABELS.get(k, k): v for k, v in raw.items()}
-    summary["by_horizon"] = {MODEL_LABELS.get(k, k): v for k, v in raw["by_horizon"].items()}
-    return summary | {"preset": params.preset, "ticker": params.ticker, "source": params.source}
+    """The ``summary.json`` layout: each model (``lstm``, ``naive``, ...) at the top level and in ``by_horizon``."""
+    return raw | {"preset": params.preset, "ticker": params.ticker, "source": params.source}
 
 
 def _write_outputs(output: Path, result, summary: dict) -> None:
-    from forecaster import plots
-
     output.mkdir(parents=True, exist_ok=True)
     (output / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     result.forecasts.to_csv(output / "forecasts.csv", index=False, date_format="%Y-%m-%d")
@@ -147,37 +140,31 @@ def _write_outputs(output: Path, result, summary: dict) -> None:
         plots.save_figure(fig, output / name)
 
 
-def _persist(repo: Repository, run_id: int, params: BacktestParams, result, summary: dict, lstm, bundle: Path,
+def _persist(run: TrackedRun, params: BacktestParams, result, summary: dict, lstm: LSTMForecaster, bundle: Path,
              sha: str) -> None:  # fmt: skip
     """The backtest's model version, forecasts (every model) and metrics (every model and horizon): one transaction."""
     config = {"scope": "backtest", "preset": lstm.preset_.to_dict(), "fingerprint": lstm.preset_.fingerprint(),
               "horizon": params.horizon, "backtest": params.to_dict()}  # fmt: skip
-    start, end = params.start, params.end
-    with repo.transaction() as tx:
-        version_id = tx.add_model_version(
-            params.ticker, lstm.kind_, None, lstm.preset_.name, config, lstm.train_start_.date(),
-            lstm.train_end_.date(), {"backtest": finite_scores(summary["model"])}, str(bundle), sha,
-        )  # fmt: skip
+    version = NewModelVersion(
+        params.ticker, lstm.kind_, None, lstm.preset_.name, config, lstm.train_start_.date(), lstm.train_end_.date(),
+        {"backtest": finite_scores(summary["lstm"])}, str(bundle), sha,
+    )  # fmt: skip
+    run_id, start, end = run.id, params.start, params.end
+    assert run_id is not None
+    with run.repo.transaction() as tx:
+        version_id = tx.add_model_version(version)
         for model, frame in result.forecasts.groupby("model", sort=False):
             tx.upsert_forecasts(run_id, version_id, params.ticker, frame, scope="backtest", model=str(model))
         for model, per_h in result.summary["by_horizon"].items():  # the models' own names, as in forecasts
             named = {f"{model}.h{h}.{name}": value for h, scores in per_h.items() for name, value in scores.items()}
             tx.write_metrics(run_id, version_id, "backtest", finite_scores(named), start, end)
         details = {"params": params.to_dict(), "summary": json.loads(json.dumps(summary, default=str))}
-        tx.finish_run(run_id, "succeeded", model_version_id=version_id, details=details)
-
-
-def _stored_backtest(repo: Repository, params: BacktestParams) -> dict[str, Any] | None:
-    """The summary of a succeeded backtest run with exactly these parameters, if there is one."""
-    for run in repo.find_runs("backtest", params.ticker, params.end, status="succeeded"):
-        if (run.details or {}).get("params") == params.to_dict():
-            return run.details["summary"] | {"run_id": run.id, "status": "already_done"}
-    return None
+        run.commit(tx, RunOutcome(version_id, details))
 
 
 def format_table(summary: dict) -> str:
     """A fixed-width table: one row per model, the metrics as columns."""
-    names = [n for n in ("model", "naive", "drift", "moving_average") if n in summary]
+    names = [n for n in MODEL_NAMES if n in summary]
     head = f"{'h=1':<15}" + "".join(f"{m:>11}" for m in TABLE_METRICS)
     rows = [head]
     for name in names:

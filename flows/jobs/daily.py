@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,11 +17,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from db.repository import Repository
+from db.repository import NewModelVersion, Repository
+from db.schema import ModelVersion
+from flows.jobs.lifecycle import RunKey, RunOutcome, TrackedRun, tracked_run
 from flows.settings import Settings
 from forecaster.calendar import is_session, last_completed_session, sessions
 from forecaster.errors import ConfigError, SourceError
-from forecaster.policy import ChampionFacts, GateDecision, TrainingDecision, decide_training, gate
+from forecaster.lstm import LSTMForecaster  # no TensorFlow at import: Keras loads on the first fit or load
+from forecaster.metrics import LIVE, score
+from forecaster.models import ArtifactError
+from forecaster.policy import ChampionFacts, GateDecision, TrainingDecision, decide_training, gate, oos_scores
+from forecaster.presets import get_preset
+from forecaster.sources import parse_source
 from forecaster.validation import ensure_valid
 
 logger = logging.getLogger("flows.jobs.daily")
@@ -36,11 +41,19 @@ class JobParams:
 
     ticker: str
     as_of: dt.date
-    source: str = "yahoo"
-    retrain: str = "auto"
-    horizon: int = 5
-    preset: str = "default"
+    source: str
+    retrain: str
+    horizon: int
+    preset: str
     kind: str = "daily"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, ticker: str, as_of: dt.date, kind: str = "daily",
+                      **given: str | int | None) -> JobParams:  # fmt: skip
+        """Parameters of one run: each of ``source, retrain, horizon, preset`` given as None takes its setting."""
+        values = {name: getattr(settings, name) if given.get(name) is None else given[name]
+                  for name in ("source", "retrain", "horizon", "preset")}  # fmt: skip
+        return cls(ticker, as_of, kind=kind, **values)  # type: ignore[arg-type]
 
     @property
     def writes_forecasts(self) -> bool:
@@ -85,60 +98,47 @@ def resolve_as_of(as_of: str | dt.date | None) -> dt.date | None:
 
 def fetch_prices(source: str, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
     """Default fetch: the source named by ``source``, rows in ``[start, end]``."""
-    from forecaster.sources import parse_source
-
     return parse_source(source).fetch(ticker, start, end)
 
 
 def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch: Fetch = fetch_prices,
                flow_run_id: str | None = None) -> JobResult:  # fmt: skip
-    """Run the whole daily job for one ticker; idempotent per (kind, ticker, as_of)."""
-    done = repo.find_run(params.kind, params.ticker, params.as_of)
-    if done is not None:
-        logger.info(
-            "%s %s %s already succeeded (run %d): nothing to do", params.kind, params.ticker, params.as_of, done.id
-        )
-        return JobResult(params.ticker, str(params.as_of), "already_done", done.id, done.model_version_id)
-    _supersede_interrupted(repo, params)
-    store = settings.models_dir / params.ticker
-    _sweep_partial_bundles(store)
-    run_id = repo.start_run(
-        params.kind, params.ticker, params.as_of, flow_run_id, details=asdict(params) | {"as_of": str(params.as_of)}
-    )
-    new_bundle: Path | None = None
-    try:
-        prices, new_bars = load_prices(repo, params, settings, fetch)
-        logger.info("%s %s: prices: %d sessions, %d fetched", params.ticker, params.as_of, len(prices), len(new_bars))
-        live = repo.live_scores(params.ticker, params.as_of, pending=new_bars)
-        champion_row, champion, facts, warning = load_champion(repo, params, live)
-        fingerprint = _fingerprint(params)
-        decision = decide_training(params.retrain, facts, fingerprint, max_age=settings.max_champion_age,
-                                   drift_u2=settings.drift_u2)  # fmt: skip
-        if warning:
-            decision = TrainingDecision(decision.kind, f"{decision.reason} ({warning})")
-        logger.info("%s %s: %s retrain: %s", params.ticker, params.as_of, decision.kind, decision.reason)
-        candidate = train_candidate(decision, champion_row if champion is not None else None, prices, params)
-        verdict, scores = gate_candidate(candidate, champion, prices, settings)
-        logger.info("%s %s: gate: %s", params.ticker, params.as_of, verdict.reason)
-        today = candidate if verdict.promote else _roll_forward(champion_row, prices)
-        forecasts = today.predict(params.horizon)
-        logger.info("%s %s: forecast: %d horizons", params.ticker, params.as_of, len(forecasts))
-        new_bundle = store / f"{params.as_of:%Y%m%d}-{candidate.kind_}-{uuid.uuid4().hex[:8]}"
-        sha = candidate.save(new_bundle)
-        used, version_id = _persist(
-            repo, run_id, params, new_bars, candidate, champion_row, verdict, decision, forecasts, live, scores,
-            new_bundle, sha, fingerprint,
-        )  # fmt: skip
-        logger.info("%s %s: stored: run %d, model version %d", params.ticker, params.as_of, run_id, used)
-    except BaseException as exc:
-        if new_bundle is not None:
-            shutil.rmtree(new_bundle, ignore_errors=True)
-        record_failure(repo, run_id, exc)
-        raise
+    """Run the whole daily job for one ticker; one run per (kind, ticker, as_of) (see :mod:`flows.jobs.lifecycle`)."""
+    key = RunKey(params.kind, params.ticker, params.as_of)
+    details = asdict(params) | {"as_of": str(params.as_of)}
+    with tracked_run(repo, key, settings, details=details, flow_run_id=flow_run_id) as run:
+        if run.done is not None:
+            return JobResult(params.ticker, str(params.as_of), "already_done", run.done.id, run.done.model_version_id)
+        return _run_job(run, params, settings, fetch)
+
+
+def _run_job(run: TrackedRun, params: JobParams, settings: Settings, fetch: Fetch) -> JobResult:
+    """The steps of a started run: every write happens in one transaction at the end."""
+    repo, tag = run.repo, f"{params.ticker} {params.as_of}"
+    prices, new_bars = load_prices(repo, params, settings, fetch)
+    logger.info("%s: prices: %d sessions, %d fetched", tag, len(prices), len(new_bars))
+    live = score(repo.live_outcomes(params.ticker, params.as_of, pending=new_bars), metrics=LIVE)
+    champion = load_champion(repo, params, live)
+    decision = _decide(params, settings, champion)
+    logger.info("%s: %s retrain: %s", tag, decision.kind, decision.reason)
+    # the champion's record is taken before a fine-tune changes it (the candidate may be the champion itself)
+    champion_model = None if champion is None else champion.model
+    champion_track = None if champion_model is None else champion_model.track_record()
+    candidate, fallback = train_candidate(decision, champion, prices, params)
+    verdict, scores = gate_candidate(candidate, champion_track, settings)
+    logger.info("%s: gate: %s", tag, verdict.reason)
+    today = candidate if verdict.promote or fallback is None else fallback.update(prices, finetune=False)
+    forecasts = today.predict(params.horizon)
+    logger.info("%s: forecast: %d horizons", tag, len(forecasts))
+    bundle = run.bundle_path(candidate.kind_)
+    sha = candidate.save(bundle)
+    trained = Trained(candidate, None if champion is None else champion.row, verdict, decision, scores)
+    used, version_id = _persist(run, params, trained, new_bars, forecasts, live, _version(params, trained, bundle, sha))
+    logger.info("%s: stored: run %d, model version %d", tag, run.id, used)
     records = forecasts.assign(
         as_of=forecasts["as_of"].dt.strftime("%Y-%m-%d"), target_date=forecasts["target_date"].dt.strftime("%Y-%m-%d")
     ).to_dict("records")
-    return JobResult(params.ticker, str(params.as_of), "succeeded", run_id, used, version_id, verdict.promote,
+    return JobResult(params.ticker, str(params.as_of), "succeeded", run.id, used, version_id, verdict.promote,
                      decision.reason, verdict.reason, finite_scores(live), records)  # fmt: skip
 
 
@@ -167,26 +167,46 @@ def load_prices(
     return ensure_valid(history), fetched
 
 
-def load_champion(repo: Repository, params: JobParams, live: dict[str, float]):
-    """The champion's registry row, loaded model and policy facts; a broken artefact gives ``None`` plus a warning.
+@dataclass(frozen=True)
+class Champion:
+    """The champion's registry row and its model, loaded once per run; ``model`` is None when its artefact is
+    unusable (``warning`` says why; the policy then retrains fully)."""
+
+    row: ModelVersion
+    model: LSTMForecaster | None
+    facts: ChampionFacts | None = None
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What training and the gate produced: the candidate, its parent row, the verdicts and the gate scores."""
+
+    candidate: LSTMForecaster
+    parent: ModelVersion | None
+    verdict: GateDecision
+    decision: TrainingDecision
+    scores: dict[str, Any]
+
+
+def load_champion(repo: Repository, params: JobParams, live: dict[str, float]) -> Champion | None:
+    """The champion (row, model, policy facts), or None when there is none; a broken artefact gives no model.
 
     ``live`` holds the live scores up to and including ``as_of`` (today's close counts).
     """
-    from forecaster.models import ArtifactError
-
     row = repo.champion(params.ticker)
     if row is None:
-        return None, None, None, None
+        return None
     if dt.date.fromisoformat(str(row.config.get("data_end", row.train_end))) > params.as_of:
         raise SourceError(
             f"the champion of {params.ticker} (version {row.id}) was trained on data after {params.as_of}; "
             "runs must go forward in time (backfill from an empty database to replay history)"
         )
     try:
-        model = _load_model(row)
+        model = LSTMForecaster.load(row.artifact_path, expected_sha256=row.artifact_sha256)
     except ArtifactError as exc:
         logger.warning("champion version %d unusable, falling back to a full retrain: %s", row.id, exc)
-        return row, None, None, f"champion artefact unusable: {exc}"
+        return Champion(row, None, warning=f"champion artefact unusable: {exc}")
     full_fit = dt.date.fromisoformat(row.config["full_fit_as_of"])
     attempt = repo.latest_full_fit(params.ticker)
     facts = ChampionFacts(
@@ -195,25 +215,38 @@ def load_champion(repo: Repository, params: JobParams, live: dict[str, float]):
         sessions_since_full_attempt=None if attempt is None or attempt <= full_fit
         else _sessions_between(attempt, params.as_of),
     )  # fmt: skip
-    return row, model, facts, None
+    return Champion(row, model, facts)
 
 
-def train_candidate(decision: TrainingDecision, champion_row, prices: pd.DataFrame, params: JobParams):
-    """A new model: a full fit, or a fresh copy of the champion warm-started and fine-tuned on the new data."""
-    from forecaster.lstm import LSTMForecaster
-    from forecaster.presets import get_preset
-
-    if decision.kind == "full" or champion_row is None:
-        return LSTMForecaster(get_preset(params.preset), horizon=params.horizon).fit(prices)
-    candidate = _load_model(champion_row)
-    candidate.finetune_on_update = True
-    return candidate.update(prices)
+def _decide(params: JobParams, settings: Settings, champion: Champion | None) -> TrainingDecision:
+    decision = decide_training(params.retrain, None if champion is None else champion.facts, _fingerprint(params),
+                               max_age=settings.max_champion_age, drift_u2=settings.drift_u2)  # fmt: skip
+    if champion is not None and champion.warning:
+        return TrainingDecision(decision.kind, f"{decision.reason} ({champion.warning})")
+    return decision
 
 
-def gate_candidate(candidate, champion, prices: pd.DataFrame, settings: Settings) -> tuple[GateDecision, dict]:
-    """Compare candidate and champion (and naive) on the last ``gate_window`` sessions."""
-    cand = candidate.score(prices, settings.gate_window)
-    champ = None if champion is None else champion.score(prices, settings.gate_window)
+def train_candidate(decision: TrainingDecision, champion: Champion | None, prices: pd.DataFrame,
+                    params: JobParams) -> tuple[LSTMForecaster, LSTMForecaster | None]:  # fmt: skip
+    """A new model, a full fit or the champion fine-tuned on the new data, and the champion to fall back on.
+
+    Returns:
+        ``(candidate, fallback)``: ``fallback`` is the champion as loaded (a forecast-only copy when the candidate
+        is the champion itself, fine-tuned), or None without a usable champion.
+    """
+    if champion is None or champion.model is None:
+        return LSTMForecaster(get_preset(params.preset), horizon=params.horizon).fit(prices), None
+    if decision.kind == "full":
+        return LSTMForecaster(get_preset(params.preset), horizon=params.horizon).fit(prices), champion.model
+    fallback = champion.model.frozen_copy()
+    return champion.model.update(prices, finetune=True), fallback
+
+
+def gate_candidate(candidate: LSTMForecaster, champion_track: pd.DataFrame | None,
+                   settings: Settings) -> tuple[GateDecision, dict]:  # fmt: skip
+    """Compare the candidate with the champion (and naive) out of sample: on the newest ``gate_window`` sessions of
+    their track records that neither had trained on when it forecast them (:func:`forecaster.policy.oos_scores`)."""
+    cand, champ = oos_scores(candidate.track_record(), champion_track, settings.gate_window)
     verdict = gate(cand, champ, tolerance=settings.gate_tolerance, max_u2=settings.gate_max_u2)
     return verdict, {"candidate": cand, "champion": champ}
 
@@ -223,44 +256,40 @@ def _sessions_between(first: dt.date, last: dt.date) -> int:
     return len(sessions(first, last)) - 1
 
 
-def _roll_forward(champion_row, prices: pd.DataFrame):
-    """The champion, reloaded and moved to today's origin without training (a rejected candidate's fallback)."""
-    model = _load_model(champion_row)
-    model.finetune_on_update = False
-    return model.update(prices)
-
-
-def _load_model(row):
-    from forecaster.lstm import LSTMForecaster
-
-    return LSTMForecaster.load(row.artifact_path, expected_sha256=row.artifact_sha256)
-
-
-def _persist(repo, run_id, params, new_bars, candidate, champion_row, verdict, decision, forecasts, live, scores,
-             bundle, sha, fingerprint) -> tuple[int, int]:  # fmt: skip
-    """Every write of the run in one transaction; returns the ids of the version used today and of the new one."""
-    full_fit = params.as_of if candidate.kind_ == "full" else champion_row.config["full_fit_as_of"]
-    config = {"preset": candidate.preset_.to_dict(), "fingerprint": fingerprint, "horizon": params.horizon,
+def _version(params: JobParams, trained: Trained, bundle: Path, sha: str) -> NewModelVersion:
+    """The registry row of the run's candidate."""
+    candidate, parent = trained.candidate, trained.parent
+    full_fit = params.as_of if candidate.kind_ == "full" or parent is None else parent.config["full_fit_as_of"]
+    config = {"preset": candidate.preset_.to_dict(), "fingerprint": _fingerprint(params), "horizon": params.horizon,
               "full_fit_as_of": str(full_fit), "data_end": str(params.as_of)}  # fmt: skip
-    metrics = {"validation": candidate.validation_, "gate": scores, "gate_decision": verdict.reason,
+    metrics = {"validation": candidate.validation_, "gate": trained.scores, "gate_decision": trained.verdict.reason,
                "history": _curves(candidate.history_), "fit_history": _curves(candidate.fit_history_)}  # fmt: skip
-    with repo.transaction() as tx:
+    return NewModelVersion(
+        params.ticker, candidate.kind_, None if parent is None else parent.id, candidate.preset_.name, config,
+        candidate.train_start_.date(), candidate.train_end_.date(), metrics, str(bundle), sha,
+    )  # fmt: skip
+
+
+def _persist(run: TrackedRun, params: JobParams, trained: Trained, new_bars: pd.DataFrame, forecasts: pd.DataFrame,
+             live: dict[str, float], version: NewModelVersion) -> tuple[int, int]:  # fmt: skip
+    """Every write of the run in one transaction; returns the ids of the version used today and of the new one."""
+    verdict, run_id = trained.verdict, run.id
+    assert run_id is not None
+    with run.repo.transaction() as tx:
         tx.upsert_prices(params.ticker, new_bars, params.source)
-        version_id = tx.add_model_version(
-            params.ticker, candidate.kind_, None if champion_row is None else champion_row.id, candidate.preset_.name,
-            config, candidate.train_start_.date(), candidate.train_end_.date(), metrics, str(bundle), sha,
-        )  # fmt: skip
+        version_id = tx.add_model_version(version)
         if verdict.promote:
             tx.promote(version_id)
-        used = version_id if verdict.promote else champion_row.id
+        used = version_id if verdict.promote or trained.parent is None else trained.parent.id
         if params.writes_forecasts:
             tx.upsert_forecasts(run_id, used, params.ticker, forecasts, scope="live", model="lstm")
-        tx.write_metrics(run_id, version_id, "validation", finite_scores(candidate.validation_), None, params.as_of)
+        tx.write_metrics(run_id, version_id, "validation", finite_scores(trained.candidate.validation_), None,
+                         params.as_of)  # fmt: skip
         if live.get("n"):
             tx.write_metrics(run_id, used, "live", finite_scores(live), None, params.as_of)
-        details = {"decision": decision.reason, "gate": verdict.reason, "promoted": verdict.promote,
+        details = {"decision": trained.decision.reason, "gate": verdict.reason, "promoted": verdict.promote,
                    "candidate_version_id": version_id}  # fmt: skip
-        tx.finish_run(run_id, "succeeded", model_version_id=used, details=details)
+        run.commit(tx, RunOutcome(used, details))
     return used, version_id
 
 
@@ -270,34 +299,9 @@ def _curves(history: dict[str, Any] | None) -> dict[str, list[float | None]]:
 
 
 def _fingerprint(params: JobParams) -> str:
-    from forecaster.presets import get_preset
-
     return f"{get_preset(params.preset).fingerprint()}-h{params.horizon}"
 
 
 def finite_scores(values: dict[str, Any]) -> dict[str, float]:
     """The finite numbers of ``values`` as floats (what the metrics table and JSON can hold)."""
     return {k: float(v) for k, v in values.items() if isinstance(v, int | float) and np.isfinite(v)}
-
-
-def _supersede_interrupted(repo: Repository, params: JobParams) -> None:
-    """A ``running`` row for this key is a run that was killed: mark it failed before starting again."""
-    stale = repo.find_run(params.kind, params.ticker, params.as_of, status="running")
-    if stale is not None:
-        repo.fail_run(stale.id, "interrupted: the process stopped before the run finished; superseded by a rerun")
-
-
-def _sweep_partial_bundles(store: Path) -> None:
-    """Remove temporary bundle folders left by a killed process (finished bundles are renamed atomically)."""
-    if store.exists():
-        for tmp in store.glob(".*"):
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-
-
-def record_failure(repo: Repository, run_id: int, exc: BaseException) -> None:
-    """Mark ``run_id`` failed with the error; never raises (the database may be what failed)."""
-    try:
-        repo.fail_run(run_id, f"{type(exc).__name__}: {exc}")
-    except Exception:  # noqa: BLE001 - the database may be the thing that failed
-        logger.exception("could not record the failure of run %d", run_id)

@@ -2,7 +2,8 @@
 
 The archive is ``<reports home>/<YYYY-MM-DD>/<TICKER>/`` holding ``report.html`` (self-contained), ``summary.json``
 and every figure as PNG. It is written to a temporary sibling folder and then swapped into place, so a rerun of the
-same day replaces it atomically and a killed process never leaves a half-written report. Prefect-free: the flow
+same day replaces it atomically and a killed process never leaves a half-written report. Every archived report also
+regenerates ``<reports home>/index.html`` (:mod:`flows.report.index`). Prefect-free: the flow
 tasks live in :mod:`flows.daily`, the command in :mod:`flows.cli.report`.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from db.repository import Repository
 from flows.report.data import ReportInputs, load_report_inputs
+from flows.report.index import write_index
 from flows.report.mail import Delivery, build_message, content_id
 from flows.report.render import Report, build_report
 from flows.settings import Settings
@@ -54,6 +56,7 @@ def make_report(repo: Repository, settings: Settings, ticker: str, as_of: dt.dat
     report = build_report(inputs, drift_u2=settings.drift_u2)
     path = write_archive(report, settings.reports_dir)
     logger.info("%s %s: report archived in %s", ticker, inputs.as_of, path)
+    write_index(repo, settings.reports_dir)
     return ArchivedReport(report, path, inputs.run["id"], inputs.run["details"])
 
 

@@ -70,7 +70,7 @@ def build_report(inputs: ReportInputs, *, drift_u2: float, generated_at: dt.date
 def build_summary(inputs: ReportInputs, *, drift_u2: float, generated_at: dt.datetime | None = None) -> dict[str, Any]:
     """The machine-readable report (``summary.json``); the HTML and text show exactly these numbers."""
     details = inputs.run["details"]
-    skill = tables.skill_table(inputs.outcomes)
+    skill = tables.skill_table(inputs.outcomes, prices=inputs.prices)
     warnings = list(details.get("warnings", []))
     warnings += tables.feed_warnings(inputs.prices, pd.Timestamp(inputs.as_of))
     warnings += tables.skill_warnings(skill, drift_u2=drift_u2)

@@ -87,9 +87,10 @@ def test_backtest_writes_summary_forecasts_and_plots(cli, price_csv, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    for name in ("model", "naive", "drift"):
-        assert {"rmse", "mae", "mape", "r2", "mase", "directional_accuracy"} <= set(summary[name])
-    assert {"u2", "coverage80", "coverage95"} <= set(summary["model"])
+    for name in ("lstm", "naive", "drift"):
+        assert {"rmse", "mae", "mape", "r2", "mase", "directional_accuracy", "call_accuracy"} <= set(summary[name])
+    assert {"u2", "coverage80", "coverage95", "winkler80", "winkler95", "pinball", "dm_stat"} <= set(summary["lstm"])
+    assert "model" not in summary, "summary.json calls the LSTM by its name"
     assert summary["n_forecasts"] == 11 and summary["preset"] == "default"
     assert {"start", "end", "seconds"} <= set(summary)
     forecasts = pd.read_csv(out / "forecasts.csv")

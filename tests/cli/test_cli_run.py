@@ -106,6 +106,18 @@ def test_run_on_a_fresh_home_creates_the_database_and_prints_forecasts(env, pric
     assert not imported & {"tensorflow", "keras"}, "history must not import TensorFlow"
 
 
+@pytest.mark.slow
+def test_quiet_leaves_only_warnings_and_errors_prefects_included(env, price_csv):
+    as_of = _last_session(price_csv)
+    loud = env | {"PREFECT_LOGGING_LEVEL": "INFO"}  # what Prefect logs by default
+    result = run_cli("-q", "run", "--source", f"csv:{price_csv}", "--as-of", as_of, "--preset", "smoke",
+                     "--horizon", "3", env=loud)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"TSLA {as_of}: succeeded" in result.stdout
+    info = [line for line in result.stderr.splitlines() if "INFO" in line]
+    assert info == [], info[:5]
+
+
 # ---------------------------------------------------------------------------------------- failing runs
 
 

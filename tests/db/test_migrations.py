@@ -76,19 +76,36 @@ def test_migrations_run_from_any_working_directory(
     assert migrate.current_revision(db_url) == migrate.head_revision()
 
 
-def test_head_revision_is_the_initial_schema() -> None:
-    assert migrate.head_revision() == "0001"
-    assert (migrate.MIGRATIONS_DIR / "versions" / "0001_initial_schema.py").exists()
+def test_head_revision_is_the_run_keys() -> None:
+    assert migrate.head_revision() == "0003"
+    assert (migrate.MIGRATIONS_DIR / "versions" / "0003_run_keys.py").exists()
 
 
-def test_initial_revision_creates_the_view_the_code_documents() -> None:
+def _revision_module(name: str):
     import importlib.util
 
-    from db.schema import FORECAST_OUTCOMES_SQL
-
-    path = migrate.MIGRATIONS_DIR / "versions" / "0001_initial_schema.py"
-    spec = importlib.util.spec_from_file_location("initial_schema", path)
+    path = migrate.MIGRATIONS_DIR / "versions" / name
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.FORECAST_OUTCOMES_SQL == FORECAST_OUTCOMES_SQL
+    return module
+
+
+def test_head_revision_creates_the_view_the_code_documents() -> None:
+    from db.schema import FORECAST_OUTCOMES_SQL
+
+    head = _revision_module("0002_direction_view.py")
+    assert (head.revision, head.down_revision) == ("0002", "0001")
+    assert head.FORECAST_OUTCOMES_SQL == FORECAST_OUTCOMES_SQL
+    initial = _revision_module("0001_initial_schema.py").FORECAST_OUTCOMES_SQL
+    assert "f.point = f.naive AND p.close = f.naive" in initial and initial != FORECAST_OUTCOMES_SQL
+
+
+def test_downgrade_to_0001_keeps_the_tables_and_restores_its_view(migrated_url: str) -> None:
+    migrate.downgrade(migrated_url, "0001")
+    assert migrate.current_revision(migrated_url) == "0001"
+    tables, views = _tables_and_views(migrated_url)
+    assert TABLES <= tables and views == {"forecast_outcomes"}
+    migrate.upgrade(migrated_url)
+    assert migrate.current_revision(migrated_url) == "0002"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from db.repository import Repository, UnitOfWork
+from db.repository import NewModelVersion, Repository, UnitOfWork
 from tests.db.factories import forecast_frame, synthetic_prices
 
 TICKER = "TSLA"
@@ -18,15 +17,15 @@ AS_OF = dt.date(2024, 3, 1)
 
 
 def _version(uow: UnitOfWork, parent_id: int | None = None, status: str = "candidate", kind: str = "full") -> int:
-    return uow.add_model_version(
+    return uow.add_model_version(NewModelVersion(
         TICKER, kind, parent_id, "default", {"units": 64}, dt.date(2020, 1, 2), dt.date(2024, 1, 31),
         {"val_rmse": 1.5}, "/models/v", "ab" * 32, status=status,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
-def _write_daily_run(repo: Repository, prices: pd.DataFrame, run_id: int | None = None) -> int:
+def _write_daily_run(repo: Repository, prices: pd.DataFrame, run_id: int | None = None, kind: str = "daily") -> int:
     """Everything one daily run writes, in one transaction."""
-    run_id = run_id or repo.start_run("daily", TICKER, AS_OF)
+    run_id = run_id or repo.start_run(kind, TICKER, AS_OF)
     with repo.transaction() as uow:
         uow.upsert_prices(TICKER, prices, "synthetic")
         version = repo.champion(TICKER)
@@ -93,7 +92,7 @@ def test_a_new_run_with_the_same_forecasts_adds_no_forecast_rows(repo: Repositor
     prices = synthetic_prices(40)
     _write_daily_run(repo, prices)
     forecasts = repo.table_snapshot("forecasts")
-    _write_daily_run(repo, prices)  # a second run of the same day
+    _write_daily_run(repo, prices, kind="retrain")  # a second run of the same day (another kind: one per key)
     assert repo.table_snapshot("forecasts") == forecasts
     assert repo.count_rows()["runs"] == 2
 
@@ -225,7 +224,7 @@ def test_outcome_view_scores_errors_directions_and_intervals(repo: Repository) -
     assert row["actual"] == pytest.approx(actual)
     assert row["error"] == pytest.approx(actual - row["point"])
     assert row["naive_error"] == pytest.approx(actual - last) and row["naive"] == pytest.approx(last)
-    assert row["direction_hit"] == int(np.sign(row["point"] - last) == np.sign(actual - last))
+    assert row["direction_hit"] == int(np.sign(row["point"] - last) == np.sign(actual - last) != 0)
     assert row["in80"] == int(row["lo80"] <= actual <= row["hi80"])
 
 
@@ -247,22 +246,19 @@ def test_recent_outcomes_returns_the_last_rows_oldest_first(repo: Repository) ->
     assert recent["target_date"].iloc[-1] == repo.recent_outcomes(TICKER, last=1000)["target_date"].max()
 
 
-def test_live_scores_match_a_hand_computation(repo: Repository) -> None:
+def test_live_outcomes_are_the_last_matured_horizon_one_rows(repo: Repository) -> None:
     prices = synthetic_prices(40)
     _write_daily_run(repo, prices)
     as_of = prices.index[25].date()
-    scores = repo.live_scores(TICKER, as_of, window=10)
+    rows = repo.live_outcomes(TICKER, as_of, window=10)
     h1 = repo.forecasts_due_for_scoring(TICKER, as_of).query("horizon == 1").tail(10)
-    assert scores["n"] == 10
-    assert scores["rmse"] == pytest.approx(math.sqrt((h1["error"] ** 2).mean()))
-    assert scores["u2"] == pytest.approx(scores["rmse"] / math.sqrt((h1["naive_error"] ** 2).mean()))
-    assert scores["coverage80"] == pytest.approx(h1["in80"].mean())
-    assert scores["direction_accuracy"] == pytest.approx(h1["direction_hit"].mean())
+    assert len(rows) == 10 and (rows["horizon"] == 1).all() and rows["actual"].notna().all()
+    assert sorted(rows["forecast_id"]) == sorted(h1["forecast_id"])
+    assert rows["target_date"].max() == pd.Timestamp(as_of)
 
 
-def test_live_scores_without_history_are_nan(repo: Repository) -> None:
-    scores = repo.live_scores(TICKER, AS_OF)
-    assert scores["n"] == 0 and math.isnan(scores["rmse"])
+def test_live_outcomes_without_history_are_empty(repo: Repository) -> None:
+    assert repo.live_outcomes(TICKER, AS_OF).empty
 
 
 def test_pending_bars_are_scored_as_if_stored_and_are_not_stored(repo: Repository) -> None:
@@ -274,10 +270,10 @@ def test_pending_bars_are_scored_as_if_stored_and_are_not_stored(repo: Repositor
         for origin in range(30):  # the last forecasts target bars 30..34, not stored yet
             uow.upsert_forecasts(run_id, version_id, TICKER, forecast_frame(prices, origin))
     as_of, before = prices.index[32].date(), _snapshot(repo)
-    stored_only = repo.live_scores(TICKER, as_of, window=50)
-    with_pending = repo.live_scores(TICKER, as_of, window=50, pending=prices.iloc[30:33])
+    stored_only = repo.live_outcomes(TICKER, as_of, window=50)
+    with_pending = repo.live_outcomes(TICKER, as_of, window=50, pending=prices.iloc[30:33])
     assert _snapshot(repo) == before, "the pending bars are rolled back"
-    assert (stored_only["n"], with_pending["n"]) == (29, 30), "bar 30 matures the last horizon-1 forecast"
+    assert (len(stored_only), len(with_pending)) == (29, 30), "bar 30 matures the last horizon-1 forecast"
     with repo.transaction() as uow:
         uow.upsert_prices(TICKER, prices.iloc[30:33], "synthetic")
-    assert with_pending == pytest.approx(repo.live_scores(TICKER, as_of, window=50))
+    pd.testing.assert_frame_equal(with_pending, repo.live_outcomes(TICKER, as_of, window=50))

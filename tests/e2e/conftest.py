@@ -16,8 +16,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,6 +113,7 @@ class Stack:
     api_url: str
     home: Path
     services: list[Service] = field(default_factory=list)
+    inbox: Any = None  # the loopback SMTP server's received messages (tests.report.conftest.Inbox)
 
     @property
     def db_url(self) -> str:
@@ -224,15 +227,29 @@ def wait_worker_polling(stack: Stack, timeout: float = 60) -> None:
     pytest.fail(f"no worker online in pool {POOL!r} after {timeout}s\n{stack.logs()}", pytrace=False)
 
 
-@pytest.fixture(scope="module")
+def alert_env(smtp_port: int) -> dict[str, str]:
+    """Failure alerts on, to a loopback SMTP server (report emails stay off, so every message is an alert)."""
+    from tests.report.conftest import email_env
+
+    return email_env(smtp_port) | {"TSLA_FORECAST_EMAIL_ENABLED": "false", "TSLA_FORECAST_ALERTS_ENABLED": "true"}
+
+
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
-    """server → database schema → pool → ``prefect deploy --all`` → worker; stopped (worker first) afterwards."""
+    """SMTP server → prefect server → database schema → pool → ``prefect deploy --all`` → worker; stopped (worker
+    first) afterwards. One stack per session: every e2e module shares it (and its database)."""
+    from tests.report.conftest import start_smtp
+
     assert PREFECT.exists(), f"no prefect executable beside {sys.executable}"
     tmp = tmp_path_factory.mktemp("e2e")
     port = free_port()
     home = tmp / "home"
     home.mkdir()
-    s = Stack(tmp=tmp, env=stack_env(tmp, port, home), api_url=f"http://127.0.0.1:{port}/api", home=home)
+    with warnings.catch_warnings():  # aiosmtpd warns that AUTH without TLS is unsafe: fine on loopback
+        warnings.simplefilter("ignore", UserWarning)
+        smtp, inbox = start_smtp()
+    env = stack_env(tmp, port, home) | alert_env(smtp.port)
+    s = Stack(tmp=tmp, env=env, api_url=f"http://127.0.0.1:{port}/api", home=home, inbox=inbox)
     try:
         server = s.start("server", PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port))
         # a brand-new database needs its schema first; the flow never creates it
@@ -246,3 +263,4 @@ def stack(tmp_path_factory) -> Stack:
         yield s
     finally:
         s.stop_all()
+        smtp.stop()

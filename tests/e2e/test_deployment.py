@@ -106,7 +106,11 @@ def test_every_deployment_is_registered_on_the_pool_with_its_schedule(stack: Sta
     assert cron["daily-forecast/daily"] == [("30 17 * * 1-5", "America/New_York")]
     assert cron["retrain-model/weekly-retrain"] == [("0 6 * * 0", "America/New_York")]
     assert cron["backfill/backfill"] == [] and cron["backtest/backtest"] == []
-    assert by_name["daily-forecast/daily"]["parameter_openapi_schema"]["properties"]["horizon"]["default"] == 5
+    horizon = by_name["daily-forecast/daily"]["parameter_openapi_schema"]["properties"]["horizon"]
+    assert horizon.get("default") is None, "left out, a parameter takes the worker's setting (TSLA_FORECAST_HORIZON)"
+    limits = {n: ((d["global_concurrency_limit"] or {}).get("limit"), (d["concurrency_options"] or {}).get(
+        "collision_strategy")) for n, d in by_name.items()}  # fmt: skip
+    assert limits == {n: (None, None) if n.startswith("backtest/") else (1, "ENQUEUE") for n in DEPLOYMENTS}
 
 
 def test_daily_deployment_run_stores_forecasts(stack: Stack, first_run):

@@ -32,17 +32,19 @@ def test_backtest_run_metrics_and_forecasts_are_stored_with_scope_backtest(repo,
     assert version.config["scope"] == "backtest" and version.status == "candidate"
     assert repo.champion("TSLA") is None, "a backtest never promotes a model"
     stored = dict(_query(repo, f"SELECT name, value FROM metrics WHERE run_id = {run.id} AND scope = 'backtest'"))
-    assert stored["lstm.h1.rmse"] == pytest.approx(summary["model"]["rmse"])
+    assert stored["lstm.h1.rmse"] == pytest.approx(summary["lstm"]["rmse"])
     assert stored["naive.h1.rmse"] == pytest.approx(summary["naive"]["rmse"])
-    assert stored["lstm.h3.u2"] == pytest.approx(summary["by_horizon"]["model"][3]["u2"])
-    assert json.loads((tmp_path / "bt" / "summary.json").read_text())["model"]["rmse"] == summary["model"]["rmse"]
+    assert stored["lstm.h3.u2"] == pytest.approx(summary["by_horizon"]["lstm"][3]["u2"])
+    for name in ("winkler80", "pinball", "call_accuracy", "coverage80_wild", "dm_stat", "dm_pvalue"):
+        assert stored[f"lstm.h2.{name}"] == pytest.approx(summary["by_horizon"]["lstm"][2][name]), name
+    assert json.loads((tmp_path / "bt" / "summary.json").read_text())["lstm"]["rmse"] == summary["lstm"]["rmse"]
 
 
 def test_the_same_backtest_again_changes_nothing(repo, home, summary, tmp_path):
     before, files, runs = db_state(repo), store_digest(home), repo.count_rows()["runs"]
     again = backtest(**ARGS, output=str(tmp_path / "bt2"))
     assert again["status"] == "already_done" and again["run_id"] == summary["run_id"]
-    assert again["model"]["rmse"] == summary["model"]["rmse"]
+    assert again["lstm"]["rmse"] == summary["lstm"]["rmse"]
     assert db_state(repo) == before and store_digest(home) == files and repo.count_rows()["runs"] == runs
     other = backtest(**(ARGS | {"refit_every": 0}), output=str(tmp_path / "bt3"))
     assert other["status"] == "succeeded" and other["run_id"] != summary["run_id"], "other parameters run anew"

@@ -1,8 +1,11 @@
 """Walk-forward: every model sees only data up to each origin, all models share the origins, scores are honest."""
 
+import math
+
 import pandas as pd
 import pytest
 
+from forecaster import metrics
 from forecaster.backtest import forecast_origins, run_backtest, walk_forward
 from forecaster.baselines import Drift, Naive
 from forecaster.errors import ConfigError, NotEnoughDataError
@@ -58,6 +61,16 @@ def test_summary_puts_every_model_beside_naive_on_the_same_targets(long_prices, 
         assert s[name]["n"] == n
         assert {"rmse", "mae", "mape", "r2", "mase", "directional_accuracy", "u2", "coverage80"} <= set(s[name])
     assert s["naive"]["u2"] == pytest.approx(1.0)
+    assert s["naive"]["call_share"] == 0.0 and s["naive"]["directional_accuracy"] == 0.0, "naive never makes a call"
+    assert math.isnan(s["naive"]["dm_stat"]), "naive against itself: nothing to test"
+    for name in ("lstm", "drift"):  # a p-value where the model departs from naive; NaN where it never does
+        rows = result.forecasts[(result.forecasts["model"] == name) & (result.forecasts["horizon"] == 1)]
+        departs = bool((rows["point"] != rows["naive"]).any())
+        p_value = s[name]["dm_pvalue"]
+        assert (0 <= p_value <= 1) if departs else math.isnan(p_value), (name, departs, p_value)
+    for name in ("lstm", "naive", "drift"):
+        for key in ("winkler80", "winkler95", "pinball", "coverage80_calm", "coverage80_mid", "coverage80_wild"):
+            assert math.isfinite(s[name][key]), (name, key)
     assert s["lstm"]["u2"] == pytest.approx(s["lstm"]["rmse"] / s["naive"]["rmse"])
     assert set(s["by_horizon"]["lstm"]) == {1, 2}
     origins = result.forecasts.groupby("model")["as_of"].apply(lambda x: tuple(sorted(set(x))))
@@ -72,3 +85,13 @@ def test_start_after_end_is_rejected(long_prices):
 def test_range_outside_the_data_is_rejected(long_prices):
     with pytest.raises(NotEnoughDataError, match="no forecast origins"):
         forecast_origins(long_prices, "2030-01-01", "2030-02-01")
+
+
+def test_summary_terciles_use_the_volatility_known_at_each_origin(long_prices):
+    result = run_backtest([Naive()], long_prices, "2020-06-01", "2020-07-31", horizon=2)
+    h2 = result.forecasts.query("horizon == 2 and target_date <= '2020-07-31'")  # the scored targets
+    close = long_prices["close"]
+    vol = [abs(close.loc[:d].apply("log").diff().tail(20)).mean() for d in h2["as_of"]]
+    by_hand = metrics.coverage_by_tercile(h2["actual"], h2["lo80"], h2["hi80"], vol)
+    got = result.summary["by_horizon"]["naive"][2]
+    assert [got[f"coverage80_{t}"] for t in metrics.TERCILES] == pytest.approx(by_hand)

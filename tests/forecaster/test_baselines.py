@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from forecaster.base import FORECAST_COLUMNS, Forecaster
-from forecaster.baselines import Drift, MovingAverage, Naive
+from forecaster.baselines import SES, Drift, MovingAverage, Naive
 from forecaster.calendar import sessions
-from forecaster.errors import NotEnoughDataError, NotFittedError
+from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
 from forecaster.forecasting import conformal_quantiles
 
 H = 5
@@ -38,8 +38,8 @@ def prices() -> pd.DataFrame:
     return _prices()
 
 
-SPECS = [(Naive, {}), (Drift, {"lookback": 60}), (MovingAverage, {"window": 10})]
-IDS = ["naive", "drift", "moving_average"]
+SPECS = [(Naive, {}), (Drift, {"lookback": 60}), (MovingAverage, {"window": 10}), (SES, {"alpha": 0.6})]
+IDS = ["naive", "drift", "moving_average", "ses"]
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), SPECS, ids=IDS)
@@ -91,7 +91,7 @@ def test_moving_average_equals_hand_mean(prices: pd.DataFrame) -> None:
     assert frame["point"].tolist() == pytest.approx([total / 10] * H, rel=1e-12)
 
 
-@pytest.mark.parametrize("cls", [Naive, Drift, MovingAverage])
+@pytest.mark.parametrize("cls", [Naive, Drift, MovingAverage, SES])
 def test_predict_before_fit_raises(cls: type) -> None:
     with pytest.raises(NotFittedError, match=f"{cls.__name__} is not fitted: call fit\\(prices\\) first"):
         cls().predict(H)
@@ -99,7 +99,7 @@ def test_predict_before_fit_raises(cls: type) -> None:
 
 def test_constructor_only_stores_kwargs() -> None:
     model = Drift(lookback=10, calibration=50)
-    assert vars(model) == {"lookback": 10, "calibration": 50}
+    assert vars(model) == {"lookback": 10, "calibration": 50, "interval": "plain"}
 
 
 def test_too_little_history_for_calibration_names_the_numbers(prices: pd.DataFrame) -> None:
@@ -147,3 +147,43 @@ def test_intervals_use_no_data_after_the_origin(cls: type, prices: pd.DataFrame)
     past_shock.iloc[-1, past_shock.columns.get_loc("close")] *= 2.0
     shocked = cls().fit(past_shock).calibration_residuals(H)
     assert shocked[-1, 0] != residuals[-1, 0]
+
+
+def test_ses_matches_the_hand_recursion(prices: pd.DataFrame) -> None:
+    level = prices["close"].iloc[0]
+    for value in prices["close"].iloc[1:]:
+        level = 0.3 * value + 0.7 * level
+    assert SES(alpha=0.3).fit(prices).predict(H)["point"].tolist() == pytest.approx([level] * H, rel=1e-12)
+
+
+def test_ses_fits_alpha_before_the_calibration_window_only(prices: pd.DataFrame) -> None:
+    """Rows in the calibration window must not move alpha (they would if it were fitted on everything)."""
+    model = SES(calibration=100).fit(prices)
+    altered = prices.copy()
+    altered.iloc[-100:, altered.columns.get_loc("close")] *= np.linspace(1.0, 3.0, 100)
+    assert 0.01 <= model.alpha_ <= 1.0
+    assert SES(calibration=100).fit(altered).alpha_ == model.alpha_
+    assert SES(calibration=10).fit(altered).alpha_ != model.alpha_
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), SPECS, ids=IDS)
+def test_ewma_intervals_scale_the_plain_residuals_by_the_volatility_at_each_origin(
+    cls: type, kwargs: dict, prices: pd.DataFrame
+) -> None:
+    from forecaster.forecasting import ewma_volatility
+
+    plain = cls(**kwargs, calibration=30).fit(prices.iloc[:400])
+    scaled = cls(**kwargs, calibration=30, interval="ewma").fit(prices.iloc[:400])
+    sigma = ewma_volatility(prices["close"].to_numpy()[:400])
+    for h in (1, 3):
+        origins = np.arange(400 - 1 - h - 30 + 1, 400 - h)
+        expected = plain.calibration_residuals(H)[:, h - 1] / (sigma[origins] * np.sqrt(h))
+        np.testing.assert_allclose(scaled.calibration_residuals(H)[:, h - 1], expected, rtol=1e-12)
+    frame = scaled.predict(H)
+    q80 = conformal_quantiles(scaled.calibration_residuals(H))[0.8]
+    np.testing.assert_allclose(np.log(frame["hi80"] / frame["point"]), q80 * sigma[-1] * np.sqrt(np.arange(1, H + 1)))
+
+
+def test_unknown_interval_is_refused(prices: pd.DataFrame) -> None:
+    with pytest.raises(ConfigError, match="interval must be 'plain' or 'ewma', got 'head'"):
+        Naive(interval="head").fit(prices)

@@ -115,3 +115,23 @@ def test_a_loaded_bundle_finetunes_exactly_like_the_model_that_was_saved(long_pr
     pd.testing.assert_frame_equal(original.predict(), loaded.predict(), check_exact=True)
     for a, b in zip(original.model_.get_weights(), loaded.model_.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_update_without_finetune_moves_the_origin_and_keeps_the_weights(long_prices, tiny_preset):
+    model = LSTMForecaster(tiny_preset, horizon=3).fit(long_prices.iloc[:600])
+    weights = model.model_.get_weights()
+    model.update(long_prices.iloc[:602], finetune=False)
+    assert model.origin_ == long_prices.index[601] and model.kind_ == "full"
+    for a, b in zip(weights, model.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_frozen_copy_keeps_forecasting_as_the_model_did_before_it_was_trained(long_prices, tiny_preset):
+    model = LSTMForecaster(tiny_preset, horizon=3).fit(long_prices.iloc[:600])
+    copy = model.frozen_copy()
+    rolled = LSTMForecaster(tiny_preset, horizon=3).fit(long_prices.iloc[:600]).update(long_prices.iloc[:603],
+                                                                                       finetune=False)  # fmt: skip
+    model.update(long_prices.iloc[:603], finetune=True)
+    copy.update(long_prices.iloc[:603], finetune=False)
+    pd.testing.assert_frame_equal(copy.predict(), rolled.predict(), check_exact=True)
+    assert not model.predict()[["point"]].equals(copy.predict()[["point"]]), "fine-tuning the original moved it"

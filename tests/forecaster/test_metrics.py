@@ -1,4 +1,4 @@
-"""Each metric against a hand loop, plus validation messages and evaluate()."""
+"""Each metric against a hand loop, plus validation messages and the one scorer, score()."""
 
 from __future__ import annotations
 
@@ -75,21 +75,39 @@ def test_theil_u2_of_naive_against_itself_is_one() -> None:
     assert metrics.theil_u2(Y, LAST, LAST) == 1.0
 
 
-def test_directional_accuracy_matches_hand_loop() -> None:
-    y = [101.0, 99.0, 100.0, 103.0, 97.0]
-    p = [102.0, 101.0, 105.0, 100.0, 99.0]
-    last = [100.0] * 5
-    hits = cases = 0
-    for yi, pi, li in zip(y, p, last, strict=True):
-        if yi == li:
-            continue
-        cases += 1
-        hits += (pi > li) == (yi > li)
-    assert metrics.directional_accuracy(y, p, last) == pytest.approx(hits / cases)  # 2 of 4; the flat case excluded
+DIR_Y = [101.0, 99.0, 100.0, 103.0, 97.0, 100.0, 102.0]
+DIR_P = [102.0, 101.0, 105.0, 100.0, 99.0, 100.0, 100.0]  # the last two make no call
+DIR_LAST = [100.0] * 7  # the third and sixth closes are unchanged
 
 
-def test_directional_accuracy_counts_flat_prediction_as_miss() -> None:
-    assert metrics.directional_accuracy([101.0, 99.0], [100.0, 99.5], [100.0, 100.0]) == 0.5
+def _hand_hits() -> list[int]:
+    hits = []
+    for yi, pi, li in zip(DIR_Y, DIR_P, DIR_LAST, strict=True):
+        up_up = pi > li and yi > li
+        down_down = pi < li and yi < li
+        hits.append(int(up_up or down_down))
+    return hits
+
+
+def test_directional_accuracy_matches_hand_loop_counting_no_call_and_no_move_as_misses() -> None:
+    hits = _hand_hits()
+    assert metrics.directional_accuracy(DIR_Y, DIR_P, DIR_LAST) == pytest.approx(sum(hits) / len(hits))  # 1 of 7
+
+
+def test_directional_accuracy_counts_flat_prediction_and_unchanged_close_as_misses() -> None:
+    assert metrics.directional_accuracy([101.0, 99.0, 100.0], [100.0, 99.5, 101.0], [100.0] * 3) == pytest.approx(1 / 3)
+
+
+def test_call_share_and_call_accuracy_match_hand_loop() -> None:
+    hits, calls = _hand_hits(), [p != last for p, last in zip(DIR_P, DIR_LAST, strict=True)]
+    called_hits = [h for h, c in zip(hits, calls, strict=True) if c]
+    assert metrics.call_share(DIR_P, DIR_LAST) == pytest.approx(sum(calls) / len(calls))
+    assert metrics.call_accuracy(DIR_Y, DIR_P, DIR_LAST) == pytest.approx(sum(called_hits) / len(called_hits))
+
+
+def test_call_accuracy_is_nan_when_the_model_never_calls() -> None:
+    assert math.isnan(metrics.call_accuracy([101.0, 99.0], [100.0, 100.0], [100.0, 100.0]))
+    assert metrics.call_share([100.0, 100.0], [100.0, 100.0]) == 0.0
 
 
 def test_coverage_on_hand_made_case() -> None:
@@ -123,6 +141,77 @@ def test_metrics_reject_non_finite_values() -> None:
         metrics.mae([1.0, 2.0], [1.0, np.nan])
 
 
+def test_winkler_score_matches_hand_loop() -> None:
+    y, lo, hi, alpha = [1.0, 2.0, 5.0, 0.0], [0.5, 2.5, 3.0, 1.0], [1.5, 3.0, 4.0, 2.0], 0.2
+    total = 0.0
+    for yi, li, hi_ in zip(y, lo, hi, strict=True):
+        penalty = (li - yi) if yi < li else (yi - hi_) if yi > hi_ else 0.0
+        total += (hi_ - li) + 2 / alpha * penalty
+    assert metrics.winkler_score(y, lo, hi, alpha=alpha) == pytest.approx(total / len(y))
+
+
+def test_pinball_loss_matches_hand_loop() -> None:
+    y, q, tau = [1.0, 2.0, 5.0], [1.5, 1.0, 5.0], 0.9
+    total = 0.0
+    for yi, qi in zip(y, q, strict=True):
+        total += tau * (yi - qi) if yi >= qi else (1 - tau) * (qi - yi)
+    assert metrics.pinball_loss(y, q, tau=tau) == pytest.approx(total / len(y))
+
+
+def _hand_dm(y: list[float], p: list[float], n: list[float], h: int) -> tuple[float, float]:
+    from scipy import stats
+
+    d = [(yi - pi) ** 2 - (yi - ni) ** 2 for yi, pi, ni in zip(y, p, n, strict=True)]
+    size = len(d)
+    mean = sum(d) / size
+    var = 0.0
+    for k in range(h):
+        gamma = sum((d[t] - mean) * (d[t - k] - mean) for t in range(k, size)) / size
+        var += gamma if k == 0 else 2 * gamma
+    dm = mean / math.sqrt(var / size)
+    stat = dm * math.sqrt((size + 1 - 2 * h + h * (h - 1) / size) / size)
+    return stat, 2 * (1 - stats.t.cdf(abs(stat), size - 1))
+
+
+@pytest.mark.parametrize("h", [1, 3])
+def test_diebold_mariano_with_hln_correction_matches_hand_loop(h: int) -> None:
+    rng = np.random.default_rng(3)
+    y = list(100 + rng.normal(0, 1, 40).cumsum())
+    n = [99.0, *y[:-1]]
+    p = [ni + 0.3 * (yi - ni) + rng.normal(0, 0.2) for yi, ni in zip(y, n, strict=True)]
+    stat, pvalue = metrics.diebold_mariano(y, p, n, horizon=h)
+    hand_stat, hand_p = _hand_dm(y, p, n, h)
+    assert stat == pytest.approx(hand_stat) and pvalue == pytest.approx(hand_p)
+    assert stat < 0, "a model that moves towards the actual beats naive: negative statistic"
+
+
+def test_diebold_mariano_of_naive_against_itself_is_nan() -> None:
+    assert all(math.isnan(v) for v in metrics.diebold_mariano(Y, LAST, LAST))
+
+
+def test_trailing_volatility_matches_hand_loop() -> None:
+    close = pd.Series([100.0, 102.0, 99.0, 101.0, 104.0], index=pd.bdate_range("2024-01-01", periods=5))
+    vol = metrics.trailing_volatility(close, window=3)
+    logs = [math.log(c) for c in close]
+    for i in range(3, 5):
+        expected = sum(abs(logs[j] - logs[j - 1]) for j in range(i - 2, i + 1)) / 3
+        assert vol.iloc[i] == pytest.approx(expected)
+    assert vol.iloc[:3].isna().all()
+
+
+def test_coverage_by_tercile_matches_hand_loop() -> None:
+    vol = [0.1, 0.9, 0.5, 0.2, 0.8, 0.4]  # calm: 0.1, 0.2; mid: 0.4, 0.5; wild: 0.8, 0.9
+    y = [1.0, 1.0, 1.0, 5.0, 1.0, 1.0]
+    lo, hi = [0.0] * 6, [2.0] * 6
+    low, high = np.quantile(vol, [1 / 3, 2 / 3])
+    expected = []
+    for tercile in range(3):
+        inside = [lo[i] <= y[i] <= hi[i] for i in range(6) if int(vol[i] > low) + int(vol[i] > high) == tercile]
+        expected.append(sum(inside) / len(inside))
+    assert metrics.coverage_by_tercile(y, lo, hi, vol) == pytest.approx(expected)
+    assert expected == [0.5, 1.0, 1.0]
+
+
 def _eval_frame() -> pd.DataFrame:
     y, p, last = np.array(Y), np.array(P), np.array(LAST)
     return pd.DataFrame(
@@ -139,43 +228,76 @@ def _eval_frame() -> pd.DataFrame:
     )
 
 
-def test_evaluate_composes_the_metrics() -> None:
+def test_score_composes_the_metrics() -> None:
     frame = _eval_frame()
-    out = metrics.evaluate(frame, scale=2.0)
-    assert set(out) == {
-        "rmse",
-        "mae",
-        "mape",
-        "r2",
-        "mase",
-        "u2",
-        "directional_accuracy",
-        "coverage80",
-        "coverage95",
-        "width80",
-        "width95",
-        "n",
-    }
+    out = metrics.score(frame, scale=2.0)
+    assert list(out) == [*metrics.DEFAULT, "n"]
     assert out["rmse"] == metrics.rmse(Y, P)
     assert out["mase"] == pytest.approx(metrics.mae(Y, P) / 2.0)
     assert out["u2"] == metrics.theil_u2(Y, P, LAST)
+    assert out["naive_rmse"] == metrics.rmse(Y, LAST)
+    assert out["directional_accuracy"] == metrics.directional_accuracy(Y, P, LAST)
     assert out["coverage80"] == metrics.coverage(Y, frame["lo80"], frame["hi80"])
     assert out["coverage95"] == 1.0
-    assert (out["width80"], out["width95"], out["n"]) == (2.0, 6.0, 6.0)
+    assert out["winkler80"] == metrics.winkler_score(Y, frame["lo80"], frame["hi80"], alpha=0.2)
+    taus = {"lo95": 0.025, "lo80": 0.1, "hi80": 0.9, "hi95": 0.975}
+    assert out["pinball"] == pytest.approx(np.mean([metrics.pinball_loss(Y, frame[c], tau=t) for c, t in taus.items()]))
+    assert (out["dm_stat"], out["dm_pvalue"]) == metrics.diebold_mariano(Y, P, LAST, horizon=1)
+    assert (out["width80"], out["width95"], out["n"]) == (2.0, 6.0, 6)
+    assert math.isnan(out["coverage80_calm"]), "no volatility column: no tercile coverage"
 
 
-def test_evaluate_drops_unmatured_rows() -> None:
+def test_score_is_nan_where_a_metric_cannot_be_computed() -> None:
+    frame = _eval_frame().assign(point=LAST)  # the naive forecast itself
+    out = metrics.score(frame.assign(actual=LAST), metrics=("u2", "mase", "dm_stat", "call_accuracy"))
+    assert all(math.isnan(out[k]) for k in ("u2", "mase", "dm_stat", "call_accuracy")) and out["n"] == 6
+    empty = metrics.score(frame.iloc[:0], metrics=metrics.LIVE)
+    assert empty["n"] == 0 and all(math.isnan(empty[k]) for k in metrics.LIVE)
+
+
+def test_score_skips_rows_without_an_interval() -> None:
+    frame = _eval_frame()
+    frame.loc[0, ["lo80", "hi80"]] = np.nan
+    out = metrics.score(frame, metrics=("coverage80",))
+    assert out["coverage80"] == metrics.coverage(Y[1:], frame["lo80"][1:], frame["hi80"][1:])
+
+
+def test_score_terciles_use_the_volatility_known_at_as_of() -> None:
+    close = pd.Series(100 * np.exp(np.random.default_rng(1).normal(0, 0.02, 60).cumsum()),
+                      index=pd.bdate_range("2024-01-01", periods=60))  # fmt: skip
+    frame = _eval_frame().assign(as_of=close.index[30:36])
+    scored = metrics.with_volatility(frame, close)
+    expected = metrics.trailing_volatility(close).iloc[30:36].to_numpy()
+    assert np.allclose(scored["volatility"], expected)
+    out = metrics.score(scored, metrics=("coverage80_calm", "coverage80_mid", "coverage80_wild"))
+    by_hand = metrics.coverage_by_tercile(Y, frame["lo80"], frame["hi80"], expected)
+    assert [out[f"coverage80_{t}"] for t in metrics.TERCILES] == pytest.approx(by_hand)
+
+
+def test_rolling_score_matches_score_on_each_window() -> None:
+    frame = _eval_frame()
+    rolled = metrics.rolling_score(frame, window=4)
+    assert list(rolled.index) == [3, 4, 5]
+    for end in (3, 4, 5):
+        window = frame.iloc[end - 3 : end + 1]
+        assert rolled.loc[end, "u2"] == metrics.theil_u2(window["actual"], window["point"], window["naive"])
+
+
+def test_score_drops_unmatured_rows() -> None:
     frame = _eval_frame()
     frame.loc[5, "actual"] = np.nan
-    assert metrics.evaluate(frame, scale=1.0)["n"] == 5.0
+    assert metrics.score(frame, scale=1.0)["n"] == 5
 
 
-def test_evaluate_names_missing_columns() -> None:
-    with pytest.raises(ValueError, match=r"evaluate needs column\(s\) \['hi95'\]"):
-        metrics.evaluate(_eval_frame().drop(columns="hi95"), scale=1.0)
+def test_score_names_missing_columns_and_unknown_metrics() -> None:
+    with pytest.raises(ValueError, match=r"score needs column\(s\) \['naive'\]; frame has \['horizon', 'actual'"):
+        metrics.score(_eval_frame().drop(columns="naive"))
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['bogus'\]; known: rmse, mae"):
+        metrics.score(_eval_frame(), metrics=("rmse", "bogus"))
 
 
-def test_evaluate_rejects_several_horizons() -> None:
+def test_score_rejects_several_horizons() -> None:
     frame = _eval_frame().assign(horizon=[1, 1, 1, 2, 2, 2])
     with pytest.raises(ValueError, match=r"one horizon, frame has \[1, 2\]"):
-        metrics.evaluate(frame, scale=1.0)
+        metrics.score(frame, scale=1.0)
+    assert set(metrics.score_by_horizon(frame, metrics=("rmse",))) == {1, 2}

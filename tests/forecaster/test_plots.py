@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -166,6 +167,25 @@ def test_rolling_skill_starts_at_zero_and_has_u2_axis_with_break_even(tmp_path: 
     assert any(np.allclose(line.get_ydata(), 1.0) for line in twin.get_lines())
     assert "Naive RMSE" in _legend_texts(ax)
     _assert_png(fig, tmp_path / "skill.png")
+
+
+def test_rolling_skill_lines_match_a_hand_loop_and_u2_is_nan_where_naive_is_exact() -> None:
+    outcomes = _outcomes(n=30)
+    h1 = outcomes[outcomes["horizon"] == 1].reset_index(drop=True)
+    h1.loc[:9, "actual"] = h1.loc[:9, "naive"]  # naive exact on the first 10 targets
+    ax, twin = plots.plot_rolling_skill(h1, window=10).axes
+    model = next(line for line in ax.get_lines() if "RMSE" in line.get_label() and "Naive" not in line.get_label())
+    u2_line = next(line for line in twin.get_lines() if line.get_label().startswith("U2 = model"))
+    for k, end in enumerate(range(9, 30)):
+        window = h1.iloc[end - 9 : end + 1]
+        sq = sum((a - p) ** 2 for a, p in zip(window["actual"], window["point"], strict=True))
+        sq_naive = sum((a - n) ** 2 for a, n in zip(window["actual"], window["naive"], strict=True))
+        assert model.get_ydata()[k] == pytest.approx(math.sqrt(sq / 10))
+        if sq_naive == 0:
+            assert math.isnan(u2_line.get_ydata()[k])
+        else:
+            assert u2_line.get_ydata()[k] == pytest.approx(math.sqrt(sq / sq_naive))
+    assert math.isnan(u2_line.get_ydata()[0])
 
 
 def test_rolling_skill_with_fewer_rows_than_window_says_so() -> None:

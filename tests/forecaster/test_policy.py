@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 
-from forecaster.policy import ChampionFacts, decide_training, gate
+from forecaster.policy import ChampionFacts, decide_training, gate, oos_scores
 
 FP = "default-abc-h5"
 LIMITS = {"max_age": 20, "drift_u2": 1.10}
@@ -60,3 +61,29 @@ def scores(rmse: float, naive: float = 10.0) -> dict[str, float]:
 def test_gate(candidate, champion, promote, reason):
     verdict = gate(candidate, champion, tolerance=1.0, max_u2=1.25)
     assert verdict.promote is promote and reason in verdict.reason
+
+
+def _track(dates, point, actual, seen_until):
+    index = pd.DatetimeIndex(pd.to_datetime(dates), name="target_date")
+    return pd.DataFrame(
+        {"point": point, "naive": 100.0, "actual": actual, "seen_until": pd.Timestamp(seen_until)}, index=index
+    )
+
+
+def test_gate_scores_only_targets_neither_model_had_trained_on():
+    """The candidate forecasts its own training targets perfectly; the gate must not see those rows."""
+    days = ["2024-06-03", "2024-06-04", "2024-06-05", "2024-06-06"]
+    in_sample = _track(days[:2], [101.0, 99.0], [101.0, 99.0], seen_until="2024-06-04")
+    candidate = pd.concat([in_sample, _track(days[2:], [103.0, 103.0], [101.0, 99.0], seen_until="2024-06-04")])
+    champion = _track(days, [101.5, 99.5, 101.5, 99.5], [101.0, 99.0, 101.0, 99.0], seen_until="2024-05-31")
+    cand, champ = oos_scores(candidate, champion, last=60)
+    assert cand["n"] == champ["n"] == 2
+    assert cand["rmse"] == pytest.approx(math.sqrt((2.0**2 + 4.0**2) / 2)) and champ["rmse"] == pytest.approx(0.5)
+    assert not gate(cand, champ, tolerance=1.0, max_u2=1.25).promote
+
+
+def test_gate_without_champion_grades_the_newest_out_of_sample_rows():
+    track = _track(["2024-06-03", "2024-06-04", "2024-06-05"], [100.0, 102.0, 103.0], [101.0, 101.0, 101.0],
+                   seen_until="2024-05-31")  # fmt: skip
+    cand, champ = oos_scores(track, None, last=2)
+    assert champ is None and cand["n"] == 2 and cand["rmse"] == pytest.approx(math.sqrt((1.0 + 4.0) / 2))

@@ -61,6 +61,11 @@ def assert_summary_matches_db(summary: dict, repo: Repository) -> None:
         assert window["model"]["mae"] == pytest.approx(sum(abs(r.actual - r.point) for r in h1) / n)
         assert window["model"]["coverage80"] == pytest.approx(sum(r.lo80 <= r.actual <= r.hi80 for r in h1) / n)
         assert window["model"]["coverage95"] == pytest.approx(sum(r.lo95 <= r.actual <= r.hi95 for r in h1) / n)
+        hits = sum((r.point - r.naive) * (r.actual - r.naive) > 0 for r in h1)
+        assert window["model"]["directional_accuracy"] == pytest.approx(hits / n)
+        miss = sum(max(r.lo80 - r.actual, 0.0) + max(r.actual - r.hi80, 0.0) for r in h1)
+        width = sum(r.hi80 - r.lo80 for r in h1)
+        assert window["model"]["winkler80"] == pytest.approx((width + miss / 0.1) / n)
 
 
 class _Collector(HTMLParser):

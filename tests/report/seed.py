@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from db.repository import Repository
+from db.repository import NewModelVersion, Repository
 from forecaster.calendar import next_sessions
 from forecaster.sources import generate_prices
 
@@ -35,12 +35,13 @@ def seed_history(repo: Repository, runs: int = 80, n_prices: int = 300, seed: in
         tx.upsert_prices(TICKER, prices, f"synthetic:{seed}")
         common = {"config": {"full_fit_as_of": str(prices.index[-runs - 1].date())}, "artifact_path": "/nowhere",
                   "artifact_sha256": "0" * 64, "train_start": prices.index[0].date()}  # fmt: skip
-        parent = tx.add_model_version(TICKER, "full", None, "smoke", train_end=prices.index[-runs - 2].date(),
-                                      metrics={}, status="retired", **common)  # fmt: skip
+        parent = tx.add_model_version(NewModelVersion(TICKER, "full", None, "smoke", metrics={}, status="retired",
+                                                      train_end=prices.index[-runs - 2].date(), **common))  # fmt: skip
         history = {"loss": [0.9, 0.7, 0.6, 0.55], "val_loss": [1.0, 0.8, 0.75, 0.77]}
         metrics = {"validation": {"rmse": 4.2, "naive_rmse": 4.3, "u2": 0.977, "n": 42}, "history": history}
-        version = tx.add_model_version(TICKER, "full", parent, "smoke", train_end=prices.index[-runs - 1].date(),
-                                       metrics=metrics, status="champion", **common)  # fmt: skip
+        version = tx.add_model_version(NewModelVersion(TICKER, "full", parent, "smoke", metrics=metrics,
+                                                       status="champion", train_end=prices.index[-runs - 1].date(),
+                                                       **common))  # fmt: skip
     days = [d.date() for d in prices.index[-runs:]]
     run_ids = {day: _seed_run(repo, prices, day, version, rng) for day in days}
     return SeededHistory(prices, days, run_ids, version, parent)

@@ -30,25 +30,53 @@ def test_skill_window_matches_hand_loop_over_last_20_horizon_1():
     frame = _outcomes()
     w = rt.skill_window(frame, 20)
     h1 = frame[frame["horizon"] == 1].sort_values("target_date").tail(20)
-    sq = sq_naive = ab = hits = moved = in80 = in95 = 0.0
+    sq = sq_naive = ab = hits = calls = in80 = in95 = winkler80 = 0.0
     for r in h1.itertuples():
         sq += (r.actual - r.point) ** 2
         sq_naive += (r.actual - r.naive) ** 2
         ab += abs(r.actual - r.point)
-        if r.actual != r.naive:
-            moved += 1
-            hits += (r.point - r.naive) * (r.actual - r.naive) > 0
+        calls += r.point != r.naive
+        hits += (r.point - r.naive) * (r.actual - r.naive) > 0
         in80 += r.lo80 <= r.actual <= r.hi80
         in95 += r.lo95 <= r.actual <= r.hi95
+        winkler80 += r.hi80 - r.lo80 + 10 * (max(r.lo80 - r.actual, 0) + max(r.actual - r.hi80, 0))
     assert w["n"] == 20 and w["horizon"] == 1
     assert w["model"]["rmse"] == pytest.approx(math.sqrt(sq / 20))
     assert w["naive"]["rmse"] == pytest.approx(math.sqrt(sq_naive / 20))
     assert w["model"]["mae"] == pytest.approx(ab / 20)
     assert w["model"]["u2"] == pytest.approx(math.sqrt(sq / sq_naive))
-    assert w["model"]["directional_accuracy"] == pytest.approx(hits / moved)
+    assert w["model"]["directional_accuracy"] == pytest.approx(hits / 20)
+    assert w["model"]["call_accuracy"] == pytest.approx(hits / calls)
+    assert w["model"]["call_share"] == pytest.approx(calls / 20)
     assert (w["model"]["coverage80"], w["model"]["coverage95"]) == pytest.approx((in80 / 20, in95 / 20))
+    assert w["model"]["winkler80"] == pytest.approx(winkler80 / 20)
     assert w["naive"]["u2"] == 1.0 and math.isnan(w["naive"]["directional_accuracy"])
+    assert math.isnan(w["naive"]["winkler80"]) and math.isnan(w["model"]["coverage80_calm"]), "no prices given"
     assert w["last_target"] == h1["target_date"].max().strftime("%Y-%m-%d")
+
+
+def test_skill_window_counts_a_forecast_equal_to_the_last_close_as_no_call():
+    frame = _outcomes()
+    h1 = frame[frame["horizon"] == 1].sort_values("target_date").tail(20).index
+    frame.loc[h1[:5], "point"] = frame.loc[h1[:5], "naive"]
+    w = rt.skill_window(frame, 20)["model"]
+    assert w["call_share"] == pytest.approx(15 / 20)
+    assert w["directional_accuracy"] == pytest.approx(w["call_accuracy"] * 15 / 20)
+
+
+def test_skill_window_splits_coverage_by_the_volatility_known_at_each_origin():
+    prices = generate_prices(seed=0, n=73, start="2024-01-02")
+    frame = _outcomes()
+    w = rt.skill_window(frame, 40, prices=prices)  # every origin has 20 returns before it
+    h1 = frame[frame["horizon"] == 1].sort_values("target_date").tail(40)
+    logs = np.log(prices["close"].to_numpy())
+    position = {d: i for i, d in enumerate(prices.index)}
+    vol = [np.mean(np.abs(np.diff(logs[position[d] - 20 : position[d] + 1]))) for d in h1["as_of"]]
+    cut = np.quantile(vol, [1 / 3, 2 / 3])
+    for k, name in enumerate(("calm", "mid", "wild")):
+        inside = [r.lo80 <= r.actual <= r.hi80 for r, v in zip(h1.itertuples(), vol, strict=True)
+                  if int(v > cut[0]) + int(v > cut[1]) == k]  # fmt: skip
+        assert w["model"][f"coverage80_{name}"] == pytest.approx(sum(inside) / len(inside))
 
 
 def test_skill_window_ignores_unmatured_rows_and_counts_what_there_is():
@@ -81,6 +109,8 @@ def test_coverage_by_horizon_counts_each_horizon():
     assert [r["horizon"] for r in rows] == [1, 2, 3] and all(r["n"] == 30 for r in rows)
     h3 = frame[frame["horizon"] == 3]
     assert rows[2]["coverage95"] == pytest.approx(np.mean((h3["lo95"] <= h3["actual"]) & (h3["actual"] <= h3["hi95"])))
+    miss = np.clip(h3["lo95"] - h3["actual"], 0, None) + np.clip(h3["actual"] - h3["hi95"], 0, None)
+    assert rows[2]["winkler95"] == pytest.approx(np.mean(h3["hi95"] - h3["lo95"] + 40 * miss))
 
 
 def test_forecast_rows_carry_change_from_last_close():
