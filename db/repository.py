@@ -97,7 +97,16 @@ class UnitOfWork:
         ]
         return _upsert(self.conn, _prices, rows, ("ticker", "date"), PRICE_COLUMNS, ("source", "fetched_at"))
 
-<<<<<<< HEAD
+    def write_prices(self, ticker: str, frame: pd.DataFrame, source: str, revisions: Sequence[Any] = ()) -> int:
+        """Store fetched bars: upsert them, or, when the source restated history (``revisions``, see
+        :func:`forecaster.revisions.price_revisions`), replace every stored bar with ``frame`` and bring the
+        forecasts made on restated dates into the new units. Returns the price rows written."""
+        if not revisions:
+            return self.upsert_prices(ticker, frame, source)
+        written = self.replace_prices(ticker, frame, source)
+        self.restate_forecasts(ticker, revisions)
+        return written
+
     def replace_prices(self, ticker: str, frame: pd.DataFrame, source: str) -> int:
         """Replace every stored bar of ``ticker`` with ``frame`` (restated history); returns the rows written."""
         self.conn.execute(sa.delete(_prices).where(_prices.c.ticker == ticker))
@@ -131,23 +140,7 @@ class UnitOfWork:
         if rows:
             self.conn.execute(sa.insert(_revisions), rows)
 
-    def add_model_version(
-        self,
-        ticker: str,
-        kind: str,
-        parent_id: int | None,
-        preset: str,
-        config: dict[str, Any],
-        train_start: dt.date,
-        train_end: dt.date,
-        metrics: dict[str, Any],
-        artifact_path: str,
-        artifact_sha256: str,
-        status: str = "candidate",
-    ) -> int:
-=======
     def add_model_version(self, version: NewModelVersion) -> int:
->>>>>>> main
         """Record a trained model with its lineage; ``status="champion"`` also promotes it. Returns its id."""
         if version.kind not in MODEL_KINDS:
             raise ValueError(f"model kind {version.kind!r} is not one of {MODEL_KINDS}")
@@ -414,13 +407,20 @@ class Repository:
         return self._outcomes(query).iloc[::-1].reset_index(drop=True)
 
     def live_outcomes(
-        self, ticker: str, as_of: dt.date, window: int = 20, model: str = "lstm", pending: pd.DataFrame | None = None
+        self,
+        ticker: str,
+        as_of: dt.date,
+        window: int = 20,
+        model: str = "lstm",
+        pending: pd.DataFrame | None = None,
+        revisions: Sequence[Any] = (),
     ) -> pd.DataFrame:
         """The last ``window`` matured live horizon-1 rows of ``forecast_outcomes`` up to ``as_of``, newest first.
 
-        ``pending`` bars (fetched, not yet stored) count as if stored: they are written in a transaction that is
-        always rolled back, so the rows come from the same ``forecast_outcomes`` view with no lag of a day. The
-        caller scores them (:func:`forecaster.metrics.score`); this layer computes no metric.
+        ``pending`` bars (fetched, not yet stored) count as if stored: they are written (as
+        :meth:`UnitOfWork.write_prices` would, ``revisions`` included) in a transaction that is always rolled back,
+        so the rows come from the same ``forecast_outcomes`` view with no lag of a day. The caller scores them
+        (:func:`forecaster.metrics.score`); this layer computes no metric.
         """
         fo = forecast_outcomes.c
         query = (
@@ -433,7 +433,7 @@ class Repository:
         if pending is None or pending.empty:
             return self._outcomes(query)
         with rolled_back(self.engine) as conn:
-            UnitOfWork(conn).upsert_prices(ticker, pending, source="pending")
+            UnitOfWork(conn).write_prices(ticker, pending, "pending", revisions)
             result = conn.execute(query)
             return outcome_frame(result.all(), list(result.keys()))
 
