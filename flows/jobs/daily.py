@@ -122,8 +122,8 @@ def _run_job(run: TrackedRun, params: JobParams, settings: Settings, fetch: Fetc
     logger.info("%s: prices: %d sessions, %d fetched", tag, len(prices), len(fetched.bars))
     outcomes = repo.live_outcomes(params.ticker, params.as_of, pending=fetched.bars, revisions=fetched.revisions)
     live = score(outcomes, metrics=LIVE)
-    champion = load_champion(repo, params, live)
-    decision = _decide(params, settings, champion, fetched.revisions)
+    champion = _in_new_units(load_champion(repo, params, live), fetched.revisions)
+    decision = _decide(params, settings, champion)
     logger.info("%s: %s retrain: %s", tag, decision.kind, decision.reason)
     # the champion's record is taken before a fine-tune changes it (the candidate may be the champion itself)
     champion_model = None if champion is None else champion.model
@@ -238,17 +238,21 @@ def load_champion(repo: Repository, params: JobParams, live: dict[str, float]) -
     return Champion(row, model, facts)
 
 
-def _decide(params: JobParams, settings: Settings, champion: Champion | None,
-            revisions: tuple[PriceRevision, ...] = ()) -> TrainingDecision:  # fmt: skip
-    """The policy's decision, plus two facts it cannot see: an unusable artefact, and restated history under a
-    champion that learnt price levels (its scaler and inputs are in the old units: only a full retrain helps)."""
+def _in_new_units(champion: Champion | None, revisions: tuple[PriceRevision, ...]) -> Champion | None:
+    """After restated history, a champion that learnt price levels (scaler, inputs) is in the old units: unusable,
+    like a broken artefact, so the run retrains fully and never forecasts with it. Scale-free models stay usable."""
+    if not revisions or champion is None or champion.model is None or champion.model.preset_.target != "price":
+        return champion
+    warning = f"history restated ({describe_revisions(revisions)}): the champion learnt price levels in the old units"
+    logger.warning("%s: %s", champion.row.ticker, warning)
+    return Champion(champion.row, None, None, warning)
+
+
+def _decide(params: JobParams, settings: Settings, champion: Champion | None) -> TrainingDecision:
     decision = decide_training(params.retrain, None if champion is None else champion.facts, _fingerprint(params),
                                max_age=settings.max_champion_age, drift_u2=settings.drift_u2)  # fmt: skip
     if champion is not None and champion.warning:
         return TrainingDecision(decision.kind, f"{decision.reason} ({champion.warning})")
-    if revisions and champion is not None and champion.model is not None and champion.model.preset_.target == "price":
-        return TrainingDecision("full", f"history restated ({describe_revisions(revisions)}): the champion learnt "
-                                        "price levels in the old units")  # fmt: skip
     return decision
 
 
