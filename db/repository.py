@@ -36,6 +36,7 @@ from db.schema import (
     ModelArtifact,
     ModelVersion,
     Price,
+    PriceRevision,
     Run,
     forecast_outcomes,
     utcnow,
@@ -57,6 +58,7 @@ _metrics = Base.metadata.tables[Metric.__tablename__]
 _runs = Base.metadata.tables[Run.__tablename__]
 _versions = Base.metadata.tables[ModelVersion.__tablename__]
 _artifacts = Base.metadata.tables[ModelArtifact.__tablename__]
+_revisions = Base.metadata.tables[PriceRevision.__tablename__]
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,49 @@ class UnitOfWork:
             for i, day in enumerate(to_dates(frame.index))
         ]
         return _upsert(self.conn, _prices, rows, ("ticker", "date"), PRICE_COLUMNS, ("source", "fetched_at"))
+
+    def write_prices(self, ticker: str, frame: pd.DataFrame, source: str, revisions: Sequence[Any] = ()) -> int:
+        """Store fetched bars: upsert them, or, when the source restated history (``revisions``, see
+        :func:`forecaster.revisions.price_revisions`), replace every stored bar with ``frame`` and bring the
+        forecasts made on restated dates into the new units. Returns the price rows written."""
+        if not revisions:
+            return self.upsert_prices(ticker, frame, source)
+        written = self.replace_prices(ticker, frame, source)
+        self.restate_forecasts(ticker, revisions)
+        return written
+
+    def replace_prices(self, ticker: str, frame: pd.DataFrame, source: str) -> int:
+        """Replace every stored bar of ``ticker`` with ``frame`` (restated history); returns the rows written."""
+        self.conn.execute(sa.delete(_prices).where(_prices.c.ticker == ticker))
+        return self.upsert_prices(ticker, frame, source)
+
+    def restate_forecasts(self, ticker: str, revisions: Sequence[Any]) -> int:
+        """Multiply the point, intervals and naive of ``ticker``'s forecasts made on each revision's dates by its
+        ratio, so that they compare with the restated closes in the same units; returns the rows changed.
+
+        ``revisions`` are :class:`forecaster.revisions.PriceRevision`-like (``first_date``, ``last_date``, ``ratio``).
+        """
+        f = _forecasts.c
+        changed = 0
+        for r in revisions:
+            scaled = {c: f[c] * float(r.ratio) for c in ("point", "lo80", "hi80", "lo95", "hi95", "naive")}
+            where = (f.ticker == ticker, f.as_of >= as_date(r.first_date), f.as_of <= as_date(r.last_date))
+            changed += self.conn.execute(sa.update(_forecasts).where(*where).values(scaled)).rowcount
+        return changed
+
+    def record_price_revisions(
+        self, ticker: str, revisions: Sequence[Any], *, detected_on: dt.date, run_id: int | None, source: str
+    ) -> None:
+        """Record what a restatement changed (one row per run of dates with one ratio)."""
+        now = utcnow()
+        rows = [
+            {"ticker": ticker, "detected_on": as_date(detected_on), "detected_at": now, "run_id": run_id,
+             "first_date": as_date(r.first_date), "last_date": as_date(r.last_date), "ratio": float(r.ratio),
+             "sessions": int(r.sessions), "source": source}
+            for r in revisions
+        ]  # fmt: skip
+        if rows:
+            self.conn.execute(sa.insert(_revisions), rows)
 
     def add_model_version(self, version: NewModelVersion, *, artifact: bytes | None = None) -> int:
         """Record a trained model with its lineage; ``status="champion"`` also promotes it. Returns its id.
@@ -410,6 +455,12 @@ class Repository:
         with self.engine.connect() as conn:
             return conn.scalar(sa.select(sa.func.max(_prices.c.date)).where(_prices.c.ticker == ticker))
 
+    def price_revisions(self, ticker: str) -> list[PriceRevision]:
+        """Every recorded restatement of ``ticker``'s history, oldest first."""
+        query = sa.select(PriceRevision).where(PriceRevision.ticker == ticker).order_by(PriceRevision.id)
+        with self._session() as session:
+            return list(session.scalars(query))
+
     # -- outcomes -----------------------------------------------------------------------------------------
 
     def forecasts_due_for_scoring(self, ticker: str, as_of: dt.date) -> pd.DataFrame:
@@ -430,13 +481,20 @@ class Repository:
         return self._outcomes(query).iloc[::-1].reset_index(drop=True)
 
     def live_outcomes(
-        self, ticker: str, as_of: dt.date, window: int = 20, model: str = "lstm", pending: pd.DataFrame | None = None
+        self,
+        ticker: str,
+        as_of: dt.date,
+        window: int = 20,
+        model: str = "lstm",
+        pending: pd.DataFrame | None = None,
+        revisions: Sequence[Any] = (),
     ) -> pd.DataFrame:
         """The last ``window`` matured live horizon-1 rows of ``forecast_outcomes`` up to ``as_of``, newest first.
 
-        ``pending`` bars (fetched, not yet stored) count as if stored: they are written in a transaction that is
-        always rolled back, so the rows come from the same ``forecast_outcomes`` view with no lag of a day. The
-        caller scores them (:func:`forecaster.metrics.score`); this layer computes no metric.
+        ``pending`` bars (fetched, not yet stored) count as if stored: they are written (as
+        :meth:`UnitOfWork.write_prices` would, ``revisions`` included) in a transaction that is always rolled back,
+        so the rows come from the same ``forecast_outcomes`` view with no lag of a day. The caller scores them
+        (:func:`forecaster.metrics.score`); this layer computes no metric.
         """
         fo = forecast_outcomes.c
         query = (
@@ -449,7 +507,7 @@ class Repository:
         if pending is None or pending.empty:
             return self._outcomes(query)
         with rolled_back(self.engine) as conn:
-            UnitOfWork(conn).upsert_prices(ticker, pending, source="pending")
+            UnitOfWork(conn).write_prices(ticker, pending, "pending", revisions)
             result = conn.execute(query)
             return outcome_frame(result.all(), list(result.keys()))
 

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 typed ORM tables: prices, model_versions, model_artifacts, runs, forecasts, metrics, the outcomes view.
+"""SQLAlchemy 2 typed ORM tables: prices, model_versions, model_artifacts, runs, forecasts, metrics,
+price_revisions, and the outcomes view.
 
 Money and prices are double-precision floats everywhere. Dates are ``DATE``; timestamps are timezone-aware
 and always UTC (on SQLite, where there is no time zone type, they are stored as UTC and read back as UTC).
@@ -223,6 +224,28 @@ class Metric(Base):
     value: Mapped[float | None]
     window_start: Mapped[dt.date | None]
     window_end: Mapped[dt.date | None]
+
+
+class PriceRevision(Base):
+    """Stored bars that a source restated (a split re-adjusts all history): the dates and the factor applied.
+
+    ``ratio`` is new close / old close on ``first_date..last_date``; forecasts made on those dates were multiplied
+    by it in the same transaction, so that they compare with the restated closes in the same units.
+    """
+
+    __tablename__ = "price_revisions"
+    __table_args__ = (sa.Index(None, "ticker", "detected_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticker: Mapped[str] = mapped_column(sa.String(16))
+    detected_on: Mapped[dt.date]
+    detected_at: Mapped[dt.datetime]
+    run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id"), index=True)
+    first_date: Mapped[dt.date]
+    last_date: Mapped[dt.date]
+    ratio: Mapped[float]
+    sessions: Mapped[int]
+    source: Mapped[str] = mapped_column(sa.String(255))
 
 
 # Portable SQL (SQLite >= 3.25 and PostgreSQL): the view the README recipes query. ``direction_hit`` is defined as in

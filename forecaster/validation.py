@@ -19,6 +19,9 @@ from forecaster.errors import InvalidPricesError
 
 PRICES = ("open", "high", "low", "close")
 REL_TOL = 1e-6  # float rounding allowed in the OHLC order checks
+# Largest close-to-close move taken as real: |log return| 0.4 is +49% / -33%. TSLA's largest day 2010-2024 was 0.24;
+# a 2:1 split is 0.69 and a 3:1 split 1.10, so a jump beyond this means prices in two units (an unapplied split).
+MAX_LOG_MOVE = 0.4
 
 
 @dataclass(frozen=True)
@@ -44,15 +47,20 @@ def _fmt(value: object) -> str:
 
 
 def validate_prices(
-    frame: pd.DataFrame, *, max_gap_sessions: int | None = 5, calendar_check: bool = True
+    frame: pd.DataFrame,
+    *,
+    max_gap_sessions: int | None = 5,
+    calendar_check: bool = True,
+    max_log_move: float | None = MAX_LOG_MOVE,
 ) -> list[Problem]:
     """Every problem in a price frame (empty list when it is clean), ordered by date.
 
     Checks: required columns (if any is missing, nothing else is checked), rows present, a tz-naive midnight
     ``DatetimeIndex``, NaN/inf values, non-positive prices, negative volume, ``high < low``, open and close
     outside ``[low, high]`` (relative tolerance 1e-6), duplicate and unsorted dates, gaps of more than
-    ``max_gap_sessions`` NYSE sessions (``None`` disables) and, with ``calendar_check``, rows dated on days
-    that are not NYSE sessions.
+    ``max_gap_sessions`` NYSE sessions (``None`` disables), with ``calendar_check`` rows dated on days that are
+    not NYSE sessions, and close-to-close jumps beyond ``max_log_move`` in log terms (``None`` disables): a price
+    series in two units, such as history that a split re-adjusted only in part.
     """
     missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
     if missing:
@@ -66,6 +74,8 @@ def validate_prices(
     if isinstance(frame.index, pd.DatetimeIndex):
         problems += _check_order(dates)
         problems += _check_calendar(dates, max_gap_sessions, calendar_check)
+        if max_log_move is not None and not problems:
+            problems += _check_jumps(values["close"], dates, max_log_move)
     return sorted(problems, key=lambda p: (p.date is not None, pd.Timestamp.min if p.date is None else p.date))
 
 
@@ -182,4 +192,19 @@ def _check_calendar(dates: pd.DatetimeIndex, max_gap_sessions: int | None, calen
             day, before = pd.Timestamp(unique[i + 1]), pd.Timestamp(unique[i]).strftime("%Y-%m-%d")
             message = f"gap: {between[i]} NYSE sessions missing since {before} (max {max_gap_sessions})"
             problems.append(Problem(day, None, None, message))
+    return problems
+
+
+def _check_jumps(close: np.ndarray, dates: pd.DatetimeIndex, max_log_move: float) -> list[Problem]:
+    """Close-to-close moves larger than ``max_log_move`` (log terms), named by the date of the later close."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moves = np.diff(np.log(close))
+    problems: list[Problem] = []
+    for pos in np.flatnonzero(np.abs(moves) > max_log_move) + 1:
+        ratio = float(close[pos - 1] / close[pos])
+        message = (
+            f"jump: close moved {np.expm1(moves[pos - 1]):+.0%} from {close[pos - 1]:.6g} on "
+            f"{dates[pos - 1]:%Y-%m-%d} (ratio {ratio:.4g}); history in two units, e.g. a split not applied to it"
+        )
+        problems.append(Problem(dates[pos], "close", float(close[pos]), message))
     return problems

@@ -28,6 +28,8 @@ from forecaster.metrics import LIVE, score
 from forecaster.models import ArtifactError
 from forecaster.policy import ChampionFacts, GateDecision, TrainingDecision, decide_training, gate, oos_scores
 from forecaster.presets import get_preset
+from forecaster.revisions import PriceRevision, price_revisions, restated_dates
+from forecaster.revisions import describe as describe_revisions
 from forecaster.sources import parse_source
 from forecaster.validation import ensure_valid
 
@@ -115,10 +117,12 @@ def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch
 def _run_job(run: TrackedRun, params: JobParams, settings: Settings, fetch: Fetch) -> JobResult:
     """The steps of a started run: every write happens in one transaction at the end."""
     repo, tag = run.repo, f"{params.ticker} {params.as_of}"
-    prices, new_bars = load_prices(repo, params, settings, fetch)
-    logger.info("%s: prices: %d sessions, %d fetched", tag, len(prices), len(new_bars))
-    live = score(repo.live_outcomes(params.ticker, params.as_of, pending=new_bars), metrics=LIVE)
-    champion = load_champion(repo, params, live)
+    fetched = load_prices(repo, params, settings, fetch)
+    prices = fetched.history
+    logger.info("%s: prices: %d sessions, %d fetched", tag, len(prices), len(fetched.bars))
+    outcomes = repo.live_outcomes(params.ticker, params.as_of, pending=fetched.bars, revisions=fetched.revisions)
+    live = score(outcomes, metrics=LIVE)
+    champion = _in_new_units(load_champion(repo, params, live), fetched.revisions)
     decision = _decide(params, settings, champion)
     logger.info("%s: %s retrain: %s", tag, decision.kind, decision.reason)
     # the champion's record is taken before a fine-tune changes it (the candidate may be the champion itself)
@@ -133,7 +137,7 @@ def _run_job(run: TrackedRun, params: JobParams, settings: Settings, fetch: Fetc
     artifact, sha = pack_model(candidate)
     trained = Trained(candidate, None if champion is None else champion.row, verdict, decision, scores)
     version = _version(params, trained, sha)
-    used, version_id = _persist(run, params, trained, new_bars, forecasts, live, version, artifact)
+    used, version_id = _persist(run, params, trained, fetched, forecasts, live, version, artifact)
     logger.info("%s: stored: run %d, model version %d", tag, run.id, used)
     records = forecasts.assign(
         as_of=forecasts["as_of"].dt.strftime("%Y-%m-%d"), target_date=forecasts["target_date"].dt.strftime("%Y-%m-%d")
@@ -142,29 +146,45 @@ def _run_job(run: TrackedRun, params: JobParams, settings: Settings, fetch: Fetc
                      decision.reason, verdict.reason, finite_scores(live), records)  # fmt: skip
 
 
-def load_prices(
-    repo: Repository, params: JobParams, settings: Settings, fetch: Fetch
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+@dataclass(frozen=True)
+class FetchedPrices:
+    """Prices of one run: the validated ``history`` up to ``as_of``, the ``bars`` to store and, when the source
+    restated bars we store (a split), the ``revisions`` (then ``bars`` is the whole history and replaces ours)."""
+
+    history: pd.DataFrame
+    bars: pd.DataFrame
+    revisions: tuple[PriceRevision, ...] = ()
+
+
+def load_prices(repo: Repository, params: JobParams, settings: Settings, fetch: Fetch) -> FetchedPrices:
     """Stored history plus newly fetched final bars up to ``as_of``, validated together.
 
-    Returns:
-        ``(history up to as_of, the fetched bars to upsert)``.
+    The fetch overlaps the stored bars by 14 days; if the source now gives different values for them, it has
+    restated its history: the whole history is fetched again and replaces the stored one.
     """
     latest = repo.latest_price_date(params.ticker)
-    start = (
-        dt.date.fromisoformat(settings.history_start)
-        if latest is None
-        else min(latest, params.as_of) - dt.timedelta(days=14)
-    )
-    fetched = fetch(params.source, params.ticker, start, params.as_of)
-    fetched = fetched.loc[: pd.Timestamp(last_completed_session())] if len(fetched) else fetched  # final bars only
-    ensure_valid(fetched)
+    history_start = dt.date.fromisoformat(settings.history_start)
+    start = history_start if latest is None else min(latest, params.as_of) - dt.timedelta(days=14)
+    fetched = _final_bars(fetch(params.source, params.ticker, start, params.as_of))
     if pd.Timestamp(params.as_of) not in fetched.index:
         newest = fetched.index.max().date() if len(fetched) else "none"
         raise SourceError(f"{params.source} has no final bar for {params.ticker} on {params.as_of} (newest: {newest})")
     stored = repo.load_prices(params.ticker, end=params.as_of)
+    if len(restated := restated_dates(stored, fetched)):
+        logger.warning("%s %s: %s restated %d stored bars (%s..%s): fetching the whole history again",
+                       params.ticker, params.as_of, params.source, len(restated), restated[0].date(),
+                       restated[-1].date())  # fmt: skip
+        full = _final_bars(fetch(params.source, params.ticker, history_start, params.as_of))
+        revisions = tuple(price_revisions(stored, full))
+        logger.warning("%s %s: restated history: %s", params.ticker, params.as_of, describe_revisions(revisions))
+        return FetchedPrices(ensure_valid(full), full, revisions)
     history = pd.concat([stored[~stored.index.isin(fetched.index)], fetched]).sort_index()
-    return ensure_valid(history), fetched
+    return FetchedPrices(ensure_valid(history), fetched)
+
+
+def _final_bars(fetched: pd.DataFrame) -> pd.DataFrame:
+    """The final bars of a fetch (the session has closed), validated."""
+    return ensure_valid(fetched.loc[: pd.Timestamp(last_completed_session())] if len(fetched) else fetched)
 
 
 @dataclass(frozen=True)
@@ -216,6 +236,16 @@ def load_champion(repo: Repository, params: JobParams, live: dict[str, float]) -
         else _sessions_between(attempt, params.as_of),
     )  # fmt: skip
     return Champion(row, model, facts)
+
+
+def _in_new_units(champion: Champion | None, revisions: tuple[PriceRevision, ...]) -> Champion | None:
+    """After restated history, a champion that learnt price levels (scaler, inputs) is in the old units: unusable,
+    like a broken artefact, so the run retrains fully and never forecasts with it. Scale-free models stay usable."""
+    if not revisions or champion is None or champion.model is None or champion.model.preset_.target != "price":
+        return champion
+    warning = f"history restated ({describe_revisions(revisions)}): the champion learnt price levels in the old units"
+    logger.warning("%s: %s", champion.row.ticker, warning)
+    return Champion(champion.row, None, None, warning)
 
 
 def _decide(params: JobParams, settings: Settings, champion: Champion | None) -> TrainingDecision:
@@ -270,14 +300,16 @@ def _version(params: JobParams, trained: Trained, sha: str) -> NewModelVersion:
     )  # fmt: skip
 
 
-def _persist(run: TrackedRun, params: JobParams, trained: Trained, new_bars: pd.DataFrame, forecasts: pd.DataFrame,
+def _persist(run: TrackedRun, params: JobParams, trained: Trained, fetched: FetchedPrices, forecasts: pd.DataFrame,
              live: dict[str, float], version: NewModelVersion, artifact: bytes) -> tuple[int, int]:  # fmt: skip
-    """Every write of the run in one transaction, the model artefact included; returns the ids of the version used
-    today and of the new one."""
+    """Every write of the run in one transaction, the model artefact and any restated history included; returns
+    the ids of the version used today and of the new one."""
     verdict, run_id = trained.verdict, run.id
     assert run_id is not None
     with run.repo.transaction() as tx:
-        tx.upsert_prices(params.ticker, new_bars, params.source)
+        tx.write_prices(params.ticker, fetched.bars, params.source, fetched.revisions)
+        tx.record_price_revisions(params.ticker, fetched.revisions, detected_on=params.as_of, run_id=run_id,
+                                  source=params.source)  # fmt: skip
         version_id = tx.add_model_version(version, artifact=artifact)
         if verdict.promote:
             tx.promote(version_id)
@@ -290,6 +322,8 @@ def _persist(run: TrackedRun, params: JobParams, trained: Trained, new_bars: pd.
             tx.write_metrics(run_id, used, "live", finite_scores(live), None, params.as_of)
         details = {"decision": trained.decision.reason, "gate": verdict.reason, "promoted": verdict.promote,
                    "candidate_version_id": version_id}  # fmt: skip
+        if fetched.revisions:
+            details["restated"] = describe_revisions(fetched.revisions)
         run.commit(tx, RunOutcome(used, details))
     return used, version_id
 

@@ -174,3 +174,25 @@ def _timed(func, *args) -> float:
     start = time.perf_counter()
     func(*args)
     return time.perf_counter() - start
+
+
+def test_unexplained_jump_is_reported_by_date(prices):
+    split_day = prices.index[20]
+    frame = prices.copy()
+    frame.loc[split_day:, ["open", "high", "low", "close"]] /= 3.0  # a 3:1 split applied to new bars only
+    problems = validate_prices(frame)
+    assert [p.date for p in problems] == [split_day]
+    assert "jump: close moved -67%" in str(problems[0]) and "ratio 3" in str(problems[0])
+
+
+def test_jump_threshold_is_a_parameter(prices):
+    frame = prices.copy()
+    frame.loc[prices.index[20] :, ["open", "high", "low", "close"]] /= 3.0
+    assert validate_prices(frame, max_log_move=None) == []
+    assert validate_prices(prices, max_log_move=0.4) == []
+
+
+def test_a_large_real_move_is_not_a_jump(prices):
+    frame = prices.copy()
+    frame.loc[prices.index[20] :, ["open", "high", "low", "close"]] *= 1.27  # TSLA's largest day was +27%
+    assert validate_prices(frame) == []
