@@ -149,7 +149,7 @@ def test_0004_moves_bundles_into_the_database_and_the_downgrade_writes_them_back
     shutil.rmtree(tmp_path / "models" / "TSLA" / "gone")
     archive = bundle_to_bytes(folder)
     migrate.upgrade(db_url, "0004")
-    repo = Repository.from_url(db_url)
+    repo = Repository.from_url(db_url, check_schema=False)  # at 0004, below the head
     try:
         assert repo.artifact_data(version_id) == archive
         assert repo.model_version(version_id).artifact_sha256 == bytes_sha256(archive), "the cache key"
