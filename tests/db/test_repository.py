@@ -136,6 +136,7 @@ def test_a_transaction_that_fails_halfway_leaves_nothing_behind(repo: Repository
         "runs": 1,
         "forecasts": 0,
         "metrics": 0,
+        "price_revisions": 0,
     }
     run = repo.find_run("daily", TICKER, AS_OF, status="failed")
     assert run is not None and run.error == "RuntimeError: boom" and run.finished_at is not None
