@@ -134,4 +134,7 @@ def test_a_frozen_copy_keeps_forecasting_as_the_model_did_before_it_was_trained(
     model.update(long_prices.iloc[:603], finetune=True)
     copy.update(long_prices.iloc[:603], finetune=False)
     pd.testing.assert_frame_equal(copy.predict(), rolled.predict(), check_exact=True)
-    assert not model.predict()[["point"]].equals(copy.predict()[["point"]]), "fine-tuning the original moved it"
+    # the point may stay at naive (shrinkage without significant skill is 0); the weights, so the intervals, move
+    assert any(not np.array_equal(a, b) for a, b in zip(model.model_.get_weights(), copy.model_.get_weights(),
+                                                        strict=True)), "fine-tuning the original moved it"  # fmt: skip
+    assert not model.predict()[["lo80", "hi80"]].equals(copy.predict()[["lo80", "hi80"]])

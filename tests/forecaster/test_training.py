@@ -8,6 +8,12 @@ from forecaster import models, training
 
 
 @pytest.fixture
+def tiny_preset(tiny_preset):
+    """A point-only network (no scale head, so ``Dense(H)``): these tests train it on ``y`` directly."""
+    return tiny_preset.replace(interval="ewma")
+
+
+@pytest.fixture
 def arrays():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(150, 10, 5)).astype("float32")
