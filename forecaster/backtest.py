@@ -111,8 +111,8 @@ def run_backtest(
     frames, histories = [], []
     for model in models:
         frames.append(walk_forward(model, prices, origins, horizon=horizon, refit_every=refit_every, on_step=on_step))
-        if getattr(model, "fit_history_", None):
-            histories.append(model.fit_history_)
+        if history := getattr(model, "fit_history_", None):
+            histories.append(history)
     forecasts = pd.concat(frames, ignore_index=True)
     start_, end_ = pd.Timestamp(start), pd.Timestamp(end)
     summary = summarise(metrics.with_volatility(forecasts, prices["close"]), scale, start_, end_)

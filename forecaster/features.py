@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from forecaster.errors import ConfigError, NotEnoughDataError
 
-Scaler = StandardScaler | MinMaxScaler
+Scaler: TypeAlias = StandardScaler | MinMaxScaler
 
 
 def _log_return(p: pd.DataFrame) -> pd.Series:

@@ -240,8 +240,9 @@ class LSTMForecaster:
     def load(cls, directory: str | Path, expected_sha256: str | None = None) -> LSTMForecaster:
         """Load a bundle written by :meth:`save` (raises ArtifactError when missing or corrupt)."""
         model, state, meta = models.read_bundle(Path(directory), expected_sha256)
-        self = cls(Preset.from_dict(meta["preset"]), meta["horizon"])
-        self.preset_ = self.preset
+        preset = Preset.from_dict(meta["preset"])
+        self = cls(preset, meta["horizon"])
+        self.preset_ = preset
         self.model_, self.x_scaler_, self.y_scaler_ = model, state["x_scaler"], state["y_scaler"]
         self.recent_, self.residuals_ = state["recent"], np.asarray(state["residuals"])
         self.shrink_ = np.asarray(state.get("shrink", np.ones(self.horizon)))

@@ -59,7 +59,8 @@ class Preset:
     def from_dict(cls, data: dict[str, Any]) -> Preset:
         """Inverse of :meth:`to_dict`."""
         tuples = {f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type)}
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
+        return cls(**values)
 
     def fingerprint(self) -> str:
         """Short hash of the architecture-relevant config; a change forces a full retrain."""
