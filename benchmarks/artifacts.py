@@ -68,7 +68,7 @@ def _median_ms(action, repeats: int, before=None) -> float:
 
 def _timings(repo, row, settings, repeats: int) -> dict[str, float]:
     """Median milliseconds of each way to get a loaded model from a registered version."""
-    from flows.jobs.artifacts import cached_bundle, load_version
+    from flows.jobs.bundles import cached_bundle, load_version
 
     def clear() -> None:
         shutil.rmtree(settings.cache_dir, ignore_errors=True)
@@ -85,7 +85,7 @@ def _timings(repo, row, settings, repeats: int) -> dict[str, float]:
 def measure(preset_name: str, prices, urls: dict[str, str], tmp: Path, repeats: int) -> dict:
     from db import migrate
     from db.repository import NewModelVersion, Repository
-    from flows.jobs.artifacts import artifact_hint
+    from flows.jobs.bundles import artifact_hint
     from flows.settings import Settings
     from forecaster.lstm import LSTMForecaster
     from forecaster.models import pack_model

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from db.repository import NewModelVersion, Repository
-from flows.jobs.artifacts import artifact_hint, pack_model
+from flows.jobs.bundles import artifact_hint, pack_model
 from flows.jobs.daily import finite_scores
 from flows.jobs.lifecycle import RunKey, RunOutcome, TrackedRun, tracked_run
 from flows.settings import Settings

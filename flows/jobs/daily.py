@@ -18,7 +18,7 @@ import pandas as pd
 
 from db.repository import NewModelVersion, Repository
 from db.schema import ModelVersion
-from flows.jobs.artifacts import artifact_hint, load_version, pack_model
+from flows.jobs.bundles import artifact_hint, load_version, pack_model
 from flows.jobs.lifecycle import RunKey, RunOutcome, TrackedRun, tracked_run
 from flows.settings import Settings
 from forecaster.calendar import is_session, last_completed_session, sessions

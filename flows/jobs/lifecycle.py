@@ -14,7 +14,7 @@
 
 The lock is held from step 1 until the run has committed or failed, so two runs of one key never overlap. A run
 writes no file that outlives it: model artefacts go into the database in the run's one transaction
-(:mod:`flows.jobs.artifacts`), so a killed run leaves nothing to sweep.
+(:mod:`flows.jobs.bundles`), so a killed run leaves nothing to sweep.
 """
 
 from __future__ import annotations
