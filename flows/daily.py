@@ -7,13 +7,15 @@ import logging
 
 import pandas as pd
 from prefect import flow, get_run_logger, task, unmapped
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
+from prefect.states import State
 
 from db.repository import Repository
 from flows import alerts, artifacts
 from flows.jobs import catchup
 from flows.jobs.daily import JobParams, fetch_prices, resolve_as_of, run_ticker
 from flows.settings import Settings
+from forecaster.errors import FinalBarMissingError
 
 logger = logging.getLogger("flows.daily")
 
@@ -22,6 +24,11 @@ logger = logging.getLogger("flows.daily")
 def fetch_bars(source: str, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
     """Fetch bars from the price source (network I/O: the only step that retries)."""
     return fetch_prices(source, ticker, start, end)
+
+
+def _final_bar_missing(_task: object, _task_run: object, state: State) -> bool:
+    """Retry condition of ``forecast-ticker``: only a final bar that the source does not have yet is retried."""
+    return isinstance(state.data, FinalBarMissingError)
 
 
 @task(name="forecast-ticker")
@@ -33,7 +40,20 @@ def forecast_ticker(ticker: str, as_of: dt.date, source: str | None = None, retr
                                      preset=preset)  # fmt: skip
     fetch = fetch_bars.with_options(retries=settings.fetch_retries)
     with Repository.from_url(settings.db_url, artifact_retention=settings.artifact_retention) as repo:
-        return run_ticker(params, settings, repo, fetch=fetch, flow_run_id=_flow_run_id()).to_dict()
+        result = run_ticker(params, settings, repo, fetch=fetch, flow_run_id=_flow_run_id()).to_dict()
+        attempt = int(task_run.run_count or 1)
+        if attempt > 1 and result["status"] == "succeeded":  # earlier attempts found no final bar: say so on the run
+            waited = f"attempt {attempt}: the first {attempt - 1} found no final bar for {as_of} yet"
+            repo.merge_run_details(result["run_id"], {"final_bar_wait": waited})
+            result["final_bar_wait"] = waited
+        return result
+
+
+def _ticker_task(settings: Settings):
+    """``forecast-ticker`` with the late-final-bar retries of the settings (read when the flow runs)."""
+    delays = settings.final_bar_retry_delays
+    return forecast_ticker.with_options(retries=len(delays), retry_delay_seconds=delays or 0,
+                                        retry_condition_fn=_final_bar_missing)  # fmt: skip
 
 
 @flow(name="daily-forecast", log_prints=True, on_failure=[alerts.on_failure], on_crashed=[alerts.on_crashed])
@@ -52,10 +72,11 @@ def daily_forecast(
     day = resolve_as_of(as_of)
     if day is None:
         return []
-    tickers = tickers or Settings().tickers
+    settings = Settings()
+    tickers, run_one = tickers or settings.tickers, _ticker_task(settings)
     caught = catchup.replay(catchup.find_missed(tickers, day),
-                            lambda t, d: forecast_ticker(t, d, source, retrain, horizon, preset))  # fmt: skip
-    futures = forecast_ticker.map(tickers, unmapped(day), unmapped(source), unmapped(retrain), unmapped(horizon),
+                            lambda t, d: run_one(t, d, source, retrain, horizon, preset))  # fmt: skip
+    futures = run_one.map(tickers, unmapped(day), unmapped(source), unmapped(retrain), unmapped(horizon),
                                   unmapped(preset))  # fmt: skip
     results = [f.result() for f in futures]
     artifacts.publish_run_summary(caught + results)
@@ -103,8 +124,6 @@ def report_ticker(result: dict) -> dict:
 def email_report(message: bytes) -> int:
     """One SMTP delivery attempt (network I/O: Prefect retries it); returns the attempt number. The password is
     read here, from the settings, so that it never travels as a task parameter."""
-    from prefect.runtime import task_run
-
     from flows.report.mail import SmtpConfig, send_message
 
     send_message(message, SmtpConfig.from_settings(Settings()))

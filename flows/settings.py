@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     gate_tolerance: float = Field(1.0, description="candidate RMSE must be <= tolerance x champion RMSE")
     gate_max_u2: float = Field(1.25, description="a candidate whose U2 vs naive exceeds this never replaces a champion")
     fetch_retries: int = Field(2, description="Prefect retries of the price fetch (each with backoff)")
+    final_bar_retry_delays: list[float] = Field(
+        [900, 1800, 3600, 3600, 3600],
+        description="seconds before each new attempt of a run whose source has no final bar for as_of yet "
+        "(Yahoo is sometimes late): 2.75 hours in all by default; [] fails at once",
+    )
     artifact_retention: int = Field(
         30, ge=0, description="keep the model artefacts of every champion and of the newest N versions per ticker"
     )

@@ -9,6 +9,10 @@ class SourceError(ForecasterError):
     """A price source could not deliver data (unreachable, empty answer, unreadable file)."""
 
 
+class FinalBarMissingError(SourceError):
+    """The source has no final bar for the as-of session yet (Yahoo is sometimes late after the close)."""
+
+
 class InvalidPricesError(ForecasterError):
     """A price frame failed validation; ``problems`` lists every problem found."""
 

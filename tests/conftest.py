@@ -100,6 +100,7 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("TSLA_FORECAST_HOME", str(tmp_path))
     monkeypatch.delenv("TSLA_FORECAST_DATABASE_URL", raising=False)
     monkeypatch.setenv("TSLA_FORECAST_FETCH_RETRIES", "0")
+    monkeypatch.setenv("TSLA_FORECAST_FINAL_BAR_RETRY_DELAYS", "[]")  # a missing bar fails at once in tests
     monkeypatch.setenv("TSLA_FORECAST_EMAIL_ENABLED", "false")
     from db import migrate
 

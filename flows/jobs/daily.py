@@ -22,7 +22,7 @@ from flows.jobs.bundles import artifact_hint, load_version, pack_model
 from flows.jobs.lifecycle import RunKey, RunOutcome, TrackedRun, tracked_run
 from flows.settings import Settings
 from forecaster.calendar import is_session, last_completed_session, sessions
-from forecaster.errors import ConfigError, SourceError
+from forecaster.errors import ConfigError, FinalBarMissingError, SourceError
 from forecaster.lstm import LSTMForecaster  # no TensorFlow at import: Keras loads on the first fit or load
 from forecaster.metrics import LIVE, score
 from forecaster.models import ArtifactError
@@ -168,7 +168,9 @@ def load_prices(repo: Repository, params: JobParams, settings: Settings, fetch: 
     fetched = _final_bars(fetch(params.source, params.ticker, start, params.as_of))
     if pd.Timestamp(params.as_of) not in fetched.index:
         newest = fetched.index.max().date() if len(fetched) else "none"
-        raise SourceError(f"{params.source} has no final bar for {params.ticker} on {params.as_of} (newest: {newest})")
+        raise FinalBarMissingError(
+            f"{params.source} has no final bar for {params.ticker} on {params.as_of} (newest: {newest})"
+        )
     stored = repo.load_prices(params.ticker, end=params.as_of)
     if len(restated := restated_dates(stored, fetched)):
         logger.warning("%s %s: %s restated %d stored bars (%s..%s): fetching the whole history again",

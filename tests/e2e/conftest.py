@@ -192,6 +192,7 @@ def stack_env(tmp: Path, port: int, home: Path) -> dict[str, str]:
         PREFECT_WORKER_QUERY_SECONDS="2",
         TSLA_FORECAST_HOME=str(home),
         TSLA_FORECAST_FETCH_RETRIES="0",
+        TSLA_FORECAST_FINAL_BAR_RETRY_DELAYS="[]",
         TF_CPP_MIN_LOG_LEVEL="2",
         TF_ENABLE_ONEDNN_OPTS="0",
         PYTHONUNBUFFERED="1",
