@@ -35,7 +35,9 @@ def run_backtest_command(
         summary = run_backtest_job(params, output, repo, settings=settings)
     typer.echo(format_table(summary))
     stored = f"; stored as backtest run {summary['run_id']}" if summary.get("run_id") else ""
-    if summary.get("status") == "already_done":
+    if summary.get("rebuilt"):
+        typer.echo(f"this backtest is already stored as run {summary['run_id']}: recomputed only the files in {output}")
+    elif summary.get("status") == "already_done":
         typer.echo(f"this backtest is already stored as run {summary['run_id']}: nothing recomputed")
     else:
         typer.echo(f"wrote {output}/summary.json, forecasts.csv and plots ({summary['seconds']:.1f}s){stored}")

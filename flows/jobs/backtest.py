@@ -79,7 +79,7 @@ def run_backtest_job(params: BacktestParams, output: Path, repo: Repository | No
                 logger.info("backtest %s already stored as run %d: nothing to do", params.to_dict(), run.done.id)
                 return stored
             logger.info("backtest already stored as run %d; recomputing the files for %s", run.done.id, output)
-            return _compute(params, output)[0] | {"run_id": run.done.id, "status": "already_done"}
+            return _compute(params, output)[0] | {"run_id": run.done.id, "status": "already_done", "rebuilt": True}
         summary, result, lstm = _compute(params, output)
         artifact, sha = pack_model(lstm)
         _persist(run, params, result, summary, lstm, artifact, sha)

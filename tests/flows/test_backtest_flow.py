@@ -45,6 +45,10 @@ def test_the_same_backtest_again_changes_nothing(repo, home, summary, tmp_path):
     again = backtest(**ARGS, output=str(tmp_path / "bt2"))
     assert again["status"] == "already_done" and again["run_id"] == summary["run_id"]
     assert again["lstm"]["rmse"] == summary["lstm"]["rmse"]
+    rebuilt = json.loads((tmp_path / "bt2" / "summary.json").read_text())  # a new --output folder is written anyway
+    assert (
+        rebuilt["lstm"] == pytest.approx(summary["lstm"], nan_ok=True) and (tmp_path / "bt2" / "forecasts.csv").exists()
+    )
     assert db_state(repo) == before and store_digest(home) == files and repo.count_rows()["runs"] == runs
     other = backtest(**(ARGS | {"refit_every": 0}), output=str(tmp_path / "bt3"))
     assert other["status"] == "succeeded" and other["run_id"] != summary["run_id"], "other parameters run anew"

@@ -29,7 +29,9 @@ class LateYahoo:
     def __call__(self, ticker: str, start, end) -> pd.DataFrame:  # set on the class: called unbound
         self.calls += 1
         known = self.prices if self.calls > self.late_calls else self.prices.iloc[:-1]
-        return yahoo_download_frame(known.loc[(known.index >= (start or known.index[0])) & (known.index <= end)], ticker)
+        return yahoo_download_frame(
+            known.loc[(known.index >= (start or known.index[0])) & (known.index <= end)], ticker
+        )
 
 
 def test_a_late_final_bar_is_waited_for_and_the_wait_is_recorded(repo, monkeypatch):
