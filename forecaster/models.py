@@ -100,21 +100,27 @@ def directory_sha256(directory: Path) -> str:
 
 def write_bundle(directory: Path, model: Any, state: dict[str, Any], metadata: dict[str, Any]) -> str:
     """Atomically write a bundle to ``directory`` (which must not exist yet); returns its sha256."""
-    directory = Path(directory)
+    with _immutable_folder(Path(directory)) as tmp:
+        model.save(tmp / MODEL_FILE)
+        joblib.dump(state, tmp / STATE_FILE)
+        (tmp / META_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
+        sha = directory_sha256(tmp)
+    return sha
+
+
+@contextmanager
+def _immutable_folder(directory: Path) -> Iterator[Path]:
+    """A temporary sibling of ``directory`` to fill; renamed into place when the block ends, removed if it raises."""
     if directory.exists():
         raise ArtifactError(f"model bundle {directory} already exists; bundles are immutable")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        model.save(tmp / MODEL_FILE)
-        joblib.dump(state, tmp / STATE_FILE)
-        (tmp / META_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
-        sha = directory_sha256(tmp)
+        yield tmp
         os.replace(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return sha
 
 
 def read_bundle(directory: Path, expected_sha256: str | None = None) -> tuple[Any, dict, dict]:
@@ -165,11 +171,7 @@ def bytes_sha256(data: bytes) -> str:
 def bundle_from_bytes(data: bytes, directory: Path) -> Path:
     """Unpack an archive made by :func:`bundle_to_bytes` into ``directory`` (which must not exist), atomically."""
     directory = Path(directory)
-    if directory.exists():
-        raise ArtifactError(f"model bundle {directory} already exists; bundles are immutable")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with _immutable_folder(directory) as tmp:
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
                 tar.extractall(tmp, filter="data")
@@ -178,10 +180,6 @@ def bundle_from_bytes(data: bytes, directory: Path) -> Path:
         missing = [f for f in BUNDLE_FILES if not (tmp / f).is_file()]
         if missing:
             raise ArtifactError(f"model archive for {directory.name} is missing {', '.join(missing)}")
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 
