@@ -170,9 +170,9 @@ def _persist(run: TrackedRun, params: BacktestParams, result, summary: dict, lst
 def format_table(summary: dict) -> str:
     """A fixed-width table: one row per model, the metrics as columns."""
     names = [n for n in MODEL_NAMES if n in summary]
-    head = f"{'h=1':<15}" + "".join(f"{m:>11}" for m in TABLE_METRICS)
-    rows = [head]
+    widths = [max(8, len(m)) + 1 for m in TABLE_METRICS]
+    rows = [f"{'h=1':<15}" + "".join(f"{m:>{w}}" for m, w in zip(TABLE_METRICS, widths, strict=True))]
     for name in names:
-        cells = "".join(f"{summary[name].get(m, float('nan')):>11.4g}" for m in TABLE_METRICS)
-        rows.append(f"{name:<15}{cells}")
+        cells = (f"{summary[name].get(m, float('nan')):>{w}.4g}" for m, w in zip(TABLE_METRICS, widths, strict=True))
+        rows.append(f"{name:<15}" + "".join(cells))
     return "\n".join(rows)
