@@ -59,7 +59,7 @@ def test_a_failed_deployment_run_emails_an_alert_and_a_succeeded_one_does_not(st
     msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
     assert msg["Subject"] == f"[tsla-forecast] FAILED: TSLA {NEXT} at load_prices"
     body = msg.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
-    assert f"ticker: TSLA\nday:    {NEXT}\nstep:   load_prices\nerror:  SourceError: " in body
+    assert f"ticker: TSLA\nday:    {NEXT}\nstep:   load_prices\nerror:  FinalBarMissingError: " in body
     assert f"has no final bar for TSLA on {NEXT} (newest: {AS_OF})" in body
     link = body.split("flow run: ", 1)[1].splitlines()[0]
     assert link == f"{stack.api_url.removesuffix('/api')}/runs/flow-run/{flow_run_id(failed.stdout)}"

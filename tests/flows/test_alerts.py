@@ -46,7 +46,7 @@ def test_a_failed_run_emails_ticker_day_step_error_and_link_and_a_good_run_sends
     assert msg["Subject"] == f"[tsla-forecast] FAILED: TSLA {NO_BAR} at load_prices"
     body = msg.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
     error = repo.find_run("daily", "TSLA", NO_BAR, status="failed").error
-    assert error.startswith("SourceError: ") and "has no final bar for TSLA on 2024-06-05" in error
+    assert error.startswith("FinalBarMissingError: ") and "has no final bar for TSLA on 2024-06-05" in error
     assert f"ticker: TSLA\nday:    {NO_BAR}\nstep:   load_prices\nerror:  {error}\n" in body
     link = body.split("flow run: ", 1)[1].splitlines()[0]
     assert link.endswith(f"/runs/flow-run/{state.state_details.flow_run_id}"), link

@@ -133,7 +133,8 @@ def _on_one_machine(tmp_path: Path) -> tuple[dict, dict]:
     repo = Repository.from_url(url)
     try:
         days = [
-            [run_ticker(JobParams(t, day, **ARGS), settings, repo).to_dict() for t in TICKERS] for day in (DAY1, DAY2)
+            [run_ticker(JobParams(t, day, retrain="auto", **ARGS), settings, repo).to_dict() for t in TICKERS]
+            for day in (DAY1, DAY2)
         ]
         return _forecasts(repo, days[0]), _forecasts(repo, days[1])
     finally:
