@@ -37,3 +37,24 @@ def write_json(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=str))
     return path
+
+
+def new_postgres_database(pg_url: str | None, prefix: str) -> str | None:
+    """A fresh, empty database ``<prefix>_<random>`` on the server of ``pg_url``; None when it is unreachable."""
+    import sys
+    import uuid
+
+    import sqlalchemy as sa
+
+    if not pg_url:
+        return None
+    try:
+        admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        admin.dispose()
+    except Exception as exc:  # noqa: BLE001 - no server: the caller falls back to SQLite
+        print(f"PostgreSQL not reachable ({type(exc).__name__}): SQLite only", file=sys.stderr)
+        return None
+    return sa.engine.make_url(pg_url).set(database=name).render_as_string(hide_password=False)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import SHARED_CSV, load_tsla, write_json  # noqa: E402
+from benchmarks._common import SHARED_CSV, load_tsla, new_postgres_database, write_json  # noqa: E402
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -37,21 +37,9 @@ def _prices():
 
 
 def _databases(tmp: Path, pg_url: str | None) -> dict[str, str]:
-    import uuid
-
-    import sqlalchemy as sa
-
     urls = {"sqlite": f"sqlite:///{tmp / 'forecast.db'}"}
-    if pg_url:
-        try:
-            admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-            name = f"tsla_artifacts_{uuid.uuid4().hex[:10]}"
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f"CREATE DATABASE {name}")
-            admin.dispose()
-            urls["postgresql"] = sa.engine.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-        except Exception as exc:  # noqa: BLE001 - no server: SQLite only
-            print(f"PostgreSQL not reachable ({type(exc).__name__}): SQLite only", file=sys.stderr)
+    if (pg := new_postgres_database(pg_url, "tsla_artifacts")) is not None:
+        urls["postgresql"] = pg
     return urls
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import ROOT, write_json  # noqa: E402
+from benchmarks._common import ROOT, new_postgres_database, write_json  # noqa: E402
 
 AS_OF = dt.date(2024, 6, 3)
 COUNTS = (1, 2, 4, 8)
@@ -33,23 +33,9 @@ PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 def _database(home: Path, pg_url: str | None) -> str:
     """A new, migrated database for one configuration."""
-    import uuid
-
-    import sqlalchemy as sa
-
     from db import migrate
 
-    url = f"sqlite:///{home / 'forecast.db'}"
-    if pg_url:
-        try:
-            admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-            name = f"tsla_scale_{uuid.uuid4().hex[:10]}"
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f"CREATE DATABASE {name}")
-            admin.dispose()
-            url = sa.engine.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-        except Exception as exc:  # noqa: BLE001 - no server: SQLite
-            print(f"PostgreSQL not reachable ({type(exc).__name__}); using SQLite", file=sys.stderr)
+    url = new_postgres_database(pg_url, "tsla_scale") or f"sqlite:///{home / 'forecast.db'}"
     migrate.upgrade(url)
     return url
 
