@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
 
 from db.errors import BadDatabaseURLError, DatabaseUnavailableError
 
@@ -89,7 +89,27 @@ def make_engine(url: str) -> Engine:
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S})
+    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S})
+    event.listen(engine, "handle_error", _unavailable)
+    return engine
+
+
+def _unavailable(context: ExceptionContext) -> DatabaseUnavailableError | None:
+    """A database that cannot be reached, or that went away mid-statement, becomes one
+    :class:`DatabaseUnavailableError` naming it, wherever it happens (not only at start-up).
+
+    The connection is still invalidated as usual; pre-ping failures are left to the pool, which reconnects.
+    """
+    if context.is_pre_ping or not isinstance(context.sqlalchemy_exception, sa.exc.DBAPIError):
+        return None
+    url = context.engine.url if context.engine is not None else None
+    where = redact(url) if url is not None else "(unknown)"
+    reason = scrub(str(context.original_exception), url) if url is not None else str(context.original_exception)
+    if context.connection is None:  # the failure was in connecting
+        return DatabaseUnavailableError(f"cannot connect to database {where}: {reason}")
+    if context.is_disconnect:
+        return DatabaseUnavailableError(f"lost the connection to database {where}: {reason}")
+    return None
 
 
 def _sqlite_engine(parsed: URL) -> Engine:
@@ -104,6 +124,7 @@ def _sqlite_engine(parsed: URL) -> Engine:
             ) from None
         parsed = parsed.set(database=str(path))
     engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    event.listen(engine, "handle_error", _unavailable)
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _on_sqlite_begin)
     return engine

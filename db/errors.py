@@ -17,3 +17,7 @@ class BadDatabaseURLError(DatabaseError):
 
 class SchemaOutdatedError(DatabaseError):
     """The database schema revision does not match the code's migrations."""
+
+
+class RunNotRunningError(DatabaseError):
+    """A run tried to finish after another process had taken it over (marked it failed)."""

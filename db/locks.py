@@ -22,7 +22,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from db.errors import DatabaseError
+from db.errors import DatabaseError, DatabaseUnavailableError
 
 POLL_S = 0.2
 
@@ -82,7 +82,7 @@ def _advisory_unlock(conn: Connection, key: int) -> None:
     """Release ``key``; if the connection is broken, discard it (the server has dropped the lock with it)."""
     try:
         conn.scalar(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-    except sa.exc.DBAPIError:
+    except (sa.exc.DBAPIError, DatabaseUnavailableError):
         conn.invalidate()
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from db.engine import begin_write, check_connection, database_url, make_engine, rolled_back
-from db.errors import DatabaseError
+from db.errors import DatabaseError, RunNotRunningError
 from db.frames import as_date, outcome_frame, require_columns, to_dates, to_float, to_floats
 from db.locks import hold_lock
 from db.migrate import ensure_schema_current
@@ -276,7 +276,9 @@ class UnitOfWork:
             values["model_version_id"] = model_version_id
         if details is not None:
             values["details"] = details
-        _update_run(self.conn, run_id, values)
+        # only a run still running may finish: one taken over meanwhile (its lock lost with a dropped connection)
+        # must not also succeed, so its whole transaction rolls back
+        _update_run(self.conn, run_id, values, only_running=True)
 
 
 class Repository:
@@ -684,6 +686,13 @@ def _pg_array(column: sa.Column[Any]) -> postgresql.ARRAY[Any]:
     return postgresql.ARRAY(impl)
 
 
-def _update_run(conn: Connection, run_id: int, values: dict[str, Any]) -> None:
-    if conn.execute(sa.update(_runs).where(_runs.c.id == run_id).values(values)).rowcount != 1:
+def _update_run(conn: Connection, run_id: int, values: dict[str, Any], only_running: bool = False) -> None:
+    query = sa.update(_runs).where(_runs.c.id == run_id)
+    if only_running:
+        query = query.where(_runs.c.status == "running")
+    if conn.execute(query.values(values)).rowcount == 1:
+        return
+    status = conn.scalar(sa.select(_runs.c.status).where(_runs.c.id == run_id))
+    if status is None:
         raise ValueError(f"run {run_id} does not exist")
+    raise RunNotRunningError(f"run {run_id} is {status}, no longer running (taken over by another process?)")

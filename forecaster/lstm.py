@@ -228,13 +228,20 @@ class LSTMForecaster:
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> str:
         """Write the artefact bundle atomically; returns its sha256."""
+        return models.write_bundle(Path(directory), self.model_, self._state(), self.metadata())
+
+    def to_bytes(self) -> bytes:
+        """The bundle as its archive (:func:`forecaster.models.bundle_bytes`), without touching the disk."""
+        return models.bundle_bytes(self.model_, self._state(), self.metadata())
+
+    def _state(self) -> dict[str, Any]:
+        """What a bundle's ``state.joblib`` holds: scalers, recent prices, residuals, shrinkage, track record."""
         self._check_fitted()
-        state = {
+        return {
             "x_scaler": self.x_scaler_, "y_scaler": self.y_scaler_,
             "recent": self.recent_, "residuals": self.residuals_, "shrink": self.shrink_,
             "track": self.track_, "seen_until": self.seen_until_,
         }  # fmt: skip
-        return models.write_bundle(Path(directory), self.model_, state, self.metadata())
 
     @classmethod
     def load(cls, directory: str | Path, expected_sha256: str | None = None) -> LSTMForecaster:

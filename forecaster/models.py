@@ -6,7 +6,9 @@ renamed into place, so a killed process never leaves half a bundle, and its sha2
 
 Its bytes form (:func:`bundle_to_bytes`) is a deterministic, uncompressed tar of the folder: the same files give
 the same bytes, so the sha256 of the archive identifies a bundle wherever it is unpacked (the database stores
-the archive; :mod:`forecaster.cache` keeps unpacked copies keyed by that sha256).
+the archive; :mod:`forecaster.cache` keeps unpacked copies keyed by that sha256). A newly trained model is packed
+straight into that form in memory (:func:`bundle_bytes`, :func:`pack_model`): no folder of ours exists while a
+run that may be killed is packing it.
 """
 
 from __future__ import annotations
@@ -153,13 +155,30 @@ def bundle_to_bytes(directory: Path) -> bytes:
     missing = [f for f in BUNDLE_FILES if not (directory / f).is_file()]
     if missing:
         raise ArtifactError(f"model bundle {directory} is missing {', '.join(missing)}")
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    return _archive({path.relative_to(directory).as_posix(): path.read_bytes() for path in files})
+
+
+def bundle_bytes(model: Any, state: dict[str, Any], metadata: dict[str, Any]) -> bytes:
+    """The archive of a bundle built in memory: the bytes :func:`bundle_to_bytes` gives for the folder that
+    :func:`write_bundle` writes, without writing any file of ours (a killed process leaves nothing behind)."""
+    from keras.src.saving import saving_lib  # the file-object form of keras.saving.save_model
+
+    keras_file, state_file = io.BytesIO(), io.BytesIO()
+    saving_lib.save_model(model, keras_file)
+    joblib.dump(state, state_file)
+    meta = json.dumps(metadata, indent=2, sort_keys=True, default=str).encode()
+    return _archive({MODEL_FILE: keras_file.getvalue(), STATE_FILE: state_file.getvalue(), META_FILE: meta})
+
+
+def _archive(members: dict[str, bytes]) -> bytes:
+    """A deterministic, uncompressed tar of ``members`` (name -> bytes): sorted names, no timestamps or owners."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-            data = path.read_bytes()
-            info = tarfile.TarInfo(path.relative_to(directory).as_posix())
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
+        for name in sorted(members):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(members[name]), 0o644, 0
+            tar.addfile(info, io.BytesIO(members[name]))
     return buffer.getvalue()
 
 
@@ -184,9 +203,6 @@ def bundle_from_bytes(data: bytes, directory: Path) -> Path:
 
 
 def pack_model(model: Any) -> tuple[bytes, str]:
-    """Save a fitted forecaster (anything with ``save(directory)``) to ``(archive bytes, sha256)``; no files stay."""
-    with tempfile.TemporaryDirectory(prefix="tsla-bundle-") as tmp:
-        folder = Path(tmp) / "bundle"
-        model.save(folder)
-        data = bundle_to_bytes(folder)
+    """A fitted forecaster (anything with ``to_bytes()``) as ``(archive bytes, sha256)``, built in memory."""
+    data = model.to_bytes()
     return data, bytes_sha256(data)

@@ -28,6 +28,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from db.errors import DatabaseError
 from db.locks import RunLockTimeoutError
 from db.repository import Repository, UnitOfWork
 from db.schema import Run
@@ -135,9 +136,15 @@ def _take_over(repo: Repository, key: RunKey) -> None:
 
 
 def record_failure(repo: Repository, run_id: int, exc: BaseException) -> None:
-    """Mark ``run_id`` failed with the error's first line; never raises (the database may be what failed)."""
+    """Mark ``run_id`` failed with the error's first line; never raises (the database may be what failed).
+
+    When the database itself is unreachable the row stays ``running``; its lock died with the connection, so the
+    next run of the key takes it over and marks it failed (step 3 above).
+    """
     line = (str(exc).strip().splitlines() or [""])[0]
     try:
         repo.fail_run(run_id, f"{type(exc).__name__}: {line}")
+    except DatabaseError as err:
+        logger.warning("could not mark run %d failed (%s); the next run of its key will", run_id, err)
     except Exception:  # noqa: BLE001 - the database may be the thing that failed
         logger.exception("could not record the failure of run %d", run_id)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from db.errors import RunNotRunningError
 from db.repository import NewModelVersion, Repository, UnitOfWork
 from tests.db.factories import forecast_frame, synthetic_prices
 
@@ -24,8 +25,9 @@ def _version(uow: UnitOfWork, parent_id: int | None = None, status: str = "candi
 
 
 def _write_daily_run(repo: Repository, prices: pd.DataFrame, run_id: int | None = None, kind: str = "daily") -> int:
-    """Everything one daily run writes, in one transaction."""
+    """Everything one daily run writes, in one transaction (a run already finished is not finished again)."""
     run_id = run_id or repo.start_run(kind, TICKER, AS_OF)
+    finish = repo.run(run_id).status == "running"
     with repo.transaction() as uow:
         uow.upsert_prices(TICKER, prices, "synthetic")
         version = repo.champion(TICKER)
@@ -33,7 +35,8 @@ def _write_daily_run(repo: Repository, prices: pd.DataFrame, run_id: int | None 
         for origin in range(min(30, len(prices) - 5)):
             uow.upsert_forecasts(run_id, version_id, TICKER, forecast_frame(prices, origin))
         uow.write_metrics(run_id, version_id, "validation", {"rmse": 1.25, "mae": 0.75}, AS_OF, AS_OF)
-        uow.finish_run(run_id, model_version_id=version_id)
+        if finish:
+            uow.finish_run(run_id, model_version_id=version_id)
     return run_id
 
 
@@ -167,6 +170,16 @@ def test_skipped_runs_keep_their_reason(repo: Repository) -> None:
     repo.skip_run(run_id, "already succeeded")
     run = repo.find_run("daily", TICKER, AS_OF, status="skipped")
     assert run is not None and run.id == run_id and run.error == "already succeeded"
+
+
+def test_a_run_taken_over_meanwhile_cannot_succeed_and_its_writes_roll_back(repo: Repository) -> None:
+    run_id = repo.start_run("daily", TICKER, AS_OF)
+    repo.fail_run(run_id, "interrupted: taken over by a rerun")  # what a rerun does to a run whose lock it got
+    with pytest.raises(RunNotRunningError, match=f"run {run_id} is failed, no longer running"):
+        with repo.transaction() as uow:
+            uow.upsert_prices(TICKER, synthetic_prices(5), "synthetic")
+            uow.finish_run(run_id)
+    assert repo.count_rows()["prices"] == 0 and repo.run(run_id).status == "failed"
 
 
 def test_finishing_an_unknown_run_is_an_error(repo: Repository) -> None:
