@@ -3,6 +3,10 @@
 
 Nothing here relies on the process's Prefect settings (tests/flows runs a ``prefect_test_harness`` in the same
 pytest session): every subprocess gets an explicit environment.
+
+The ``stack`` runs on SQLite (Prefect's database in PREFECT_HOME, ours under TSLA_FORECAST_HOME) unless a test asks
+for the production stack, PostgreSQL for both, with ``@pytest.mark.parametrize("stack", ["postgresql"],
+indirect=True)``. pytest tears one stack down before it builds the other, so only one server runs at a time.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import sys
 import time
 import urllib.request
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -112,12 +118,10 @@ class Stack:
     env: dict[str, str]
     api_url: str
     home: Path
+    db_url: str  # our forecast database, as the flow runs see it
+    prefect_db_url: str | None = None  # PREFECT_API_DATABASE_CONNECTION_URL; None: SQLite in PREFECT_HOME
     services: list[Service] = field(default_factory=list)
     inbox: Any = None  # the loopback SMTP server's received messages (tests.report.conftest.Inbox)
-
-    @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.home / 'forecast.db'}"
 
     def logs(self) -> str:
         """The tail of every service log, for failure messages."""
@@ -178,8 +182,13 @@ def describe(result: subprocess.CompletedProcess) -> str:
     )
 
 
-def stack_env(tmp: Path, port: int, home: Path) -> dict[str, str]:
-    """The environment of every subprocess: the caller's, minus any Prefect/tsla-forecast settings, plus ours."""
+def stack_env(
+    tmp: Path, port: int, home: Path, db_url: str | None = None, prefect_db_url: str | None = None
+) -> dict[str, str]:
+    """The environment of every subprocess: the caller's, minus any Prefect/tsla-forecast settings, plus ours.
+
+    ``db_url`` becomes TSLA_FORECAST_DATABASE_URL and ``prefect_db_url`` PREFECT_API_DATABASE_CONNECTION_URL; left
+    out, both databases are SQLite files (``<home>/forecast.db``, ``<PREFECT_HOME>/prefect.db``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TSLA_FORECAST_"))}
     env.update(
         PREFECT_HOME=str(tmp / "prefect"),
@@ -198,6 +207,10 @@ def stack_env(tmp: Path, port: int, home: Path) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         PWD=str(ROOT),
     )
+    if db_url:
+        env["TSLA_FORECAST_DATABASE_URL"] = db_url
+    if prefect_db_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_db_url
     return env
 
 
@@ -235,22 +248,34 @@ def alert_env(smtp_port: int) -> dict[str, str]:
     return email_env(smtp_port) | {"TSLA_FORECAST_EMAIL_ENABLED": "false", "TSLA_FORECAST_ALERTS_ENABLED": "true"}
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Stack:
-    """SMTP server → prefect server → database schema → pool → ``prefect deploy --all`` → worker; stopped (worker
-    first) afterwards. One stack per session: every e2e module shares it (and its database)."""
+def asyncpg_url(url: str) -> str:
+    """A PostgreSQL URL with the driver Prefect's server needs: ``postgresql+asyncpg://``."""
+    return sa.engine.make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def build_stack(tmp: Path, db_url: str | None = None, prefect_db_url: str | None = None) -> Iterator[Stack]:
+    """SMTP server → prefect server → database schema → pool → ``prefect deploy --all`` → worker, in ``tmp``;
+    stopped (worker first) on exit. ``db_url``/``prefect_db_url``: see :func:`stack_env` (default: SQLite)."""
     from tests.report.conftest import start_smtp
 
     assert PREFECT.exists(), f"no prefect executable beside {sys.executable}"
-    tmp = tmp_path_factory.mktemp("e2e")
     port = free_port()
     home = tmp / "home"
     home.mkdir()
     with warnings.catch_warnings():  # aiosmtpd warns that AUTH without TLS is unsafe: fine on loopback
         warnings.simplefilter("ignore", UserWarning)
         smtp, inbox = start_smtp()
-    env = stack_env(tmp, port, home) | alert_env(smtp.port)
-    s = Stack(tmp=tmp, env=env, api_url=f"http://127.0.0.1:{port}/api", home=home, inbox=inbox)
+    env = stack_env(tmp, port, home, db_url, prefect_db_url) | alert_env(smtp.port)
+    s = Stack(
+        tmp=tmp,
+        env=env,
+        api_url=f"http://127.0.0.1:{port}/api",
+        home=home,
+        db_url=db_url or f"sqlite:///{home / 'forecast.db'}",
+        prefect_db_url=prefect_db_url,
+        inbox=inbox,
+    )
     try:
         server = s.start("server", PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port))
         # a brand-new database needs its schema first; the flow never creates it
@@ -265,3 +290,26 @@ def stack(tmp_path_factory) -> Stack:
     finally:
         s.stop_all()
         smtp.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The running stack (:func:`build_stack`). One per session and backend: every e2e module shares the SQLite
+    one (and its database). Parametrised indirectly with ``"postgresql"``, both Prefect's database and ours are
+    fresh PostgreSQL databases (``postgres_url``), dropped after the stack stops."""
+    backend = getattr(request, "param", "sqlite")
+    tmp = tmp_path_factory.mktemp(f"e2e-{backend}")
+    if backend == "sqlite":
+        with build_stack(tmp) as s:
+            yield s
+        return
+    assert backend == "postgresql", f"unknown stack backend {backend!r}"
+    from tests.db.fixtures import postgres_database
+
+    admin_url = request.getfixturevalue("postgres_url")
+    with (
+        postgres_database(admin_url) as prefect_db,
+        postgres_database(admin_url) as forecast_db,
+        build_stack(tmp, db_url=forecast_db, prefect_db_url=asyncpg_url(prefect_db)) as s,
+    ):
+        yield s
