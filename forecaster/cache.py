@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from forecaster.models import ArtifactError, bundle_from_bytes, bundle_to_bytes, bytes_sha256
+from forecaster.models import ArtifactError, bundle_from_bytes, bundle_to_bytes, bytes_sha256, filling
 
 logger = logging.getLogger("forecaster.cache")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-STALE_TMP_SECONDS = 3600.0  # a fill's temporary folder older than this belongs to a killed process
+# a fill locks its temporary folder (forecaster.models.filling) moments after creating it: younger ones are left be
+STALE_TMP_SECONDS = 60.0
 
 
 class BundleCache:
@@ -68,13 +69,13 @@ class BundleCache:
             return False
 
     def _sweep(self) -> None:
-        """Remove temporary fill folders left by killed processes."""
+        """Remove temporary fill folders left by killed processes; never one that a live process is filling."""
         if not self.root.exists():
             return
         cutoff = time.time() - STALE_TMP_SECONDS
         for tmp in self.root.glob(".*"):
             try:
-                if tmp.is_dir() and tmp.stat().st_mtime < cutoff:
+                if tmp.is_dir() and tmp.stat().st_mtime < cutoff and not filling(tmp):
                     shutil.rmtree(tmp, ignore_errors=True)
             except OSError:
                 continue

@@ -13,6 +13,7 @@ run that may be killed is packing it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -117,12 +118,32 @@ def _immutable_folder(directory: Path) -> Iterator[Path]:
         raise ArtifactError(f"model bundle {directory} already exists; bundles are immutable")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    held = os.open(tmp, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # while it is held, a sweep leaves the folder alone (see filling)
     try:
         yield tmp
         os.replace(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(held)
+
+
+def filling(folder: Path) -> bool:
+    """True while a live process fills ``folder``, a temporary folder of :func:`write_bundle` or
+    :func:`bundle_from_bytes`: it holds an ``fcntl`` lock on the folder, which dies with the process."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def read_bundle(directory: Path, expected_sha256: str | None = None) -> tuple[Any, dict, dict]:

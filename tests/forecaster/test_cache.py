@@ -75,3 +75,18 @@ def test_a_missing_or_mismatching_stored_artefact_is_an_artifact_error(tmp_path)
     with pytest.raises(ArtifactError, match="stored artefact is corrupt"):
         cache.get(bytes_sha256(b"something else"), Fetches(data))
     assert not any((tmp_path / "cache").glob("*")) if (tmp_path / "cache").exists() else True
+
+
+def test_a_sweep_removes_the_folder_of_a_killed_fill_but_never_one_being_filled(tmp_path):
+    from forecaster.models import _immutable_folder  # the temporary folder every bundle fill writes in
+
+    data = bundle_to_bytes(fake_bundle(tmp_path / "bundle"))
+    root = tmp_path / "cache"
+    killed = root / ".0123abcd.killed"  # what a fill killed with SIGKILL leaves: a folder nobody holds
+    killed.mkdir(parents=True)
+    with _immutable_folder(root / "elsewhere") as live:  # a fill in progress (here: in this process)
+        for folder in (killed, live):
+            os.utime(folder, (1, 1))  # both far older than any grace period
+        BundleCache(root).get(bytes_sha256(data), lambda: data)  # a fill sweeps first
+        assert live.is_dir(), "the sweep removed a folder that a live fill was writing"
+        assert not killed.exists()
