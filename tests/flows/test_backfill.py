@@ -1,20 +1,23 @@
-"""``backfill`` is exactly a sequence of daily runs; it resumes where it stopped."""
+"""``backfill`` is exactly a sequence of daily runs; it resumes where it stopped (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from db import migrate
 from db.repository import Repository
 from flows.backfill import backfill
 from flows.daily import daily_forecast
 from forecaster.calendar import sessions
+from tests.flows.conftest import HomeFactory
 
 START, END = dt.date(2024, 6, 3), dt.date(2024, 6, 7)
 ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}
 
 
 def _fresh_home(path, monkeypatch) -> Repository:
+    """An SQLite home at ``path`` (tests/flows/test_catchup.py uses it; the tests here use ``make_home``)."""
     path.mkdir()
     monkeypatch.setenv("TSLA_FORECAST_HOME", str(path))
     url = f"sqlite:///{path / 'forecast.db'}"
@@ -34,14 +37,14 @@ def _comparable(repo: Repository) -> dict[str, list]:
     }
 
 
-def test_backfill_equals_running_daily_on_each_day(tmp_path, monkeypatch):
-    filled = _fresh_home(tmp_path / "backfill", monkeypatch)
+def test_backfill_equals_running_daily_on_each_day(tmp_path: Path, make_home: HomeFactory) -> None:
+    filled = make_home(tmp_path / "backfill")
     counts = backfill(start=START, end=END, **ARGS)
     assert counts["succeeded"] == 5
     by_backfill = _comparable(filled)
     filled.dispose()
 
-    daily = _fresh_home(tmp_path / "daily", monkeypatch)
+    daily = make_home(tmp_path / "daily")
     for day in sessions(START, END):
         assert daily_forecast(as_of=day.date(), **ARGS)[0]["status"] == "succeeded"
     by_daily = _comparable(daily)
@@ -50,8 +53,8 @@ def test_backfill_equals_running_daily_on_each_day(tmp_path, monkeypatch):
     assert len(by_daily["forecasts"]) == 5 * 3 - (1 + 2 + 3), "matured forecasts only: targets up to END"
 
 
-def test_a_stopped_backfill_resumes_where_it_stopped(tmp_path, monkeypatch):
-    repo = _fresh_home(tmp_path / "home", monkeypatch)
+def test_a_stopped_backfill_resumes_where_it_stopped(tmp_path: Path, make_home: HomeFactory) -> None:
+    repo = make_home(tmp_path / "home")
     assert backfill(start=START, end=dt.date(2024, 6, 4), **ARGS)["succeeded"] == 2  # "killed" after two days
     counts = backfill(start=START, end=END, **ARGS)
     assert counts == {"succeeded": 3, "already_done": 2}

@@ -1,11 +1,17 @@
-"""daily-forecast under a Prefect test harness: the retrain sequence, gate, idempotency, calendar and faults."""
+"""daily-forecast under a Prefect test harness: the retrain sequence, gate, idempotency, calendar and faults.
+
+Every test runs on SQLite and on PostgreSQL: ``home`` and ``repo`` are ``backend_home`` and ``backend_repo`` here.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from db.repository import Repository
 from flows.daily import daily_forecast
 from flows.jobs.daily import finite_scores
 from forecaster.metrics import LIVE, score
@@ -13,6 +19,18 @@ from tests.flows.conftest import db_state, store_digest
 
 DAY1, DAY2, SATURDAY = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 8)
 ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}
+
+
+@pytest.fixture
+def home(backend_home: Path) -> Path:
+    """The test's home, on each backend."""
+    return backend_home
+
+
+@pytest.fixture
+def repo(backend_repo: Repository) -> Repository:
+    """A repository over ``home``'s database, on each backend."""
+    return backend_repo
 
 
 def run(as_of, **kw):
@@ -69,8 +87,8 @@ def test_forced_full_retrain_and_gate_decision_are_recorded(repo):
 def test_corrupt_champion_artefact_falls_back_to_full_retrain(repo, caplog):
     first = run(DAY1)[0]
     with repo.engine.begin() as conn:  # the stored archive no longer matches its sha256
-        conn.exec_driver_sql("UPDATE model_artifacts SET data = ? WHERE model_version_id = ?",
-                             (b"corrupted", first["model_version_id"]))  # fmt: skip
+        conn.execute(sa.text("UPDATE model_artifacts SET data = :data WHERE model_version_id = :id"),
+                     {"data": b"corrupted", "id": first["model_version_id"]})  # fmt: skip
     second = run(DAY2)[0]
     assert second["status"] == "succeeded"
     assert "champion artefact unusable" in second["decision"]
@@ -129,4 +147,5 @@ def test_a_full_retrain_rejected_by_the_gate_is_not_retried_every_day(repo, monk
 
 
 def _runs(repo):
-    return [repo.run(i) for i in range(1, repo.count_rows()["runs"] + 1)]
+    """Every run in start order (by id; PostgreSQL ids need not be 1..n)."""
+    return [repo.run(row[0]) for row in repo.table_snapshot("runs")]

@@ -1,0 +1,154 @@
+"""retrain-model under a Prefect test harness, on SQLite and PostgreSQL: a full retrain that trains, gates and
+registers a model version (with its artefact) but writes no forecasts; one run per (ticker, as_of), apart from the
+daily run of that day; its champion is the one the next daily run fine-tunes; a fault leaves only a failed run row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from db.repository import Repository
+from flows.daily import daily_forecast
+from flows.retrain import retrain_model
+from forecaster.calendar import last_completed_session
+from tests.flows.conftest import db_state, store_digest
+
+DAY1, DAY2, SATURDAY = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 8)
+FRIDAY, SUNDAY_6AM = dt.date(2024, 6, 7), pd.Timestamp("2024-06-09 06:00", tz="America/New_York")  # the weekly cron
+ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}
+SCHEDULED_SETTINGS = {"TICKERS": '["TSLA", "NVDA"]', "SOURCE": "synthetic:3", "PRESET": "smoke", "HORIZON": "3"}
+
+
+def retrain(as_of: dt.date, **kw: object) -> list[dict]:
+    return retrain_model(as_of=as_of, **(ARGS | kw))
+
+
+def daily(as_of: dt.date) -> dict:
+    return daily_forecast(as_of=as_of, **ARGS)[0]
+
+
+def _everything(repo: Repository, home: Path) -> tuple[dict, dict, dict]:
+    """Rows, row counts (runs and artefacts included) and model-store files, for "nothing changed" checks."""
+    return db_state(repo), repo.count_rows(), store_digest(home)
+
+
+def _distinct(repo: Repository, columns: str, table: str) -> set[tuple]:
+    with repo.engine.connect() as conn:
+        return {tuple(row) for row in conn.execute(sa.text(f"SELECT DISTINCT {columns} FROM {table}"))}
+
+
+def test_the_weekly_retrain_registers_a_champion_per_ticker_once(
+    backend_repo: Repository, backend_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The weekly deployment passes no parameters: every one comes from the settings, as_of is the last session."""
+    repo = backend_repo
+    monkeypatch.setattr("flows.jobs.daily.last_completed_session",
+                        functools.partial(last_completed_session, now=SUNDAY_6AM))  # fmt: skip
+    for name, value in SCHEDULED_SETTINGS.items():
+        monkeypatch.setenv(f"TSLA_FORECAST_{name}", value)
+
+    results = retrain_model()
+    assert [(r["ticker"], r["as_of"], r["status"]) for r in results] == [
+        ("TSLA", str(FRIDAY), "succeeded"),
+        ("NVDA", str(FRIDAY), "succeeded"),
+    ]
+    for result in results:
+        assert result["decision"] == "full retrain requested"
+        assert result["promoted"] and result["gate"].startswith("no champion yet")
+        version = repo.model_version(result["candidate_version_id"])
+        assert (version.kind, version.status, version.parent_id, version.preset) == ("full", "champion", None, "smoke")
+        assert version.config["horizon"] == 3 and version.train_end == FRIDAY
+        assert repo.champion(result["ticker"]).id == version.id == result["model_version_id"]
+        assert repo.artifact_data(version.id), "the artefact is stored with the version"
+        run = repo.run(result["run_id"])
+        assert (run.kind, run.status, run.as_of, run.model_version_id) == ("retrain", "succeeded", FRIDAY, version.id)
+        assert run.details["promoted"] is True and run.details["candidate_version_id"] == version.id
+    counts = repo.count_rows()
+    assert counts["forecasts"] == 0, "a retrain writes no forecasts"
+    assert (counts["runs"], counts["model_versions"], counts["model_artifacts"]) == (2, 2, 2)
+    assert _distinct(repo, "ticker, source", "prices") == {("TSLA", "synthetic:3"), ("NVDA", "synthetic:3")}
+    assert _distinct(repo, "scope", "metrics") == {("validation",)}, "only validation scores: nothing was live"
+
+    before = _everything(repo, backend_home)
+    again = retrain_model()
+    assert [(r["status"], r["run_id"], r["model_version_id"]) for r in again] == [
+        ("already_done", r["run_id"], r["model_version_id"]) for r in results
+    ]
+    assert _everything(repo, backend_home) == before, "a second retrain of the same session changes nothing"
+
+
+def test_a_retrain_rejected_by_the_gate_keeps_the_champion_and_the_days_forecasts(
+    backend_repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = backend_repo
+    first = daily(DAY1)
+    champion, forecasts = first["model_version_id"], repo.table_snapshot("forecasts")
+    monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "0")  # the gate rejects every candidate once a champion exists
+
+    result = retrain(DAY1)[0]
+    assert result["status"] == "succeeded", "a retrain is its own run key, beside the daily run of the same day"
+    assert result["decision"] == "full retrain requested" and result["gate"].startswith("kept champion")
+    assert not result["promoted"] and result["model_version_id"] == champion
+    candidate = repo.model_version(result["candidate_version_id"])
+    assert (candidate.kind, candidate.status, candidate.parent_id) == ("full", "candidate", champion)
+    assert repo.champion("TSLA").id == champion and repo.model_version(champion).status == "champion"
+    assert repo.table_snapshot("forecasts") == forecasts, "the day's published forecasts are untouched"
+    assert repo.run(result["run_id"]).details["promoted"] is False
+    assert daily(DAY1)["status"] == "already_done", "and the daily run of that day is still done"
+
+
+def test_a_promoted_retrain_is_the_champion_the_next_daily_run_fine_tunes(
+    backend_repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = backend_repo
+    first = daily(DAY1)
+    forecasts = repo.table_snapshot("forecasts")
+    monkeypatch.setenv("TSLA_FORECAST_GATE_TOLERANCE", "1e6")  # the gate passes every candidate
+    monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "1e6")
+
+    result = retrain(DAY1)[0]
+    assert result["promoted"] and result["gate"].startswith("promoted")
+    retrained = result["candidate_version_id"]
+    assert result["model_version_id"] == retrained == repo.champion("TSLA").id
+    assert repo.model_version(first["model_version_id"]).status == "retired"
+    assert repo.table_snapshot("forecasts") == forecasts, "a retrain does not restate the day's forecasts"
+
+    monkeypatch.delenv("TSLA_FORECAST_GATE_TOLERANCE")
+    monkeypatch.delenv("TSLA_FORECAST_GATE_MAX_U2")
+    second = daily(DAY2)
+    assert second["status"] == "succeeded" and "sessions from its full fit" in second["decision"]
+    finetuned = repo.model_version(second["candidate_version_id"])
+    assert (finetuned.kind, finetuned.parent_id) == ("finetune", retrained)
+    assert finetuned.config["full_fit_as_of"] == str(DAY1)
+    assert repo.count_rows()["forecasts"] == 6
+
+
+def test_a_non_trading_day_retrains_nothing(backend_repo: Repository, backend_home: Path) -> None:
+    assert retrain(SATURDAY) == []
+    assert all(n == 0 for n in backend_repo.count_rows().values())
+    assert store_digest(backend_home) == {}
+
+
+def _fail(*_a: object, **_k: object) -> None:
+    raise RuntimeError("injected fault")
+
+
+def test_a_fault_while_registering_leaves_only_a_failed_run_row(backend_repo: Repository, backend_home: Path) -> None:
+    """The fault strikes inside the final transaction, after the prices were written in it."""
+    repo = backend_repo
+    before = _everything(repo, backend_home)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("db.repository.UnitOfWork.add_model_version", _fail)
+        with pytest.raises(RuntimeError, match="injected fault"):
+            retrain(DAY1)
+    rows, counts, files = before
+    assert db_state(repo) == rows and store_digest(backend_home) == files
+    assert repo.count_rows() == counts | {"runs": 1}
+    failed = repo.find_run("retrain", "TSLA", DAY1, status="failed")
+    assert failed is not None and "injected fault" in failed.error
