@@ -163,8 +163,7 @@ def _persist(run: TrackedRun, params: BacktestParams, result, summary: dict, lst
         for model, per_h in result.summary["by_horizon"].items():  # the models' own names, as in forecasts
             named = {f"{model}.h{h}.{name}": value for h, scores in per_h.items() for name, value in scores.items()}
             tx.write_metrics(run_id, version_id, "backtest", finite_scores(named), start, end)
-        details = {"params": params.to_dict(), "summary": json.loads(json.dumps(summary, default=str))}
-        run.commit(tx, RunOutcome(version_id, details))
+        run.commit(tx, RunOutcome(version_id, {"summary": json.loads(json.dumps(summary, default=str))}))
 
 
 def format_table(summary: dict) -> str:

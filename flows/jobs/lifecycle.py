@@ -75,15 +75,19 @@ class RunOutcome:
 class TrackedRun:
     """The handle ``tracked_run`` yields: the run id, or ``done`` (the succeeded run of the key)."""
 
-    def __init__(self, repo: Repository, key: RunKey, done: Run | None = None) -> None:
+    def __init__(self, repo: Repository, key: RunKey, done: Run | None = None,
+                 details: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.repo, self.key, self.done = repo, key, done
+        self.details = dict(details or {})  # what the run recorded when it started
         self.id: int | None = None
 
     def commit(self, tx: UnitOfWork, outcome: RunOutcome) -> None:
-        """Mark the run succeeded inside the transaction ``tx`` that holds its other writes."""
+        """Mark the run succeeded inside the transaction ``tx`` that holds its other writes; its details are those
+        it started with (its parameters) plus the outcome's."""
         if self.id is None:
             raise RuntimeError(f"{self.key} has not started")
-        tx.finish_run(self.id, "succeeded", model_version_id=outcome.model_version_id, details=outcome.details)
+        details = self.details | outcome.details
+        tx.finish_run(self.id, "succeeded", model_version_id=outcome.model_version_id, details=details)
 
 
 @contextmanager
@@ -97,7 +101,7 @@ def tracked_run(repo: Repository, key: RunKey, settings: Settings, *, details: d
             yield TrackedRun(repo, key, done)
             return
         _take_over(repo, key)
-        run = TrackedRun(repo, key)
+        run = TrackedRun(repo, key, details=details)
         run.id = repo.start_run(key.kind, key.ticker, key.as_of, flow_run_id, details=details)
         try:
             yield run

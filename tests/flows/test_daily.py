@@ -82,6 +82,8 @@ def test_forced_full_retrain_and_gate_decision_are_recorded(repo):
     assert result["gate"].startswith(("promoted", "kept champion"))
     details = repo.run(result["run_id"]).details
     assert details["gate"] == result["gate"] and isinstance(details["promoted"], bool)
+    asked = {"source": ARGS["source"], "preset": ARGS["preset"], "horizon": 3, "retrain": "full", "as_of": str(DAY2)}
+    assert asked.items() <= details.items(), "a succeeded run keeps the parameters it started with"
 
 
 def test_corrupt_champion_artefact_falls_back_to_full_retrain(repo, caplog):
