@@ -102,9 +102,8 @@ def _unavailable(context: ExceptionContext) -> DatabaseUnavailableError | None:
     """
     if context.is_pre_ping or not isinstance(context.sqlalchemy_exception, sa.exc.DBAPIError):
         return None
-    url = context.engine.url if context.engine is not None else None
-    where = redact(url) if url is not None else "(unknown)"
-    reason = scrub(str(context.original_exception), url) if url is not None else str(context.original_exception)
+    assert context.engine is not None  # always set, connect failures included (SQLAlchemy 2)
+    where, reason = redact(context.engine.url), scrub(str(context.original_exception), context.engine.url)
     if context.connection is None:  # the failure was in connecting
         return DatabaseUnavailableError(f"cannot connect to database {where}: {reason}")
     if context.is_disconnect:

@@ -103,12 +103,7 @@ def directory_sha256(directory: Path) -> str:
 
 def write_bundle(directory: Path, model: Any, state: dict[str, Any], metadata: dict[str, Any]) -> str:
     """Atomically write a bundle to ``directory`` (which must not exist yet); returns its sha256."""
-    with _immutable_folder(Path(directory)) as tmp:
-        model.save(tmp / MODEL_FILE)
-        joblib.dump(state, tmp / STATE_FILE)
-        (tmp / META_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
-        sha = directory_sha256(tmp)
-    return sha
+    return directory_sha256(bundle_from_bytes(bundle_bytes(model, state, metadata), Path(directory)))
 
 
 @contextmanager

@@ -143,7 +143,7 @@ def record_failure(repo: Repository, run_id: int, exc: BaseException) -> None:
     """Mark ``run_id`` failed with the error's first line; never raises (the database may be what failed).
 
     When the database itself is unreachable the row stays ``running``; its lock died with the connection, so the
-    next run of the key takes it over and marks it failed (step 3 above).
+    next run of the key takes it over and marks it failed (step 3 of the module docstring).
     """
     line = (str(exc).strip().splitlines() or [""])[0]
     try:
