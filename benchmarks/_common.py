@@ -17,8 +17,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def load_tsla(until: str | None = None):
     """The real TSLA prices from ../shared (validated), optionally cut at ``until``."""
-    from forecaster.sources import CsvSource
-    from forecaster.validation import ensure_valid
+    from forecaster.data.sources import CsvSource
+    from forecaster.data.validation import ensure_valid
 
     if not SHARED_CSV.exists():
         raise SystemExit(f"benchmark needs {SHARED_CSV} (the ../shared data set)")

@@ -5,7 +5,8 @@
     python benchmarks/accuracy.py --start 2023-01-03 --end 2023-12-29 --until 2023-12-29 \
         --intervals plain ewma head --aci 0 0.005 --name select-intervals-2023   # selection, data up to 2023 only
 
-Every model walks forward on the same origins (``forecaster.backtest.walk_forward``). The baselines are naive, SES
+Every model walks forward on the same origins (``forecaster.evaluation.backtest.walk_forward``). The baselines are
+naive, SES
 and drift, each with plain split-conformal and with EWMA-scaled conformal intervals. For horizons 1 and 5 it reports
 RMSE, Theil's U2, 80%/95% coverage, 80% coverage per volatility tercile (trailing 20-day mean |log return| at the
 origin), the Winkler score W80/W95 and the Diebold-Mariano (HLN) p-value of squared errors against naive.
@@ -24,14 +25,14 @@ from typing import Any
 import pandas as pd
 from _common import load_tsla, write_json
 
-from forecaster.backtest import forecast_origins, walk_forward
-from forecaster.baselines import SES, Drift, Naive
-from forecaster.lstm import LSTMForecaster
-from forecaster.metrics import score, with_volatility
-from forecaster.presets import get_preset
+from forecaster.evaluation.backtest import forecast_origins, walk_forward
+from forecaster.evaluation.metrics import score, with_volatility
+from forecaster.models.baselines import SES, Drift, Naive
+from forecaster.models.lstm import LSTMForecaster
+from forecaster.models.presets import get_preset
 
 HORIZONS = (1, 5)
-# forecaster.metrics.score names, in table order
+# forecaster.evaluation.metrics.score names, in table order
 KEYS = ("rmse", "u2", "coverage80", "coverage95", "coverage80_calm", "coverage80_mid", "coverage80_wild",
         "winkler80", "winkler95", "dm_pvalue")  # fmt: skip
 

@@ -31,7 +31,7 @@ PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def _prices():
     if SHARED_CSV.exists():
         return load_tsla(until="2024-12-19"), "tsla_daily.csv"
-    from forecaster.sources import generate_prices
+    from forecaster.data.sources import generate_prices
 
     return generate_prices(seed=0, n=3000, start="2012-01-03"), "synthetic"
 
@@ -75,9 +75,9 @@ def measure(preset_name: str, prices, urls: dict[str, str], tmp: Path, repeats: 
     from db.repository import NewModelVersion, Repository
     from flows.jobs.bundles import artifact_hint
     from flows.settings import Settings
-    from forecaster.lstm import LSTMForecaster
-    from forecaster.models import pack_model
-    from forecaster.presets import get_preset
+    from forecaster.models.lstm import LSTMForecaster
+    from forecaster.models.networks import pack_model
+    from forecaster.models.presets import get_preset
 
     model = LSTMForecaster(get_preset(preset_name).replace(epochs=1), horizon=5).fit(prices)
     start = time.perf_counter()

@@ -38,7 +38,7 @@ def probe(prices, preset: str, origins) -> dict[str, float]:
     (TensorFlow's import and first tracing are paid once per process, not per fit)."""
     from statistics import median
 
-    from forecaster.lstm import LSTMForecaster
+    from forecaster.models.lstm import LSTMForecaster
 
     LSTMForecaster(preset, HORIZON).fit(prices.loc[: origins[0]]).predict(HORIZON)
     model = LSTMForecaster(preset, HORIZON)
@@ -69,8 +69,8 @@ def affordable(n_origins: int, refit_every: int, cost: dict[str, float], budget_
 
 def run_setting(prices, preset: str, origins, refit_every: int, n: int) -> dict[str, Any]:
     """Walk forward over the first ``n`` origins; wall time and horizon-1 accuracy of the LSTM."""
-    from forecaster.backtest import run_backtest
-    from forecaster.lstm import LSTMForecaster
+    from forecaster.evaluation.backtest import run_backtest
+    from forecaster.models.lstm import LSTMForecaster
 
     end = prices.index[prices.index.get_loc(origins[n - 1]) + 1]
     t0 = time.perf_counter()
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--name", default="backtest")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from forecaster.backtest import forecast_origins
+    from forecaster.evaluation.backtest import forecast_origins
 
     prices = load_tsla()
     origins = forecast_origins(prices, START, END)

@@ -48,8 +48,8 @@ def main() -> None:
     parser.add_argument("--name", default="forecast")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from forecaster import training
-    from forecaster.lstm import LSTMForecaster
+    from forecaster.models import training
+    from forecaster.models.lstm import LSTMForecaster
 
     prices = load_tsla(AS_OF)
     with tempfile.TemporaryDirectory(prefix="forecast-bench-") as tmp:

@@ -45,7 +45,7 @@ def _warm(client) -> None:
         import tensorflow as tf
 
         import flows.jobs.daily  # noqa: F401
-        import forecaster.lstm  # noqa: F401
+        import forecaster.models.lstm  # noqa: F401
 
         return tf.__version__
 

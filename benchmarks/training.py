@@ -6,8 +6,9 @@
 
 Each preset runs in its own child process (so its peak RSS is its own). In it, side by side:
 
-* **ours**: ``forecaster.training.fit`` on the windows that ``LSTMForecaster.fit`` builds (``features.WindowedData``,
-  train-only scalers, train | gap | validation split), the model from ``forecaster.models.build_model``;
+* **ours**: ``forecaster.models.training.fit`` on the windows that ``LSTMForecaster.fit`` builds
+(``features.WindowedData``,
+  train-only scalers, train | gap | validation split), the model from ``forecaster.models.networks.build_model``;
 * **reference**: the same layers declared again in a plain ``keras.Sequential``, compiled the same way (Adam, MSE,
   MAE metric), trained with ``model.fit(x, y, batch_size=..., validation_data=(...), shuffle=True)`` on the same
   NumPy arrays, as the seed write-ups do. Same batch size, epochs and validation slice; the parameter counts
@@ -172,9 +173,9 @@ def run_preset(name: str, rounds: int, epochs: int, full_fit: bool) -> dict[str,
     """Ours against the reference for one preset, in this process."""
     import keras
 
-    from forecaster import models, training
-    from forecaster.lstm import LSTMForecaster
-    from forecaster.presets import get_preset
+    from forecaster.models import networks, training
+    from forecaster.models.lstm import LSTMForecaster
+    from forecaster.models.presets import get_preset
 
     preset = get_preset(name)
     rss0 = _rss_mib()
@@ -184,7 +185,7 @@ def run_preset(name: str, rounds: int, epochs: int, full_fit: bool) -> dict[str,
     xt, yt, val = t.x[: t.n_train], t.y[: t.n_train], (t.x[t.val], t.y[t.val])
     n_features, batch = t.x.shape[2], preset.batch_size or t.n_train
     peak_before = matmul_peak()
-    ours, ref = models.build_model(preset, n_features, HORIZON), reference_model(preset, n_features, HORIZON)
+    ours, ref = networks.build_model(preset, n_features, HORIZON), reference_model(preset, n_features, HORIZON)
     if ours.count_params() != ref.count_params():
         raise SystemExit(f"{name}: reference has {ref.count_params()} parameters, ours {ours.count_params()}")
     timers = {"ours": EpochTimer(), "reference": EpochTimer()}
@@ -254,13 +255,13 @@ def _full_fits(preset, xt, yt, val, n_features: int) -> dict[str, Any]:
     """One whole fit per path from a fresh model: the preset's epochs and early stopping, tracing included."""
     import keras
 
-    from forecaster import models, training
+    from forecaster.models import networks, training
 
     out = {}
     for path in ("ours", "reference"):
         t0 = time.perf_counter()
         if path == "ours":
-            model = models.build_model(preset, n_features, HORIZON)
+            model = networks.build_model(preset, n_features, HORIZON)
             hist = training.fit(model, xt, yt, val, epochs=preset.epochs, batch_size=preset.batch_size,
                                 patience=preset.patience, seed=preset.seed)  # fmt: skip
         else:

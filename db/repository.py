@@ -103,7 +103,7 @@ class UnitOfWork:
 
     def write_prices(self, ticker: str, frame: pd.DataFrame, source: str, revisions: Sequence[Any] = ()) -> int:
         """Store fetched bars: upsert them, or, when the source restated history (``revisions``, see
-        :func:`forecaster.revisions.price_revisions`), replace every stored bar with ``frame`` and bring the
+        :func:`forecaster.data.revisions.price_revisions`), replace every stored bar with ``frame`` and bring the
         forecasts made on restated dates into the new units. Returns the price rows written."""
         if not revisions:
             return self.upsert_prices(ticker, frame, source)
@@ -120,7 +120,8 @@ class UnitOfWork:
         """Multiply the point, intervals and naive of ``ticker``'s forecasts made on each revision's dates by its
         ratio, so that they compare with the restated closes in the same units; returns the rows changed.
 
-        ``revisions`` are :class:`forecaster.revisions.PriceRevision`-like (``first_date``, ``last_date``, ``ratio``).
+        ``revisions`` are :class:`forecaster.data.revisions.PriceRevision`-like (``first_date``, ``last_date``,
+        ``ratio``).
         """
         f = _forecasts.c
         changed = 0
@@ -496,7 +497,7 @@ class Repository:
         ``pending`` bars (fetched, not yet stored) count as if stored: they are written (as
         :meth:`UnitOfWork.write_prices` would, ``revisions`` included) in a transaction that is always rolled back,
         so the rows come from the same ``forecast_outcomes`` view with no lag of a day. The caller scores them
-        (:func:`forecaster.metrics.score`); this layer computes no metric.
+        (:func:`forecaster.evaluation.metrics.score`); this layer computes no metric.
         """
         fo = forecast_outcomes.c
         query = (

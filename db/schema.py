@@ -249,7 +249,8 @@ class PriceRevision(Base):
 
 
 # Portable SQL (SQLite >= 3.25 and PostgreSQL): the view the README recipes query. ``direction_hit`` is defined as in
-# ``forecaster.metrics.direction_hits``: 1 when point and close moved the same way from the last close (a forecast
+# ``forecaster.evaluation.metrics.direction_hits``: 1 when point and close moved the same way from the last close (a
+# forecast
 # equal to the last close makes no call, an unchanged close no move: both are 0). Changing it needs a migration.
 FORECAST_OUTCOMES_SQL = """
 SELECT f.id AS forecast_id, f.run_id, f.model_version_id, f.model, f.scope, f.ticker,

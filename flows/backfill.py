@@ -15,7 +15,7 @@ from tqdm import tqdm
 from flows.daily import forecast_ticker
 from flows.jobs.daily import resolve_as_of
 from flows.settings import Settings
-from forecaster.calendar import sessions
+from forecaster.data.calendar import sessions
 from forecaster.errors import ConfigError
 
 logger = logging.getLogger("flows.backfill")

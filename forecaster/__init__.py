@@ -1,7 +1,7 @@
 """Pure forecasting core: price frames in, forecasts, metrics and figures out.
 
 This package never imports Prefect or SQLAlchemy, and importing it does not import TensorFlow:
-Keras is loaded lazily by :mod:`forecaster.models` only when a neural model is built or loaded.
+Keras is loaded lazily by :mod:`forecaster.models.networks` only when a neural model is built or loaded.
 
 The one frame layout used everywhere (``PRICE_COLUMNS``): a ``DatetimeIndex`` named ``date``
 (tz-naive, midnight, ascending, unique) and float columns ``open, high, low, close, volume``.

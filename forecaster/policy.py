@@ -1,7 +1,8 @@
 """The retrain policy (full retrain or fine-tune) and the promotion gate: pure functions, their reasons in words.
 
 The gate grades out of sample only: :func:`oos_scores` scores each version's track record
-(:meth:`forecaster.lstm.LSTMForecaster.track_record`) on the newest target dates that both forecast before they had
+(:meth:`forecaster.models.lstm.LSTMForecaster.track_record`) on the newest target dates that both forecast before
+they had
 trained on them, so a candidate is never graded on the sessions it has just been fitted to.
 """
 
@@ -13,7 +14,7 @@ from typing import Literal
 
 import pandas as pd
 
-from forecaster.metrics import score
+from forecaster.evaluation.metrics import score
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def long_prices():
     """700 sessions of seeded synthetic prices (2018-01-02 ..), enough for tiny LSTM fits and backtests."""
-    from forecaster.sources import generate_prices
+    from forecaster.data.sources import generate_prices
 
     return generate_prices(seed=0, n=700, start="2018-01-02")
 
@@ -86,7 +86,7 @@ def long_prices():
 @pytest.fixture(scope="session")
 def tiny_preset():
     """The default preset shrunk to a 2-epoch, 8-unit model on a short window: seconds, not minutes."""
-    from forecaster.presets import get_preset
+    from forecaster.models.presets import get_preset
 
     return get_preset("default").replace(
         name="tiny", lstm_units=(8,), window=10, epochs=2, train_window=300, calibration_size=60,

@@ -13,7 +13,7 @@ from flows.cli.run import prepare_database
 from flows.jobs.backtest import BacktestParams, format_table, run_backtest_job
 from flows.settings import Settings
 from forecaster.errors import ConfigError
-from forecaster.presets import get_preset
+from forecaster.models.presets import get_preset
 
 
 def run_backtest_command(

@@ -87,7 +87,7 @@ def export(
     directory: Annotated[Path, typer.Argument(help="New folder for the bundle (must not exist, or be empty).")],
 ) -> None:
     """Write a version's bundle (model.keras, state.joblib, metadata.json) to DIRECTORY, verified by its sha256."""
-    from forecaster.models import bundle_from_bytes, bytes_sha256
+    from forecaster.models.networks import bundle_from_bytes, bytes_sha256
 
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         fail(f"{directory} already exists and is not an empty folder")

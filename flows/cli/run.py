@@ -12,9 +12,9 @@ from db.engine import check_connection, make_engine
 from db.errors import DatabaseError
 from db.repository import Repository
 from flows.settings import Settings
+from forecaster.data.sources import parse_source
 from forecaster.errors import ForecasterError
-from forecaster.presets import get_preset
-from forecaster.sources import parse_source
+from forecaster.models.presets import get_preset
 
 logger = logging.getLogger("flows.cli")
 

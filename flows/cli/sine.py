@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from forecaster.plots import plot_actual_vs_predicted, save_figure
-from forecaster.sine import run_sine
+from forecaster.models.sine import run_sine
+from forecaster.plots.figures import plot_actual_vs_predicted, save_figure
 
 
 def run_sine_command(epochs: int, output: Path) -> None:

@@ -22,8 +22,8 @@ import pandas as pd
 
 from db.repository import Repository
 from flows.settings import Settings
-from forecaster import report_tables
-from forecaster.calendar import last_completed_session, previous_session, session_close, sessions
+from forecaster.data.calendar import last_completed_session, previous_session, session_close, sessions
+from forecaster.evaluation import report_tables
 
 RUN_KIND = "daily"
 WINDOWS = (20, 60)

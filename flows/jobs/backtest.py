@@ -1,7 +1,8 @@
 """One walk-forward backtest, end to end: prices → walk forward → files → stored as a ``backtest`` run.
 
 Shared by ``tsla-forecast backtest`` and the ``backtest`` flow. The LSTM and the naive, drift and moving-average
-baselines run on the same origins (:func:`forecaster.backtest.run_backtest`). The run, its metrics (per model and
+baselines run on the same origins (:func:`forecaster.evaluation.backtest.run_backtest`). The run, its metrics (per
+model and
 horizon) and every forecast are stored with scope ``backtest`` in one transaction, so that they stay out of the live
 history. Forecasts need a model version, so the LSTM as it stands at the last origin is registered (status
 ``candidate``, never promoted, ``config.scope = "backtest"``); the baselines' rows carry the same version id, which
@@ -25,14 +26,14 @@ from flows.jobs.bundles import artifact_hint, pack_model
 from flows.jobs.daily import finite_scores
 from flows.jobs.lifecycle import RunKey, RunOutcome, TrackedRun, tracked_run
 from flows.settings import Settings
-from forecaster import plots
-from forecaster.backtest import forecast_origins, run_backtest
-from forecaster.baselines import Drift, MovingAverage, Naive
+from forecaster.data.sources import parse_source
+from forecaster.data.validation import ensure_valid
 from forecaster.errors import ConfigError, NotEnoughDataError
-from forecaster.lstm import LSTMForecaster
-from forecaster.presets import get_preset
-from forecaster.sources import parse_source
-from forecaster.validation import ensure_valid
+from forecaster.evaluation.backtest import forecast_origins, run_backtest
+from forecaster.models.baselines import Drift, MovingAverage, Naive
+from forecaster.models.lstm import LSTMForecaster
+from forecaster.models.presets import get_preset
+from forecaster.plots import figures as plots
 
 logger = logging.getLogger("flows.backtest")
 TABLE_METRICS = ("rmse", "mae", "mape", "r2", "mase", "u2", "directional_accuracy", "call_accuracy", "coverage80",

@@ -8,8 +8,8 @@ from typing import Any
 
 from db.repository import Repository
 from flows.settings import Settings
-from forecaster.cache import BundleCache
-from forecaster.models import pack_model
+from forecaster.data.cache import BundleCache
+from forecaster.models.networks import pack_model
 
 __all__ = ["artifact_hint", "cached_bundle", "load_version", "pack_model"]
 
@@ -31,6 +31,6 @@ def cached_bundle(repo: Repository, row: Any, settings: Settings | None = None) 
 
 def load_version(repo: Repository, row: Any, settings: Settings | None = None):  # -> LSTMForecaster
     """Load a registered model version (its ``model_versions`` row) from the cache or the database."""
-    from forecaster.lstm import LSTMForecaster
+    from forecaster.models.lstm import LSTMForecaster
 
     return LSTMForecaster.load(cached_bundle(repo, row, settings))

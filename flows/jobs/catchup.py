@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 
 from db.repository import Repository
 from flows.settings import Settings
-from forecaster.calendar import sessions
+from forecaster.data.calendar import sessions
 from forecaster.errors import ConfigError
 
 logger = logging.getLogger("flows.jobs.catchup")

@@ -21,17 +21,17 @@ from db.schema import ModelVersion
 from flows.jobs.bundles import artifact_hint, load_version, pack_model
 from flows.jobs.lifecycle import RunKey, RunOutcome, TrackedRun, tracked_run
 from flows.settings import Settings
-from forecaster.calendar import is_session, last_completed_session, sessions
+from forecaster.data.calendar import is_session, last_completed_session, sessions
+from forecaster.data.revisions import PriceRevision, price_revisions, restated_dates
+from forecaster.data.revisions import describe as describe_revisions
+from forecaster.data.sources import parse_source
+from forecaster.data.validation import ensure_valid
 from forecaster.errors import ConfigError, FinalBarMissingError, SourceError
-from forecaster.lstm import LSTMForecaster  # no TensorFlow at import: Keras loads on the first fit or load
-from forecaster.metrics import LIVE, score
-from forecaster.models import ArtifactError
+from forecaster.evaluation.metrics import LIVE, score
+from forecaster.models.lstm import LSTMForecaster  # no TensorFlow at import: Keras loads on the first fit or load
+from forecaster.models.networks import ArtifactError
+from forecaster.models.presets import get_preset
 from forecaster.policy import ChampionFacts, GateDecision, TrainingDecision, decide_training, gate, oos_scores
-from forecaster.presets import get_preset
-from forecaster.revisions import PriceRevision, price_revisions, restated_dates
-from forecaster.revisions import describe as describe_revisions
-from forecaster.sources import parse_source
-from forecaster.validation import ensure_valid
 
 logger = logging.getLogger("flows.jobs.daily")
 Fetch = Callable[[str, str, dt.date, dt.date], pd.DataFrame]

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from db.repository import Repository
-from forecaster.calendar import is_session
+from forecaster.data.calendar import is_session
 from forecaster.errors import ForecasterError
 
 REPORT_SESSIONS = 120  # every figure and table looks back this many sessions
@@ -28,7 +28,7 @@ class ReportInputs:
     as_of: dt.date
     run: dict[str, Any]
     prices: pd.DataFrame  # the last REPORT_SESSIONS bars up to as_of
-    forecast: pd.DataFrame  # forecaster.base.FORECAST_COLUMNS, one row per horizon
+    forecast: pd.DataFrame  # forecaster.models.base.FORECAST_COLUMNS, one row per horizon
     outcomes: pd.DataFrame  # matured live LSTM forecasts whose target is in the last REPORT_SESSIONS sessions
     version: dict[str, Any]  # the model version whose forecasts were published
     parent: dict[str, Any] | None

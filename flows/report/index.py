@@ -24,7 +24,7 @@ from typing import Any
 
 from db.repository import Repository
 from flows.report.render import _template, data_uri
-from forecaster import plots
+from forecaster.plots import figures as plots
 
 logger = logging.getLogger("flows.report")
 INDEX_NAME = "index.html"

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from flows.report.data import REPORT_SESSIONS, ReportInputs
-from forecaster import plots
-from forecaster import report_tables as tables
+from forecaster.evaluation import report_tables as tables
+from forecaster.plots import figures as plots
 
 SCHEMA_VERSION = 1
 FIGURES: tuple[tuple[str, str], ...] = (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forecaster.sources import generate_prices
+from forecaster.data.sources import generate_prices
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from db import migrate
 from db.engine import make_engine
 from db.schema import Base
-from forecaster.sources import generate_prices
+from forecaster.data.sources import generate_prices
 from tests.cli.conftest import ROOT
 from tests.cli.test_cli_run import _assert_one_clean_error, _env, _kill_when
 from tests.db.fixtures import unique_name

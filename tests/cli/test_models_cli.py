@@ -11,7 +11,7 @@ import pytest
 
 from db import migrate
 from db.repository import NewModelVersion, Repository
-from forecaster.models import BUNDLE_FILES, bundle_to_bytes
+from forecaster.models.networks import BUNDLE_FILES, bundle_to_bytes
 from tests.cli.conftest import ROOT
 
 

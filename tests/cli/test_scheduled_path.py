@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from forecaster.sources import generate_prices
+from forecaster.data.sources import generate_prices
 from tests.cli.conftest import ROOT
 from tests.cli.test_cli_run import _env
 

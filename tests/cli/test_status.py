@@ -15,7 +15,7 @@ import pytest
 
 from flows.cli.status import collect_status, due_session, live_summary, render
 from flows.settings import Settings
-from forecaster.calendar import next_sessions
+from forecaster.data.calendar import next_sessions
 from tests.cli.conftest import ROOT, run_cli
 from tests.report.seed import seed_history
 from tests.report.test_cli_report import _imports

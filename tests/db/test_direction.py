@@ -1,4 +1,6 @@
-"""The ``forecast_outcomes`` view and :mod:`forecaster.metrics` define direction the same way, on both backends."""
+"""The ``forecast_outcomes`` view and :mod:`forecaster.evaluation.metrics` define direction the same way, on both
+backends.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pandas as pd
 from db import migrate
 from db.engine import make_engine
 from db.repository import NewModelVersion, Repository
-from forecaster import metrics
+from forecaster.evaluation import metrics
 from tests.db.factories import synthetic_prices
 
 TICKER = "TSLA"

@@ -116,7 +116,7 @@ def test_downgrade_to_0001_keeps_the_tables_and_restores_its_view(migrated_url: 
 
 def _old_style_version(url: str, folder: Path) -> int:
     """A model_versions row as revision 0003 wrote it: a bundle folder on disk and its folder sha256."""
-    from forecaster.models import BUNDLE_FILES, directory_sha256
+    from forecaster.models.networks import BUNDLE_FILES, directory_sha256
 
     folder.mkdir(parents=True)
     for name in BUNDLE_FILES:
@@ -140,7 +140,7 @@ def test_0004_moves_bundles_into_the_database_and_the_downgrade_writes_them_back
     import shutil
 
     from db.repository import Repository
-    from forecaster.models import bundle_to_bytes, bytes_sha256, directory_sha256
+    from forecaster.models.networks import bundle_to_bytes, bytes_sha256, directory_sha256
 
     migrate.upgrade(db_url, "0003")
     folder = tmp_path / "models" / "TSLA" / "v1"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from db.repository import NewModelVersion, Repository
-from forecaster.revisions import price_revisions
+from forecaster.data.revisions import price_revisions
 from tests.db.factories import forecast_frame, synthetic_prices
 
 TICKER = "TSLA"

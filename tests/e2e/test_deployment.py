@@ -31,7 +31,7 @@ DEPLOYMENTS = {
 
 @pytest.fixture(scope="module")
 def prices_csv(stack: Stack) -> Path:
-    from forecaster.sources import generate_prices
+    from forecaster.data.sources import generate_prices
 
     path = stack.tmp / "prices.csv"
     generate_prices(seed=11, n=400, start="2023-01-03").to_csv(path, index_label="date")

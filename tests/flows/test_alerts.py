@@ -9,7 +9,7 @@ import email.policy
 import pytest
 
 from flows.daily import daily_forecast
-from forecaster.sources import generate_prices
+from forecaster.data.sources import generate_prices
 from tests.report.conftest import RECIPIENTS, email_env, start_smtp
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")

@@ -9,7 +9,7 @@ from db import migrate
 from db.repository import Repository
 from flows.backfill import backfill
 from flows.daily import daily_forecast
-from forecaster.calendar import sessions
+from forecaster.data.calendar import sessions
 from tests.flows.conftest import HomeFactory
 
 START, END = dt.date(2024, 6, 3), dt.date(2024, 6, 7)

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from flows.daily import daily_forecast
-from forecaster.calendar import sessions
+from forecaster.data.calendar import sessions
 from forecaster.errors import ConfigError
 from tests.flows.test_backfill import ARGS, END, START, _comparable, _fresh_home
 

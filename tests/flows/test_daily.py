@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from db.repository import Repository
 from flows.daily import daily_forecast
 from flows.jobs.daily import finite_scores
-from forecaster.metrics import LIVE, score
+from forecaster.evaluation.metrics import LIVE, score
 from tests.flows.conftest import db_state, store_digest
 
 DAY1, DAY2, SATURDAY = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 8)
@@ -106,7 +106,7 @@ def _fail(*_a, **_k):
     [
         "flows.daily.fetch_prices",  # fetch (inside the retrying Prefect task)
         "flows.jobs.daily.ensure_valid",  # validation
-        "forecaster.lstm.LSTMForecaster.finetune",  # training
+        "forecaster.models.lstm.LSTMForecaster.finetune",  # training
         "db.repository.UnitOfWork.upsert_forecasts",  # writing, halfway through the transaction
     ],
 )
@@ -125,8 +125,8 @@ def test_a_fault_at_any_step_leaves_only_a_failed_run_row(repo, home, target):
 
 
 def test_bad_prices_fail_the_run_with_the_problem_list(repo, home, tmp_path, monkeypatch):
+    from forecaster.data.sources import generate_prices
     from forecaster.errors import InvalidPricesError
-    from forecaster.sources import generate_prices
 
     prices = generate_prices(seed=1, n=400, start="2022-11-01")
     prices.iloc[100, 3] = float("nan")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from flows.daily import daily_forecast
-from forecaster.sources import YahooSource, generate_prices
+from forecaster.data.sources import YahooSource, generate_prices
 from tests.fixtures.yahoo import yahoo_download_frame
 
 DAY1, DAY2 = dt.date(2024, 6, 3), dt.date(2024, 6, 4)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from db.repository import Repository
 from flows.daily import daily_forecast
 from flows.retrain import retrain_model
-from forecaster.calendar import last_completed_session
+from forecaster.data.calendar import last_completed_session
 from tests.flows.conftest import db_state, store_digest
 
 DAY1, DAY2, SATURDAY = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 8)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
-from forecaster.sources import generate_prices
+from forecaster.data.sources import generate_prices
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ import math
 import pandas as pd
 import pytest
 
-from forecaster import metrics
-from forecaster.backtest import forecast_origins, run_backtest, walk_forward
-from forecaster.baselines import Drift, Naive
 from forecaster.errors import ConfigError, NotEnoughDataError
-from forecaster.lstm import LSTMForecaster
+from forecaster.evaluation import metrics
+from forecaster.evaluation.backtest import forecast_origins, run_backtest, walk_forward
+from forecaster.models.baselines import Drift, Naive
+from forecaster.models.lstm import LSTMForecaster
 
 
 class Spy(Naive):

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.base import FORECAST_COLUMNS, Forecaster
-from forecaster.baselines import SES, Drift, MovingAverage, Naive
-from forecaster.calendar import sessions
+from forecaster.data.calendar import sessions
 from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
-from forecaster.forecasting import conformal_quantiles
+from forecaster.models.base import FORECAST_COLUMNS, Forecaster
+from forecaster.models.baselines import SES, Drift, MovingAverage, Naive
+from forecaster.models.conformal import conformal_quantiles
 
 H = 5
 
@@ -170,7 +170,7 @@ def test_ses_fits_alpha_before_the_calibration_window_only(prices: pd.DataFrame)
 def test_ewma_intervals_scale_the_plain_residuals_by_the_volatility_at_each_origin(
     cls: type, kwargs: dict, prices: pd.DataFrame
 ) -> None:
-    from forecaster.forecasting import ewma_volatility
+    from forecaster.models.conformal import ewma_volatility
 
     plain = cls(**kwargs, calibration=30).fit(prices.iloc[:400])
     scaled = cls(**kwargs, calibration=30, interval="ewma").fit(prices.iloc[:400])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from forecaster.cache import BundleCache
-from forecaster.models import BUNDLE_FILES, ArtifactError, bundle_from_bytes, bundle_to_bytes, bytes_sha256
+from forecaster.data.cache import BundleCache
+from forecaster.models.networks import BUNDLE_FILES, ArtifactError, bundle_from_bytes, bundle_to_bytes, bytes_sha256
 
 
 def fake_bundle(folder: Path, payload: bytes = b"weights") -> Path:
@@ -78,7 +78,7 @@ def test_a_missing_or_mismatching_stored_artefact_is_an_artifact_error(tmp_path)
 
 
 def test_a_sweep_removes_the_folder_of_a_killed_fill_but_never_one_being_filled(tmp_path):
-    from forecaster.models import _immutable_folder  # the temporary folder every bundle fill writes in
+    from forecaster.models.networks import _immutable_folder  # the temporary folder every bundle fill writes in
 
     data = bundle_to_bytes(fake_bundle(tmp_path / "bundle"))
     root = tmp_path / "cache"

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from forecaster.calendar import (
+from forecaster.data.calendar import (
     is_bar_final,
     is_session,
     last_completed_session,

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.baselines import Naive
-from forecaster.calendar import sessions
-from forecaster.forecasting import aci_levels, conformal_quantiles, ewma_volatility, forecast_frame, horizon_scale
+from forecaster.data.calendar import sessions
+from forecaster.models.baselines import Naive
+from forecaster.models.conformal import aci_levels, conformal_quantiles, ewma_volatility, forecast_frame, horizon_scale
 
 
 def _garch_prices(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -89,7 +89,7 @@ def test_ewma_scaled_intervals_cover_wild_days_where_plain_ones_do_not() -> None
 def test_lstm_calibration_and_track_record_hold_only_targets_it_had_not_seen(long_prices, tiny_preset):
     """Full fit: the calibration slice comes after the early-stopping/shrinkage slice; updates score before they
     fine-tune. Every calibration score is one of those out-of-sample forecasts."""
-    from forecaster.lstm import LSTMForecaster
+    from forecaster.models.lstm import LSTMForecaster
 
     model = LSTMForecaster(tiny_preset.replace(interval="plain"), horizon=3).fit(long_prices.iloc[:600])
     track = model.track_record()

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from forecaster.data.sources import generate_prices
 from forecaster.errors import ConfigError, NotEnoughDataError
-from forecaster.features import WindowedData, compute_features, compute_targets, windows
-from forecaster.sources import generate_prices
+from forecaster.models.features import WindowedData, compute_features, compute_targets, windows
 
 
 def test_log_return_targets_match_hand_computation():

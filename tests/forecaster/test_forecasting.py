@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.base import FORECAST_COLUMNS
 from forecaster.errors import NotEnoughDataError
-from forecaster.forecasting import LEVELS, conformal_quantiles, forecast_frame, log_residuals
+from forecaster.models.base import FORECAST_COLUMNS
+from forecaster.models.conformal import LEVELS, conformal_quantiles, forecast_frame, log_residuals
 
 
 def _hand_conformal(values: list[float], level: float) -> float:

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.base import FORECAST_COLUMNS, Forecaster
 from forecaster.errors import NotEnoughDataError, NotFittedError
-from forecaster.lstm import LSTMForecaster
-from forecaster.models import ArtifactError
+from forecaster.models.base import FORECAST_COLUMNS, Forecaster
+from forecaster.models.lstm import LSTMForecaster
+from forecaster.models.networks import ArtifactError
 
 
 @pytest.fixture(scope="module")

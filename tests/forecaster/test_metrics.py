@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster import metrics
+from forecaster.evaluation import metrics
 
 Y = [100.0, 102.0, 101.0, 105.0, 104.0, 108.0]
 P = [101.0, 101.5, 103.0, 104.0, 104.5, 106.0]

@@ -12,10 +12,10 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from forecaster import plots
-from forecaster.calendar import next_sessions
-from forecaster.plot_style import DATE_FORMAT, EMPTY_TEXT
-from forecaster.sources import generate_prices
+from forecaster.data.calendar import next_sessions
+from forecaster.data.sources import generate_prices
+from forecaster.plots import figures as plots
+from forecaster.plots.style import DATE_FORMAT, EMPTY_TEXT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

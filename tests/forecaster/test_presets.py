@@ -5,8 +5,8 @@ import io
 import pytest
 
 from forecaster.errors import ConfigError
-from forecaster.models import build_model
-from forecaster.presets import PRESETS, Preset, get_preset
+from forecaster.models.networks import build_model
+from forecaster.models.presets import PRESETS, Preset, get_preset
 
 
 def test_seed001_has_exactly_11851_parameters_and_summary_shows_it():

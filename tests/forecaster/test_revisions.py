@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from forecaster.revisions import describe, price_revisions, restated_dates
-from forecaster.sources import generate_prices
+from forecaster.data.revisions import describe, price_revisions, restated_dates
+from forecaster.data.sources import generate_prices
 
 PRICE = ["open", "high", "low", "close"]
 

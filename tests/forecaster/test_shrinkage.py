@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecaster.lstm import _shrinkage
+from forecaster.models.lstm import _shrinkage
 
 
 def _slice(skill: float, seed: int = 0, n: int = 180) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

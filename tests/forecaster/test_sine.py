@@ -2,7 +2,7 @@
 
 import pytest
 
-from forecaster.sine import run_sine
+from forecaster.models.sine import run_sine
 
 
 @pytest.mark.slow

@@ -11,9 +11,8 @@ import pytest
 from yfinance.exceptions import YFRateLimitError
 
 from forecaster import PRICE_COLUMNS
-from forecaster.calendar import sessions
-from forecaster.errors import ConfigError, SourceError
-from forecaster.sources import (
+from forecaster.data.calendar import sessions
+from forecaster.data.sources import (
     CsvSource,
     PriceSource,
     SyntheticSource,
@@ -22,7 +21,8 @@ from forecaster.sources import (
     normalise_yahoo_frame,
     parse_source,
 )
-from forecaster.validation import validate_prices
+from forecaster.data.validation import validate_prices
+from forecaster.errors import ConfigError, SourceError
 from tests.fixtures.yahoo import (
     ChartAnswer,
     yahoo_chart_json,
@@ -116,10 +116,10 @@ def test_yahoo_retries_back_off_exponentially_and_are_logged(fake_download, capl
     fake_download(yahoo_empty_frame("TSLA"))
     slept: list[float] = []
     source = YahooSource(retries=4, backoff=0.5, sleep=slept.append)
-    with caplog.at_level(logging.WARNING, logger="forecaster.sources"), pytest.raises(SourceError):
+    with caplog.at_level(logging.WARNING, logger="forecaster.data.sources"), pytest.raises(SourceError):
         source.fetch("TSLA", "2024-12-01", "2024-12-20")
     assert slept == [0.5, 1.0, 2.0]
-    retries = [r for r in caplog.records if r.name == "forecaster.sources"]
+    retries = [r for r in caplog.records if r.name == "forecaster.data.sources"]
     assert [r.getMessage().split(" failed")[0] for r in retries] == [
         "Yahoo Finance attempt 1/4 for TSLA",
         "Yahoo Finance attempt 2/4 for TSLA",

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from forecaster import models, training
+from forecaster.models import networks, training
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_unshuffled_fit_matches_keras_fit_bit_for_bit(tiny_preset, arrays):
     x, y, (x_val, y_val) = arrays
     val = (x_val, -y_val)  # the opposite relation: validation loss rises as the model learns, so training stops
     preset = tiny_preset.replace(learning_rate=0.01)
-    ours, plain = models.build_model(preset, 5, 2), models.build_model(preset, 5, 2)
+    ours, plain = networks.build_model(preset, 5, 2), networks.build_model(preset, 5, 2)
     history = training.fit(ours, x, y, val, epochs=12, batch_size=32, patience=2, shuffle=False)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
     keras_history = plain.fit(x, y, validation_data=val, epochs=12, batch_size=32, shuffle=False, verbose=0,
@@ -46,7 +46,7 @@ def test_unshuffled_fit_matches_keras_fit_bit_for_bit(tiny_preset, arrays):
 
 def test_every_epoch_runs_one_step_per_batch_including_the_partial_one(tiny_preset, arrays):
     x, y, _ = arrays
-    model = models.build_model(tiny_preset, 5, 2)
+    model = networks.build_model(tiny_preset, 5, 2)
     training.fit(model, x, y, None, epochs=3, batch_size=32, patience=3)
     assert int(model.optimizer.iterations.numpy()) == 3 * 4 == 3 * training.steps_per_epoch(110, 32)
 
@@ -55,7 +55,7 @@ def test_same_seed_gives_the_same_weights_and_another_seed_other_weights(tiny_pr
     x, y, val = arrays
     runs = {}
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
-        model = models.build_model(tiny_preset, 5, 2)
+        model = networks.build_model(tiny_preset, 5, 2)
         training.fit(model, x, y, val, epochs=2, batch_size=16, patience=5, seed=seed)
         runs[name] = _weights(model)
     for a, b in zip(runs["a"], runs["b"], strict=True):
@@ -65,7 +65,7 @@ def test_same_seed_gives_the_same_weights_and_another_seed_other_weights(tiny_pr
 
 def test_predict_function_gives_model_predict_numbers_for_any_batch(tiny_preset, arrays):
     x, y, _ = arrays
-    model = models.build_model(tiny_preset, 5, 2)
+    model = networks.build_model(tiny_preset, 5, 2)
     predict = training.predict_function(model)
     for rows in (x[:1], x[:7], x):
         np.testing.assert_allclose(predict(rows), model.predict(rows, verbose=0), rtol=1e-6, atol=1e-7)
@@ -74,7 +74,7 @@ def test_predict_function_gives_model_predict_numbers_for_any_batch(tiny_preset,
 
 def test_finetuning_reuses_the_compiled_epoch(tiny_preset, arrays):
     x, y, val = arrays
-    model = models.build_model(tiny_preset, 5, 2)
+    model = networks.build_model(tiny_preset, 5, 2)
     training.fit(model, x, y, val, epochs=1, batch_size=32, patience=1)
     run = training.epoch_function(model, 32)
     traced = run.experimental_get_tracing_count()
@@ -88,6 +88,6 @@ def test_extra_callbacks_see_every_epoch(tiny_preset, arrays):
     x, y, _ = arrays
     seen = []
     callback = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append((epoch, sorted(logs))))
-    training.fit(models.build_model(tiny_preset, 5, 2), x, y, None, epochs=2, batch_size=64, patience=2,
+    training.fit(networks.build_model(tiny_preset, 5, 2), x, y, None, epochs=2, batch_size=64, patience=2,
                  callbacks=[callback])  # fmt: skip
     assert seen == [(0, ["loss", "mae"]), (1, ["loss", "mae"])]

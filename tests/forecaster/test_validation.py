@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecaster.data.sources import generate_prices
+from forecaster.data.validation import Problem, ensure_valid, format_problems, validate_prices
 from forecaster.errors import InvalidPricesError
-from forecaster.sources import generate_prices
-from forecaster.validation import Problem, ensure_valid, format_problems, validate_prices
 
 DAY = pd.Timestamp("2024-03-05")
 

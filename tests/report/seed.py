@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from db.repository import NewModelVersion, Repository
-from forecaster.calendar import next_sessions
-from forecaster.sources import generate_prices
+from forecaster.data.calendar import next_sessions
+from forecaster.data.sources import generate_prices
 
 TICKER, HORIZON = "TSLA", 5
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster import report_tables as rt
-from forecaster.sources import generate_prices
+from forecaster.data.sources import generate_prices
+from forecaster.evaluation import report_tables as rt
 
 
 def _outcomes(n: int = 70, horizon: int = 2, seed: int = 0) -> pd.DataFrame:

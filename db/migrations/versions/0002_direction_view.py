@@ -1,7 +1,7 @@
 """forecast_outcomes: direction_hit as the Python metric defines it (a forecast equal to the last close is no call).
 
 Revision 0001 counted an unchanged close as a hit when the forecast also equalled the last close; now a hit needs
-the forecast and the close to move the same way from the last close (``forecaster.metrics.direction_hits``).
+the forecast and the close to move the same way from the last close (``forecaster.evaluation.metrics.direction_hits``).
 
 Revision ID: 0002
 Revises: 0001

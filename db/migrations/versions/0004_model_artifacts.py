@@ -22,7 +22,7 @@ from alembic import op
 
 from db.engine import DEFAULT_HOME, ENV_HOME
 from db.schema import utcnow
-from forecaster.models import ArtifactError, bundle_from_bytes, bundle_to_bytes, bytes_sha256, directory_sha256
+from forecaster.models.networks import ArtifactError, bundle_from_bytes, bundle_to_bytes, bytes_sha256, directory_sha256
 
 revision: str = "0004"
 down_revision: str | None = "0003"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecaster import metrics
+from forecaster.evaluation import metrics
 
 SKILL_WINDOWS: tuple[int, ...] = (20, 60)
 NAN = float("nan")
@@ -29,7 +29,7 @@ def forecast_rows(forecast: pd.DataFrame) -> list[dict[str, Any]]:
     """One dict per horizon: target date, point, intervals, naive and the change from the last close (%).
 
     Args:
-        forecast: one origin's forecast (:data:`forecaster.base.FORECAST_COLUMNS`).
+        forecast: one origin's forecast (:data:`forecaster.models.base.FORECAST_COLUMNS`).
     """
     rows = []
     for r in forecast.sort_values("horizon").itertuples(index=False):
@@ -64,7 +64,8 @@ def matured(outcomes: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
 def skill_window(
     outcomes: pd.DataFrame, sessions: int, horizon: int = 1, prices: pd.DataFrame | None = None
 ) -> dict[str, Any]:
-    """Model and naive scores (:func:`forecaster.metrics.score`) over the last ``sessions`` matured forecasts.
+    """Model and naive scores (:func:`forecaster.evaluation.metrics.score`) over the last ``sessions`` matured
+    forecasts.
 
     Args:
         prices: stored bars; with them, the 80% coverage is also split by volatility tercile (the trailing

@@ -7,7 +7,7 @@ price, wider on wild days. ``sigma = 1`` is plain split-conformal. Scales:
 
 * ``plain``: 1;
 * ``ewma``: RiskMetrics (lambda 0.94) one-day volatility of the log returns up to the origin, times ``sqrt(h)``;
-* ``head``: the LSTM's own scale forecast (see :mod:`forecaster.lstm`).
+* ``head``: the LSTM's own scale forecast (see :mod:`forecaster.models.lstm`).
 
 :func:`aci_levels` adds adaptive conformal inference (Gibbs and Candès 2021) on top of any of them.
 """
@@ -21,9 +21,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from forecaster.base import FORECAST_COLUMNS
-from forecaster.calendar import next_sessions
+from forecaster.data.calendar import next_sessions
 from forecaster.errors import NotEnoughDataError
+from forecaster.models.base import FORECAST_COLUMNS
 
 LEVELS: tuple[float, ...] = (0.80, 0.95)
 MIN_RESIDUALS = 10
@@ -157,7 +157,7 @@ def forecast_frame(
     quantiles: dict[float, np.ndarray],
     sigma: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Build the :data:`~forecaster.base.FORECAST_COLUMNS` frame for horizons ``1..H``.
+    """Build the :data:`~forecaster.models.base.FORECAST_COLUMNS` frame for horizons ``1..H``.
 
     Args:
         origin: the last session whose close the forecast knows.

@@ -1,6 +1,7 @@
 """Baseline forecasters (naive, drift, moving average, simple exponential smoothing) with honest conformal intervals.
 
-Every baseline implements :class:`forecaster.base.Forecaster`. A baseline only defines ``_points(close, t, h)``: the
+Every baseline implements :class:`forecaster.models.base.Forecaster`. A baseline only defines ``_points(close, t,
+h)``: the
 point forecast for horizon ``h`` made at origin index ``t`` from ``close[: t + 1]`` (vectorised over arrays of
 ``t`` and ``h``). The shared :class:`_Baseline` uses it twice: at the last row for the forecast, and at the last
 ``calibration`` past origins of the fitted frame for the out-of-sample residuals behind the intervals. A past
@@ -18,7 +19,13 @@ from scipy.optimize import minimize_scalar
 from scipy.signal import lfilter
 
 from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
-from forecaster.forecasting import conformal_quantiles, ewma_volatility, forecast_frame, horizon_scale, log_residuals
+from forecaster.models.conformal import (
+    conformal_quantiles,
+    ewma_volatility,
+    forecast_frame,
+    horizon_scale,
+    log_residuals,
+)
 
 
 class _Baseline:
@@ -84,7 +91,9 @@ class _Baseline:
         return np.where(valid, res / scale, np.nan)
 
     def predict(self, horizon: int) -> pd.DataFrame:
-        """Forecast ``horizon`` sessions after the origin (frame with :data:`~forecaster.base.FORECAST_COLUMNS`)."""
+        """Forecast ``horizon`` sessions after the origin (frame with
+        :data:`~forecaster.models.base.FORECAST_COLUMNS`).
+        """
         self._check_fitted()
         if int(horizon) < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
@@ -99,7 +108,7 @@ class Naive(_Baseline):
     """Persistence: every horizon forecasts the last close.
 
     >>> import numpy as np, pandas as pd
-    >>> from forecaster.calendar import sessions
+    >>> from forecaster.data.calendar import sessions
     >>> prices = pd.DataFrame({"close": 100.0 + np.arange(61)}, index=sessions("2024-01-02", "2024-03-28"))
     >>> Naive(calibration=20).fit(prices).predict(3)["point"].tolist()
     [160.0, 160.0, 160.0]
@@ -119,7 +128,7 @@ class Drift(_Baseline):
     """Random walk with drift: ``last + h * (last - close[-lookback-1]) / lookback`` (all rows if fewer).
 
     >>> import numpy as np, pandas as pd
-    >>> from forecaster.calendar import sessions
+    >>> from forecaster.data.calendar import sessions
     >>> prices = pd.DataFrame({"close": 100.0 + np.arange(61)}, index=sessions("2024-01-02", "2024-03-28"))
     >>> Drift(lookback=20, calibration=20).fit(prices).predict(3)["point"].tolist()
     [161.0, 162.0, 163.0]
@@ -142,7 +151,7 @@ class MovingAverage(_Baseline):
     """Mean of the last ``window`` closes (all rows if fewer), the same for every horizon.
 
     >>> import numpy as np, pandas as pd
-    >>> from forecaster.calendar import sessions
+    >>> from forecaster.data.calendar import sessions
     >>> prices = pd.DataFrame({"close": 100.0 + np.arange(61)}, index=sessions("2024-01-02", "2024-03-28"))
     >>> MovingAverage(window=4, calibration=20).fit(prices).predict(3)["point"].tolist()
     [158.5, 158.5, 158.5]
@@ -168,7 +177,7 @@ class SES(_Baseline):
     (``SESOptimized`` in statsforecast), so the calibration residuals stay out of sample.
 
     >>> import numpy as np, pandas as pd
-    >>> from forecaster.calendar import sessions
+    >>> from forecaster.data.calendar import sessions
     >>> prices = pd.DataFrame({"close": 100.0 + np.arange(61)}, index=sessions("2024-01-02", "2024-03-28"))
     >>> SES(alpha=0.5, calibration=20).fit(prices).predict(2)["point"].round(6).tolist()  # lags a trend by 1/alpha - 1
     [159.0, 159.0]

@@ -3,7 +3,7 @@
 Every source returns the layout of :data:`forecaster.PRICE_COLUMNS`: a ``DatetimeIndex`` named ``date``
 (tz-naive, midnight, ``datetime64[ns]``) and float64 columns ``open, high, low, close, volume``, restricted to
 ``start <= date <= end``. Sources only normalise shape, names and dtypes; they never drop, fill, sort or
-de-duplicate rows: :func:`forecaster.validation.validate_prices` reports bad data instead.
+de-duplicate rows: :func:`forecaster.data.validation.validate_prices` reports bad data instead.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster import PRICE_COLUMNS
-from forecaster.calendar import sessions
+from forecaster.data.calendar import sessions
 from forecaster.errors import ConfigError, SourceError
 
 logger = logging.getLogger(__name__)

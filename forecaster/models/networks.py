@@ -6,7 +6,7 @@ renamed into place, so a killed process never leaves half a bundle, and its sha2
 
 Its bytes form (:func:`bundle_to_bytes`) is a deterministic, uncompressed tar of the folder: the same files give
 the same bytes, so the sha256 of the archive identifies a bundle wherever it is unpacked (the database stores
-the archive; :mod:`forecaster.cache` keeps unpacked copies keyed by that sha256). A newly trained model is packed
+the archive; :mod:`forecaster.data.cache` keeps unpacked copies keyed by that sha256). A newly trained model is packed
 straight into that form in memory (:func:`bundle_bytes`, :func:`pack_model`): no folder of ours exists while a
 run that may be killed is packing it.
 """
@@ -30,7 +30,7 @@ from typing import Any
 import joblib
 
 from forecaster.errors import ForecasterError
-from forecaster.presets import Preset
+from forecaster.models.presets import Preset
 
 MODEL_FILE, STATE_FILE, META_FILE = "model.keras", "state.joblib", "metadata.json"
 BUNDLE_FILES = (MODEL_FILE, STATE_FILE, META_FILE)

@@ -19,9 +19,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from forecaster import metrics
-from forecaster.base import FORECAST_COLUMNS
-from forecaster.plot_style import (
+from forecaster.evaluation import metrics
+from forecaster.models.base import FORECAST_COLUMNS
+from forecaster.plots.style import (
     ACTUAL,
     COVER80,
     COVER95,

@@ -1,6 +1,7 @@
 """A local cache of unpacked model bundles, keyed by the sha256 of their archive.
 
-The database holds every bundle's archive (:func:`forecaster.models.bundle_to_bytes`); a worker unpacks the ones it
+The database holds every bundle's archive (:func:`forecaster.models.networks.bundle_to_bytes`); a worker unpacks the
+ones it
 needs into ``<root>/<sha256>/`` on first use. Every load re-verifies the folder against its key, a folder that no
 longer matches is unpacked again, and a fill is atomic (unpacked beside its place, then renamed), so the cache is
 safe to delete at any time, also while workers run.
@@ -15,11 +16,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from forecaster.models import ArtifactError, bundle_from_bytes, bundle_to_bytes, bytes_sha256, filling
+from forecaster.models.networks import ArtifactError, bundle_from_bytes, bundle_to_bytes, bytes_sha256, filling
 
-logger = logging.getLogger("forecaster.cache")
+logger = logging.getLogger("forecaster.data.cache")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-# a fill locks its temporary folder (forecaster.models.filling) moments after creating it: younger ones are left be
+# a fill locks its temporary folder (forecaster.models.networks.filling) moments after creating it: younger ones are
+# left be
 STALE_TMP_SECONDS = 60.0
 
 

@@ -1,6 +1,6 @@
 """Validation of price frames: one function that names every problem it finds, by date.
 
->>> from forecaster.sources import generate_prices
+>>> from forecaster.data.sources import generate_prices
 >>> validate_prices(generate_prices(seed=0, n=100))
 []
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster import PRICE_COLUMNS
-from forecaster.calendar import bounds, sessions
+from forecaster.data.calendar import bounds, sessions
 from forecaster.errors import InvalidPricesError
 
 PRICES = ("open", "high", "low", "close")

@@ -1,4 +1,4 @@
-"""Walk-forward evaluation, written once for every :class:`~forecaster.base.Forecaster`.
+"""Walk-forward evaluation, written once for every :class:`~forecaster.models.base.Forecaster`.
 
 Every model, baselines included, is run on exactly the same forecast origins. At each origin it sees only the
 rows dated up to that origin: a full ``fit`` every ``refit_every`` origins, ``update`` (a fine-tune for the
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecaster import metrics
-from forecaster.base import Forecaster
 from forecaster.errors import ConfigError, NotEnoughDataError
+from forecaster.evaluation import metrics
+from forecaster.models.base import Forecaster
 
 
 @dataclass
@@ -78,8 +78,10 @@ def walk_forward(
 
 
 def summarise(forecasts: pd.DataFrame, scale: float, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
-    """:func:`forecaster.metrics.score` per model at horizon 1 (top level) and for every horizon (``by_horizon``),
-    on targets in range. Tercile coverages need a ``volatility`` column (:func:`forecaster.metrics.with_volatility`);
+    """:func:`forecaster.evaluation.metrics.score` per model at horizon 1 (top level) and for every horizon
+    (``by_horizon``),
+    on targets in range. Tercile coverages need a ``volatility`` column
+    (:func:`forecaster.evaluation.metrics.with_volatility`);
     their cut points are the scored rows' own as-of volatilities, per model and horizon."""
     scored = forecasts[(forecasts["target_date"] >= start) & (forecasts["target_date"] <= end)]
     summary: dict[str, Any] = {"by_horizon": {}}

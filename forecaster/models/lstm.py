@@ -1,4 +1,4 @@
-"""The LSTM forecaster: an sklearn-style estimator implementing :class:`forecaster.base.Forecaster`.
+"""The LSTM forecaster: an sklearn-style estimator implementing :class:`forecaster.models.base.Forecaster`.
 
 * ``fit`` trains from scratch on the last ``train_window`` sessions. Samples are split chronologically into
   train | gap of H | validation | gap of H | calibration. Scalers are fitted on the training rows only. The
@@ -28,10 +28,10 @@ from typing import Any, NamedTuple, Self
 import numpy as np
 import pandas as pd
 
-from forecaster import metrics, models, training
 from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
-from forecaster.features import WindowedData, make_scaler, warmup_rows
-from forecaster.forecasting import (
+from forecaster.evaluation import metrics
+from forecaster.models import networks, training
+from forecaster.models.conformal import (
     EWMA_SPAN,
     INTERVALS,
     LEVELS,
@@ -43,9 +43,10 @@ from forecaster.forecasting import (
     forecast_frame,
     horizon_scale,
 )
-from forecaster.presets import Preset, get_preset
+from forecaster.models.features import WindowedData, make_scaler, warmup_rows
+from forecaster.models.presets import Preset, get_preset
 
-logger = logging.getLogger("forecaster.lstm")
+logger = logging.getLogger("forecaster.models.lstm")
 # Keras seeds and trains through process-global state: one training at a time keeps runs reproducible.
 _TRAINING = threading.RLock()
 SKILL_Z = 1.645  # one-sided 5%: the shrinkage stays above 0 only on significant validation skill over naive
@@ -89,7 +90,7 @@ class LSTMForecaster:
     def _fit(self, prices: pd.DataFrame) -> Self:
         p = self.preset_ = get_preset(self.preset) if isinstance(self.preset, str) else self.preset
         data, span, x, y, n_train, val, cal = self._prepare(prices)
-        self.model_ = models.build_model(p, data.x_raw.shape[1], self.horizon)
+        self.model_ = networks.build_model(p, data.x_raw.shape[1], self.horizon)
         logger.info(
             "full fit of %s: %d train / %d validation samples, %s..%s",
             p.name, n_train, val.stop - val.start, span.index[0].date(), span.index[-1].date(),
@@ -228,11 +229,11 @@ class LSTMForecaster:
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> str:
         """Write the artefact bundle atomically; returns its sha256."""
-        return models.write_bundle(Path(directory), self.model_, self._state(), self.metadata())
+        return networks.write_bundle(Path(directory), self.model_, self._state(), self.metadata())
 
     def to_bytes(self) -> bytes:
-        """The bundle as its archive (:func:`forecaster.models.bundle_bytes`), without touching the disk."""
-        return models.bundle_bytes(self.model_, self._state(), self.metadata())
+        """The bundle as its archive (:func:`forecaster.models.networks.bundle_bytes`), without touching the disk."""
+        return networks.bundle_bytes(self.model_, self._state(), self.metadata())
 
     def _state(self) -> dict[str, Any]:
         """What a bundle's ``state.joblib`` holds: scalers, recent prices, residuals, shrinkage, track record."""
@@ -246,7 +247,7 @@ class LSTMForecaster:
     @classmethod
     def load(cls, directory: str | Path, expected_sha256: str | None = None) -> LSTMForecaster:
         """Load a bundle written by :meth:`save` (raises ArtifactError when missing or corrupt)."""
-        model, state, meta = models.read_bundle(Path(directory), expected_sha256)
+        model, state, meta = networks.read_bundle(Path(directory), expected_sha256)
         preset = Preset.from_dict(meta["preset"])
         self = cls(preset, meta["horizon"])
         self.preset_ = preset

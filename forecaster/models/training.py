@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-logger = logging.getLogger("forecaster.training")
+logger = logging.getLogger("forecaster.models.training")
 
 # Per-model compiled functions; an entry goes when its model is garbage-collected.
 _EPOCH_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.preprocessing import MinMaxScaler
 
-from forecaster import metrics, models, training
-from forecaster.features import windows
-from forecaster.presets import get_preset
+from forecaster.evaluation import metrics
+from forecaster.models import networks, training
+from forecaster.models.features import windows
+from forecaster.models.presets import get_preset
 
 
 @dataclass
@@ -46,7 +47,7 @@ def run_sine(epochs: int = 20, *, seed: int | None = None) -> SineResult:
     x = windows(scaled[:-1], preset.window)
     y = scaled[preset.window :]
     n_fit = n_train - int(n_train * 0.1)
-    model = models.build_model(preset, n_features=1, horizon=1)
+    model = networks.build_model(preset, n_features=1, horizon=1)
     history = training.fit(
         model, x[:n_fit], y[:n_fit], (x[n_fit:n_train], y[n_fit:n_train]),
         epochs=preset.epochs, batch_size=preset.batch_size, patience=preset.patience, label="sine", seed=preset.seed,

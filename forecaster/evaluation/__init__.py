@@ -1,0 +1,1 @@
+"""Evaluation: the one scorer (metrics), walk-forward backtests, the report's tables."""

@@ -1,0 +1,3 @@
+"""The models: the Forecaster interface, the LSTM and its parts (features, presets, networks, training, conformal
+intervals), baselines.
+"""

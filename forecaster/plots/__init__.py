@@ -1,0 +1,1 @@
+"""Figures (matplotlib, Agg): never ``plt.show()``; the caller saves and closes them."""
