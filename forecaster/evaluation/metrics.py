@@ -74,15 +74,20 @@ def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(skm.r2_score(t, p))
 
 
-def naive_scale(train_close: np.ndarray) -> float:
-    """MASE scale: in-sample MAE of the 1-step naive forecast, ``mean(|diff(train_close)|)``.
+def naive_scale(train_close: np.ndarray, *, window: int = 250) -> float:
+    """MASE scale: in-sample MAE of the 1-step naive forecast over the last ``window`` returns of ``train_close``.
 
-    Compute it on the TRAINING closes only (data dated before the first evaluated forecast).
+    ``mean(|diff(train_close[-(window + 1):])|)``: about one trading year by default, so the scale matches the
+    price level being scored (TSLA's 2010 closes, near $1.50 split-adjusted, would make naive's own MASE about 5).
+    Compute it on the TRAINING closes only (data dated before the first evaluated forecast); a shorter series uses
+    all its returns.
     """
     (close,) = _arrays(train_close=train_close)
     if close.size < 2:
         raise ValueError(f"naive_scale needs at least 2 training closes, got {close.size}")
-    return float(np.mean(np.abs(np.diff(close))))
+    if window < 1:
+        raise ValueError(f"naive_scale window must be at least 1 return, got {window}")
+    return float(np.mean(np.abs(np.diff(close[-(window + 1) :]))))
 
 
 def mase(y_true: np.ndarray, y_pred: np.ndarray, *, scale: float) -> float:
