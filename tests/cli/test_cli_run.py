@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from tests.cli.conftest import ROOT, run_cli
+from tests.db.helpers import count_rows, table_snapshot
 
 FORECAST_COLUMNS = ("horizon", "target_date", "point", "lo80", "hi80", "lo95", "hi95")
 
@@ -69,7 +70,7 @@ def _forecasts(home: Path) -> pd.DataFrame:
 
     repo = Repository.from_url(f"sqlite:///{home / 'forecast.db'}")
     try:
-        rows = repo.table_snapshot("forecasts")
+        rows = table_snapshot(repo, "forecasts")
         columns = [c.name for c in _forecast_table().columns]
     finally:
         repo.dispose()
@@ -216,7 +217,7 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, p
     try:
         killed = repo.find_run("daily", "TSLA", pd.Timestamp(as_of).date(), status="running")
         assert killed is not None, "the kill landed mid-training: the run row is still 'running'"
-        assert repo.count_rows()["forecasts"] == 0
+        assert count_rows(repo)["forecasts"] == 0
 
         rerun = run_cli(*args, env=_env(home_a))
         assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -224,7 +225,7 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, p
         assert interrupted.status == "failed" and "interrupted" in interrupted.error
         done = repo.find_run("daily", "TSLA", pd.Timestamp(as_of).date())
         assert done is not None and done.id != killed.id
-        assert repo.count_rows()["model_artifacts"] == 1, "the killed run stored no bundle; the rerun stored one"
+        assert count_rows(repo)["model_artifacts"] == 1, "the killed run stored no bundle; the rerun stored one"
     finally:
         repo.dispose()
     assert not (home_a / "models").exists(), "bundles live in the database: nothing on disk to leave half-written"

@@ -8,6 +8,7 @@ import hashlib
 import pytest
 
 from db.repository import NewModelVersion, Repository, UnitOfWork
+from tests.db.helpers import count_rows
 
 TICKER = "TSLA"
 
@@ -40,7 +41,7 @@ def test_a_failed_transaction_stores_no_artifact(repo: Repository) -> None:
     with pytest.raises(RuntimeError, match="boom"), repo.transaction() as uow:
         _add(uow, 1)
         raise RuntimeError("boom")
-    assert repo.count_rows()["model_artifacts"] == 0 and repo.count_rows()["model_versions"] == 0
+    assert count_rows(repo)["model_artifacts"] == 0 and count_rows(repo)["model_versions"] == 0
 
 
 def test_an_artifact_that_does_not_match_its_sha256_is_refused(repo: Repository) -> None:
@@ -48,7 +49,7 @@ def test_an_artifact_that_does_not_match_its_sha256_is_refused(repo: Repository)
         version = NewModelVersion(TICKER, "full", None, "smoke", {}, dt.date(2024, 1, 2), dt.date(2024, 6, 3), {},
                                   "cache/x", "00" * 32)  # fmt: skip
         uow.add_model_version(version, artifact=b"data")
-    assert repo.count_rows()["model_versions"] == 0
+    assert count_rows(repo)["model_versions"] == 0
 
 
 def test_retention_keeps_champions_and_the_newest_n_and_prunes_in_the_same_transaction(engine) -> None:

@@ -18,6 +18,7 @@ from db.engine import make_engine
 from db.locks import RunLockTimeoutError
 from db.repository import DuplicateRunError, NewModelVersion, Repository
 from tests.db.factories import forecast_frame, synthetic_prices
+from tests.db.helpers import count_rows
 
 TICKER = "TSLA"
 WORKERS = 2
@@ -62,7 +63,7 @@ def test_concurrent_upserts_of_the_same_day_produce_one_row_and_no_error(repo: R
     for process in processes:
         process.join(timeout=TIMEOUT_S)
     assert outcomes == ["ok"] * WORKERS
-    counts = repo.count_rows()
+    counts = count_rows(repo)
     assert counts["prices"] == 30 and counts["forecasts"] == 5 and counts["runs"] == WORKERS
     assert {repo.run(i).status for i in (1, 2)} == {"succeeded"}
 

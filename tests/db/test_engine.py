@@ -12,6 +12,7 @@ from db import migrate
 from db.engine import check_connection, database_url, make_engine, redact
 from db.errors import BadDatabaseURLError, DatabaseUnavailableError, SchemaOutdatedError
 from db.repository import Repository
+from tests.db.helpers import count_rows
 
 SECRET = "s3cr3t-pw"
 
@@ -89,7 +90,7 @@ def test_older_schema_is_reported_with_the_upgrade_hint(db_url: str, monkeypatch
 
 def test_current_schema_opens(migrated_url: str) -> None:
     repo = Repository.from_url(migrated_url)
-    assert repo.count_rows()["prices"] == 0
+    assert count_rows(repo)["prices"] == 0
     repo.dispose()
 
 

@@ -11,6 +11,7 @@ import pytest
 from db.repository import NewModelVersion, Repository
 from forecaster.data.revisions import price_revisions
 from tests.db.factories import forecast_frame, synthetic_prices
+from tests.db.helpers import stored_price_revisions, table_snapshot
 
 TICKER = "TSLA"
 PRICE = ["open", "high", "low", "close"]
@@ -66,7 +67,7 @@ def test_restatement_replaces_prices_rescales_forecasts_and_is_recorded(repo: Re
         )
     assert (merged["direction_hit_new"] == merged["direction_hit_old"]).all()
     assert (merged["in80_new"] == merged["in80_old"]).all()
-    (row,) = repo.price_revisions(TICKER)
+    (row,) = stored_price_revisions(repo, TICKER)
     assert (row.first_date, row.last_date, row.sessions) == (
         prices.index[0].date(), prices.index[-1].date(), 60,
     )  # fmt: skip
@@ -76,10 +77,10 @@ def test_restatement_replaces_prices_rescales_forecasts_and_is_recorded(repo: Re
 def test_a_failed_restatement_changes_nothing(repo: Repository) -> None:
     prices = synthetic_prices(n=60)
     _history(repo, prices)
-    snapshot = {t: repo.table_snapshot(t) for t in ("prices", "forecasts", "price_revisions")}
+    snapshot = {t: table_snapshot(repo, t) for t in ("prices", "forecasts", "price_revisions")}
     restated = _split(prices, prices.index[-1] + pd.Timedelta(days=1))
     with pytest.raises(RuntimeError, match="boom"), repo.transaction() as uow:
         uow.replace_prices(TICKER, restated, "yahoo")
         uow.restate_forecasts(TICKER, price_revisions(prices, restated))
         raise RuntimeError("boom")
-    assert {t: repo.table_snapshot(t) for t in snapshot} == snapshot
+    assert {t: table_snapshot(repo, t) for t in snapshot} == snapshot

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from db.errors import RunNotRunningError
 from db.repository import NewModelVersion, Repository, UnitOfWork
 from tests.db.factories import forecast_frame, synthetic_prices
+from tests.db.helpers import count_rows, forecasts_due_for_scoring, skip_run, table_snapshot
 
 TICKER = "TSLA"
 AS_OF = dt.date(2024, 3, 1)
@@ -41,7 +42,7 @@ def _write_daily_run(repo: Repository, prices: pd.DataFrame, run_id: int | None 
 
 
 def _snapshot(repo: Repository) -> dict[str, list]:
-    return {table: repo.table_snapshot(table) for table in ("prices", "model_versions", "forecasts", "metrics")}
+    return {table: table_snapshot(repo, table) for table in ("prices", "model_versions", "forecasts", "metrics")}
 
 
 def test_prices_round_trip_in_the_standard_frame_layout(repo: Repository) -> None:
@@ -59,10 +60,10 @@ def test_rewriting_identical_prices_changes_nothing(repo: Repository) -> None:
     prices = synthetic_prices(20)
     with repo.transaction() as uow:
         uow.upsert_prices(TICKER, prices, "synthetic")
-    before = repo.table_snapshot("prices")
+    before = table_snapshot(repo, "prices")
     with repo.transaction() as uow:
         assert uow.upsert_prices(TICKER, prices, "synthetic") == 0
-    assert repo.table_snapshot("prices") == before  # fetched_at included: untouched rows keep it
+    assert table_snapshot(repo, "prices") == before  # fetched_at included: untouched rows keep it
 
 
 def test_changed_prices_update_in_place(repo: Repository) -> None:
@@ -73,7 +74,7 @@ def test_changed_prices_update_in_place(repo: Repository) -> None:
     revised.iloc[-2:, revised.columns.get_loc("close")] += 1.0
     with repo.transaction() as uow:
         assert uow.upsert_prices(TICKER, revised, "synthetic") == 2
-    assert repo.count_rows()["prices"] == 20
+    assert count_rows(repo)["prices"] == 20
     assert repo.load_prices(TICKER)["close"].iloc[-1] == pytest.approx(prices["close"].iloc[-1] + 1.0)
 
 
@@ -85,19 +86,19 @@ def test_price_frame_without_close_is_rejected_by_name(repo: Repository) -> None
 def test_rerunning_the_same_run_leaves_identical_rows(repo: Repository) -> None:
     prices = synthetic_prices(40)
     run_id = _write_daily_run(repo, prices)
-    counts, snapshot = repo.count_rows(), _snapshot(repo)
+    counts, snapshot = count_rows(repo), _snapshot(repo)
     _write_daily_run(repo, prices, run_id=run_id)
-    assert repo.count_rows() == counts
+    assert count_rows(repo) == counts
     assert _snapshot(repo) == snapshot
 
 
 def test_a_new_run_with_the_same_forecasts_adds_no_forecast_rows(repo: Repository) -> None:
     prices = synthetic_prices(40)
     _write_daily_run(repo, prices)
-    forecasts = repo.table_snapshot("forecasts")
+    forecasts = table_snapshot(repo, "forecasts")
     _write_daily_run(repo, prices, kind="retrain")  # a second run of the same day (another kind: one per key)
-    assert repo.table_snapshot("forecasts") == forecasts
-    assert repo.count_rows()["runs"] == 2
+    assert table_snapshot(repo, "forecasts") == forecasts
+    assert count_rows(repo)["runs"] == 2
 
 
 def test_changed_forecasts_are_updated_and_owned_by_the_new_run(repo: Repository) -> None:
@@ -132,7 +133,7 @@ def test_a_transaction_that_fails_halfway_leaves_nothing_behind(repo: Repository
         uow.upsert_forecasts(run_id, version_id, TICKER, forecast_frame(prices, 0))
         raise RuntimeError("boom")
     repo.fail_run(run_id, "RuntimeError: boom")
-    assert repo.count_rows() == {
+    assert count_rows(repo) == {
         "prices": 0,
         "model_versions": 0,
         "model_artifacts": 0,
@@ -151,7 +152,7 @@ def test_a_database_error_halfway_rolls_back_the_earlier_writes(repo: Repository
     with pytest.raises(sa.exc.IntegrityError), repo.transaction() as uow:
         uow.upsert_prices(TICKER, prices, "synthetic")
         uow.upsert_forecasts(run_id, 999, TICKER, forecast_frame(prices, 0))  # no such model version
-    assert repo.count_rows()["prices"] == 0
+    assert count_rows(repo)["prices"] == 0
 
 
 def test_runs_go_from_running_to_succeeded(repo: Repository) -> None:
@@ -167,7 +168,7 @@ def test_runs_go_from_running_to_succeeded(repo: Repository) -> None:
 
 def test_skipped_runs_keep_their_reason(repo: Repository) -> None:
     run_id = repo.start_run("daily", TICKER, AS_OF)
-    repo.skip_run(run_id, "already succeeded")
+    skip_run(repo, run_id, "already succeeded")
     run = repo.find_run("daily", TICKER, AS_OF, status="skipped")
     assert run is not None and run.id == run_id and run.error == "already succeeded"
 
@@ -179,7 +180,7 @@ def test_a_run_taken_over_meanwhile_cannot_succeed_and_its_writes_roll_back(repo
         with repo.transaction() as uow:
             uow.upsert_prices(TICKER, synthetic_prices(5), "synthetic")
             uow.finish_run(run_id)
-    assert repo.count_rows()["prices"] == 0 and repo.run(run_id).status == "failed"
+    assert count_rows(repo)["prices"] == 0 and repo.run(run_id).status == "failed"
 
 
 def test_finishing_an_unknown_run_is_an_error(repo: Repository) -> None:
@@ -226,13 +227,13 @@ def test_rewriting_metrics_updates_them_in_place(repo: Repository) -> None:
     run_id = repo.start_run("retrain", TICKER, AS_OF)
     with repo.transaction() as uow:
         uow.write_metrics(run_id, None, "validation", {"rmse": 2.0, "mae": 1.0}, None, None)
-    first = repo.table_snapshot("metrics")
+    first = table_snapshot(repo, "metrics")
     with repo.transaction() as uow:
         uow.write_metrics(run_id, None, "validation", {"rmse": 2.0, "mae": 1.0}, None, None)
-    assert repo.table_snapshot("metrics") == first
+    assert table_snapshot(repo, "metrics") == first
     with repo.transaction() as uow:
         uow.write_metrics(run_id, None, "validation", {"rmse": 3.0, "u2": float("nan")}, AS_OF, AS_OF)
-    values = {row[4]: row[5] for row in repo.table_snapshot("metrics")}
+    values = {row[4]: row[5] for row in table_snapshot(repo, "metrics")}
     assert values == {"rmse": 3.0, "mae": 1.0, "u2": None}
 
 
@@ -254,9 +255,9 @@ def test_only_matured_forecasts_are_due_for_scoring(repo: Repository) -> None:
     with repo.transaction() as uow:
         uow.upsert_prices(TICKER, prices.iloc[:12], "synthetic")  # closes known up to bar 11
     _write_daily_run(repo, prices.iloc[:12])
-    due = repo.forecasts_due_for_scoring(TICKER, prices.index[9].date())
+    due = forecasts_due_for_scoring(repo, TICKER, prices.index[9].date())
     assert len(due) > 0 and due["target_date"].max() <= prices.index[9]
-    all_due = repo.forecasts_due_for_scoring(TICKER, prices.index[-1].date())
+    all_due = forecasts_due_for_scoring(repo, TICKER, prices.index[-1].date())
     assert all_due["target_date"].max() == prices.index[11]
 
 
@@ -272,7 +273,7 @@ def test_live_outcomes_are_the_last_matured_horizon_one_rows(repo: Repository) -
     _write_daily_run(repo, prices)
     as_of = prices.index[25].date()
     rows = repo.live_outcomes(TICKER, as_of, window=10)
-    h1 = repo.forecasts_due_for_scoring(TICKER, as_of).query("horizon == 1").tail(10)
+    h1 = forecasts_due_for_scoring(repo, TICKER, as_of).query("horizon == 1").tail(10)
     assert len(rows) == 10 and (rows["horizon"] == 1).all() and rows["actual"].notna().all()
     assert sorted(rows["forecast_id"]) == sorted(h1["forecast_id"])
     assert rows["target_date"].max() == pd.Timestamp(as_of)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.db.helpers import count_rows
 from tests.e2e.conftest import PREFECT, ROOT, Stack, describe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -135,12 +136,12 @@ def test_second_run_of_the_same_day_completes_and_changes_nothing(stack: Stack, 
 
     repo = Repository.from_url(stack.db_url)
     try:
-        before = repo.count_rows()
+        before = count_rows(repo)
         rows = forecast_rows(stack)
         again = run_daily(stack, prices_csv)
         assert again.returncode == 0, f"{describe(again)}\n{stack.logs()}"
         assert flow_run_id(again.stdout) != flow_run_id(first_run.stdout)
-        assert repo.count_rows() == before
+        assert count_rows(repo) == before
         assert forecast_rows(stack) == rows
     finally:
         repo.dispose()

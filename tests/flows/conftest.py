@@ -19,6 +19,7 @@ import pytest
 from db.engine import sqlite_url
 from db.repository import Repository
 from tests.db.fixtures import BACKENDS, postgres_database, postgres_template, sqlite_template  # noqa: F401 - fixtures
+from tests.db.helpers import table_snapshot
 
 HomeFactory = Callable[[Path], Repository]
 
@@ -99,4 +100,4 @@ def store_digest(home: Path) -> dict[str, str]:
 
 def db_state(repo: Repository) -> dict[str, list]:
     """Every row of every table except the runs (whose own failed row is expected)."""
-    return {t: repo.table_snapshot(t) for t in ("prices", "model_versions", "forecasts", "metrics")}
+    return {t: table_snapshot(repo, t) for t in ("prices", "model_versions", "forecasts", "metrics")}

@@ -10,6 +10,7 @@ from db.repository import Repository
 from flows.backfill import backfill
 from flows.daily import daily_forecast
 from forecaster.data.calendar import sessions
+from tests.db.helpers import count_rows, table_snapshot
 from tests.flows.conftest import HomeFactory
 
 START, END = dt.date(2024, 6, 3), dt.date(2024, 6, 7)
@@ -32,8 +33,8 @@ def _comparable(repo: Repository) -> dict[str, list]:
     return {
         "forecasts": forecasts.drop(columns=["forecast_id", "run_id", "model_version_id"]).to_dict("records"),
         "versions": [(v.kind, v.status, v.train_start, v.train_end, v.metrics) for v in versions],
-        "prices": [row[:7] for row in repo.table_snapshot("prices")],
-        "runs": [(r[2], r[4], r[5]) for r in repo.table_snapshot("runs")],  # kind, as_of, status
+        "prices": [row[:7] for row in table_snapshot(repo, "prices")],
+        "runs": [(r[2], r[4], r[5]) for r in table_snapshot(repo, "runs")],  # kind, as_of, status
     }
 
 
@@ -58,5 +59,5 @@ def test_a_stopped_backfill_resumes_where_it_stopped(tmp_path: Path, make_home: 
     assert backfill(start=START, end=dt.date(2024, 6, 4), **ARGS)["succeeded"] == 2  # "killed" after two days
     counts = backfill(start=START, end=END, **ARGS)
     assert counts == {"succeeded": 3, "already_done": 2}
-    assert repo.count_rows()["runs"] == 5
+    assert count_rows(repo)["runs"] == 5
     repo.dispose()

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from flows.backtest import backtest
+from tests.db.helpers import count_rows
 from tests.flows.conftest import db_state, store_digest
 
 START, END = dt.date(2024, 6, 3), dt.date(2024, 6, 14)  # 10 sessions
@@ -41,7 +42,7 @@ def test_backtest_run_metrics_and_forecasts_are_stored_with_scope_backtest(repo,
 
 
 def test_the_same_backtest_again_changes_nothing(repo, home, summary, tmp_path):
-    before, files, runs = db_state(repo), store_digest(home), repo.count_rows()["runs"]
+    before, files, runs = db_state(repo), store_digest(home), count_rows(repo)["runs"]
     again = backtest(**ARGS, output=str(tmp_path / "bt2"))
     assert again["status"] == "already_done" and again["run_id"] == summary["run_id"]
     assert again["lstm"]["rmse"] == summary["lstm"]["rmse"]
@@ -49,7 +50,7 @@ def test_the_same_backtest_again_changes_nothing(repo, home, summary, tmp_path):
     assert (
         rebuilt["lstm"] == pytest.approx(summary["lstm"], nan_ok=True) and (tmp_path / "bt2" / "forecasts.csv").exists()
     )
-    assert db_state(repo) == before and store_digest(home) == files and repo.count_rows()["runs"] == runs
+    assert db_state(repo) == before and store_digest(home) == files and count_rows(repo)["runs"] == runs
     other = backtest(**(ARGS | {"refit_every": 0}), output=str(tmp_path / "bt3"))
     assert other["status"] == "succeeded" and other["run_id"] != summary["run_id"], "other parameters run anew"
 

@@ -9,6 +9,7 @@ import pytest
 from flows.daily import daily_forecast
 from forecaster.data.calendar import sessions
 from forecaster.errors import ConfigError
+from tests.db.helpers import count_rows
 from tests.flows.test_backfill import ARGS, END, START, _comparable, _fresh_home
 
 
@@ -34,14 +35,14 @@ def test_more_missed_sessions_than_the_bound_fail_with_the_backfill_command(tmp_
     repo = _fresh_home(tmp_path / "home", monkeypatch)
     monkeypatch.setenv("TSLA_FORECAST_CATCHUP_MAX_SESSIONS", "2")
     daily_forecast(as_of=START, **ARGS)
-    before = repo.count_rows()
+    before = count_rows(repo)
     with pytest.raises(ConfigError) as info:
         daily_forecast(as_of=END, **ARGS)
     assert str(info.value) == (
         "TSLA missed 3 sessions since its last succeeded daily run on 2024-06-03, more than catchup_max_sessions=2: "
         "run `tsla-forecast backfill --ticker TSLA --start 2024-06-04 --end 2024-06-06` first"
     )
-    assert repo.count_rows() == before, "nothing was run"
+    assert count_rows(repo) == before, "nothing was run"
     repo.dispose()
 
 

@@ -15,6 +15,7 @@ from db.repository import Repository
 from flows.daily import daily_forecast
 from flows.jobs.daily import finite_scores
 from forecaster.evaluation.metrics import LIVE, score
+from tests.db.helpers import count_rows, table_snapshot
 from tests.flows.conftest import db_state, store_digest
 
 DAY1, DAY2, SATURDAY = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 8)
@@ -49,7 +50,7 @@ def test_first_run_trains_fully_then_auto_fine_tunes_with_lineage(repo):
     assert champion.id == (v2.id if second["promoted"] else v1.id)
     assert second["model_version_id"] == champion.id
     assert repo.model_version(v1.id).status == ("retired" if second["promoted"] else "champion")
-    assert repo.count_rows()["forecasts"] == 6
+    assert count_rows(repo)["forecasts"] == 6
 
 
 def test_live_scores_count_todays_close_without_a_days_lag(repo):
@@ -58,20 +59,20 @@ def test_live_scores_count_todays_close_without_a_days_lag(repo):
     assert second["live"]["n"] == 1, "DAY1's horizon-1 forecast matures with DAY2's close, fetched in this run"
     stored = finite_scores(score(repo.live_outcomes("TSLA", DAY2), metrics=LIVE))
     assert second["live"] == pytest.approx(stored), "the same as from the stored view"
-    assert repo.count_rows()["prices"] > 0
+    assert count_rows(repo)["prices"] > 0
 
 
 def test_rerun_same_day_changes_nothing(repo, home):
     run(DAY1)
-    before, files, runs = db_state(repo), store_digest(home), repo.count_rows()["runs"]
+    before, files, runs = db_state(repo), store_digest(home), count_rows(repo)["runs"]
     again = run(DAY1)[0]
     assert again["status"] == "already_done"
-    assert db_state(repo) == before and store_digest(home) == files and repo.count_rows()["runs"] == runs
+    assert db_state(repo) == before and store_digest(home) == files and count_rows(repo)["runs"] == runs
 
 
 def test_non_trading_day_writes_nothing(repo, home):
     assert run(SATURDAY) == []
-    assert all(n == 0 for n in repo.count_rows().values())
+    assert all(n == 0 for n in count_rows(repo).values())
     assert store_digest(home) == {}
 
 
@@ -134,7 +135,7 @@ def test_bad_prices_fail_the_run_with_the_problem_list(repo, home, tmp_path, mon
     prices.to_csv(path, index_label="date")
     with pytest.raises(InvalidPricesError, match="NaN"):
         run(DAY1, source=f"csv:{path}")
-    assert repo.count_rows()["prices"] == 0 and store_digest(home) == {}
+    assert count_rows(repo)["prices"] == 0 and store_digest(home) == {}
 
 
 def test_a_full_retrain_rejected_by_the_gate_is_not_retried_every_day(repo, monkeypatch):
@@ -150,4 +151,4 @@ def test_a_full_retrain_rejected_by_the_gate_is_not_retried_every_day(repo, monk
 
 def _runs(repo):
     """Every run in start order (by id; PostgreSQL ids need not be 1..n)."""
-    return [repo.run(row[0]) for row in repo.table_snapshot("runs")]
+    return [repo.run(row[0]) for row in table_snapshot(repo, "runs")]

@@ -12,6 +12,7 @@ import datetime as dt
 import pytest
 
 from flows.daily import daily_forecast
+from tests.db.helpers import count_rows
 
 DAY1, DAY2 = dt.date(2024, 6, 3), dt.date(2024, 6, 4)
 TICKERS = ["AAA", "BBB"]
@@ -65,7 +66,7 @@ def test_two_tickers_fan_out_on_a_dask_cluster_from_the_flow_and_the_cli(cluster
         results = flow(tickers=TICKERS, as_of=DAY1, **ARGS)
     _assert_stored(repo, results, DAY1)
     _assert_ran_on_workers(client, ts.data, n=2)
-    assert repo.count_rows()["forecasts"] == 6
+    assert count_rows(repo)["forecasts"] == 6
     assert {repo.champion(t).ticker for t in TICKERS} == set(TICKERS)
     for t in TICKERS:  # each worker stored its ticker's model artefact and bars in the database, not on disk
         assert repo.artifact_data(repo.champion(t).id) is not None

@@ -17,6 +17,7 @@ from flows.jobs.daily import JobParams, run_ticker
 from flows.jobs.lifecycle import RunKey, tracked_run
 from flows.settings import Settings
 from tests.db.fixtures import migrated_url, postgres_template, sqlite_template  # noqa: F401 - fixtures
+from tests.db.helpers import count_rows
 from tests.db.test_concurrency import hold_in_another_process
 
 DAY = dt.date(2024, 6, 3)
@@ -49,9 +50,9 @@ def test_two_runs_of_one_day_at_once_give_one_run_one_champion_and_five_forecast
     with Repository.from_url(migrated_url) as repo:
         runs = repo.find_runs("daily", "TSLA", DAY, status=None)
         assert [r.status for r in runs] == ["succeeded"], "no second run row, nothing marked interrupted"
-        assert repo.champion("TSLA") is not None and repo.count_rows()["model_versions"] == 1
-        assert repo.count_rows()["forecasts"] == 5, "one set of live forecasts"
-        assert repo.count_rows()["model_artifacts"] == 1, "one bundle"
+        assert repo.champion("TSLA") is not None and count_rows(repo)["model_versions"] == 1
+        assert count_rows(repo)["forecasts"] == 5, "one set of live forecasts"
+        assert count_rows(repo)["model_artifacts"] == 1, "one bundle"
 
 
 def test_a_live_run_is_never_taken_over_and_a_dead_one_is(repo, home):

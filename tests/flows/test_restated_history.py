@@ -14,6 +14,7 @@ import pytest
 
 from flows.daily import daily_forecast
 from forecaster.data.sources import YahooSource, generate_prices
+from tests.db.helpers import stored_price_revisions
 from tests.fixtures.yahoo import yahoo_download_frame
 
 DAY1, DAY2 = dt.date(2024, 6, 3), dt.date(2024, 6, 4)
@@ -57,7 +58,7 @@ def _check_day2(repo, result: dict, restated: pd.DataFrame) -> None:
     assert len(outcomes) >= 1
     assert (outcomes["abs_error"] / outcomes["actual"]).max() < 0.15, "no error of split size"
     assert (outcomes["naive"] / outcomes["actual"]).between(0.8, 1.25).all()
-    (revision,) = repo.price_revisions("TSLA")
+    (revision,) = stored_price_revisions(repo, "TSLA")
     assert revision.ratio == pytest.approx(1 / 3) and revision.last_date == DAY1 and revision.detected_on == DAY2
     assert "restated" in repo.run(result["run_id"]).details
 

@@ -17,6 +17,7 @@ from db.repository import Repository
 from flows.daily import daily_forecast
 from flows.retrain import retrain_model
 from forecaster.data.calendar import last_completed_session
+from tests.db.helpers import count_rows, table_snapshot
 from tests.flows.conftest import db_state, store_digest
 
 DAY1, DAY2, SATURDAY = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 8)
@@ -35,7 +36,7 @@ def daily(as_of: dt.date) -> dict:
 
 def _everything(repo: Repository, home: Path) -> tuple[dict, dict, dict]:
     """Rows, row counts (runs and artefacts included) and model-store files, for "nothing changed" checks."""
-    return db_state(repo), repo.count_rows(), store_digest(home)
+    return db_state(repo), count_rows(repo), store_digest(home)
 
 
 def _distinct(repo: Repository, columns: str, table: str) -> set[tuple]:
@@ -69,7 +70,7 @@ def test_the_weekly_retrain_registers_a_champion_per_ticker_once(
         run = repo.run(result["run_id"])
         assert (run.kind, run.status, run.as_of, run.model_version_id) == ("retrain", "succeeded", FRIDAY, version.id)
         assert run.details["promoted"] is True and run.details["candidate_version_id"] == version.id
-    counts = repo.count_rows()
+    counts = count_rows(repo)
     assert counts["forecasts"] == 0, "a retrain writes no forecasts"
     assert (counts["runs"], counts["model_versions"], counts["model_artifacts"]) == (2, 2, 2)
     assert _distinct(repo, "ticker, source", "prices") == {("TSLA", "synthetic:3"), ("NVDA", "synthetic:3")}
@@ -88,7 +89,7 @@ def test_a_retrain_rejected_by_the_gate_keeps_the_champion_and_the_days_forecast
 ) -> None:
     repo = backend_repo
     first = daily(DAY1)
-    champion, forecasts = first["model_version_id"], repo.table_snapshot("forecasts")
+    champion, forecasts = first["model_version_id"], table_snapshot(repo, "forecasts")
     monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "0")  # the gate rejects every candidate once a champion exists
 
     result = retrain(DAY1)[0]
@@ -98,7 +99,7 @@ def test_a_retrain_rejected_by_the_gate_keeps_the_champion_and_the_days_forecast
     candidate = repo.model_version(result["candidate_version_id"])
     assert (candidate.kind, candidate.status, candidate.parent_id) == ("full", "candidate", champion)
     assert repo.champion("TSLA").id == champion and repo.model_version(champion).status == "champion"
-    assert repo.table_snapshot("forecasts") == forecasts, "the day's published forecasts are untouched"
+    assert table_snapshot(repo, "forecasts") == forecasts, "the day's published forecasts are untouched"
     assert repo.run(result["run_id"]).details["promoted"] is False
     assert daily(DAY1)["status"] == "already_done", "and the daily run of that day is still done"
 
@@ -108,7 +109,7 @@ def test_a_promoted_retrain_is_the_champion_the_next_daily_run_fine_tunes(
 ) -> None:
     repo = backend_repo
     first = daily(DAY1)
-    forecasts = repo.table_snapshot("forecasts")
+    forecasts = table_snapshot(repo, "forecasts")
     monkeypatch.setenv("TSLA_FORECAST_GATE_TOLERANCE", "1e6")  # the gate passes every candidate
     monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "1e6")
 
@@ -117,7 +118,7 @@ def test_a_promoted_retrain_is_the_champion_the_next_daily_run_fine_tunes(
     retrained = result["candidate_version_id"]
     assert result["model_version_id"] == retrained == repo.champion("TSLA").id
     assert repo.model_version(first["model_version_id"]).status == "retired"
-    assert repo.table_snapshot("forecasts") == forecasts, "a retrain does not restate the day's forecasts"
+    assert table_snapshot(repo, "forecasts") == forecasts, "a retrain does not restate the day's forecasts"
 
     monkeypatch.delenv("TSLA_FORECAST_GATE_TOLERANCE")
     monkeypatch.delenv("TSLA_FORECAST_GATE_MAX_U2")
@@ -126,12 +127,12 @@ def test_a_promoted_retrain_is_the_champion_the_next_daily_run_fine_tunes(
     finetuned = repo.model_version(second["candidate_version_id"])
     assert (finetuned.kind, finetuned.parent_id) == ("finetune", retrained)
     assert finetuned.config["full_fit_as_of"] == str(DAY1)
-    assert repo.count_rows()["forecasts"] == 6
+    assert count_rows(repo)["forecasts"] == 6
 
 
 def test_a_non_trading_day_retrains_nothing(backend_repo: Repository, backend_home: Path) -> None:
     assert retrain(SATURDAY) == []
-    assert all(n == 0 for n in backend_repo.count_rows().values())
+    assert all(n == 0 for n in count_rows(backend_repo).values())
     assert store_digest(backend_home) == {}
 
 
@@ -149,6 +150,6 @@ def test_a_fault_while_registering_leaves_only_a_failed_run_row(backend_repo: Re
             retrain(DAY1)
     rows, counts, files = before
     assert db_state(repo) == rows and store_digest(backend_home) == files
-    assert repo.count_rows() == counts | {"runs": 1}
+    assert count_rows(repo) == counts | {"runs": 1}
     failed = repo.find_run("retrain", "TSLA", DAY1, status="failed")
     assert failed is not None and "injected fault" in failed.error

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 
 from flows.daily import daily_forecast
+from tests.db.helpers import count_rows
 from tests.report.checks import assert_self_contained
 
 DAY1 = dt.date(2024, 6, 3)
@@ -43,6 +44,6 @@ def test_a_broken_report_is_a_warning_on_the_run_not_a_failed_run(prefect_api, r
     state = daily_forecast(as_of=DAY1, **ARGS, return_state=True)
     assert state.is_completed()
     result = state.result()[0]
-    assert result["status"] == "succeeded" and repo.count_rows()["forecasts"] == 3
+    assert result["status"] == "succeeded" and count_rows(repo)["forecasts"] == 3
     assert result["report"]["warning"] == "report failed: RuntimeError: template exploded"
     assert repo.run(result["run_id"]).details["warnings"] == ["report failed: RuntimeError: template exploded"]

@@ -14,6 +14,7 @@ import pytest
 from flows.daily import daily_forecast
 from flows.report.mail import SmtpConfig, build_message, send_with_retries
 from flows.settings import Settings
+from tests.db.helpers import count_rows
 from tests.report.checks import assert_png, assert_summary_matches_db
 from tests.report.conftest import RECIPIENTS, SMTP_PASSWORD, email_env, free_port, start_smtp
 
@@ -91,7 +92,7 @@ def test_unreachable_smtp_server_warns_on_the_run_and_never_logs_the_password(pr
     state = daily_forecast(as_of=DAY1, **ARGS, return_state=True)
     assert state.is_completed(), "an email failure never fails the run"
     result = state.result()[0]
-    assert result["status"] == "succeeded" and repo.count_rows()["forecasts"] == 3, "the forecast is stored"
+    assert result["status"] == "succeeded" and count_rows(repo)["forecasts"] == 3, "the forecast is stored"
     warning = result["report"]["warning"]
     assert warning.startswith("email delivery failed after 3 attempt(s): ConnectionRefusedError")
     assert repo.run(result["run_id"]).details["warnings"] == [warning]
