@@ -18,12 +18,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.special import xlogy
 from sklearn import metrics as skm
 
 NAN = float("nan")
 INTERVALS: dict[str, float] = {"80": 0.2, "95": 0.05}  # level -> alpha (miss rate)
 QUANTILES: dict[str, float] = {"lo95": 0.025, "lo80": 0.10, "hi80": 0.90, "hi95": 0.975}  # interval bound -> tau
 TERCILES: tuple[str, ...] = ("calm", "mid", "wild")
+TRAFFIC: tuple[str, ...] = ("green", "yellow", "red")  # traffic80/95 values 0, 1, 2
+TRAFFIC_P: tuple[float, float] = (0.05, 0.01)  # conditional-coverage p-value at or above: green; at or above: yellow
 VOLATILITY_WINDOW = 20
 
 
@@ -210,6 +213,65 @@ def coverage_by_tercile(y_true: np.ndarray, lo: np.ndarray, hi: np.ndarray, vola
             for g in range(len(TERCILES))]  # fmt: skip
 
 
+# -- coverage backtests (as for VaR) ------------------------------------------------------------------------
+
+
+def interval_misses(y_true: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """1 where the actual falls outside ``[lo, hi]``, else 0 (the "hit sequence" of a VaR backtest)."""
+    t, low, high = _interval(lo, hi, y_true=y_true)
+    return ((t < low) | (t > high)).astype(int)
+
+
+def _bernoulli_loglik(misses: float, hits: float, p: float) -> float:
+    return float(xlogy(misses, p) + xlogy(hits, 1.0 - p))
+
+
+def kupiec_pof(misses: np.ndarray, *, alpha: float) -> tuple[float, float]:
+    """Kupiec's proportion-of-failures test that the miss rate is ``alpha``.
+
+    ``LR = -2 [ln L(alpha) - ln L(x / n)]`` with ``x`` misses in ``n`` Bernoulli trials, chi-square with 1 dof.
+
+    Returns:
+        ``(LR statistic, p-value)``.
+    """
+    (m,) = _arrays(misses=misses)
+    x, n = float(m.sum()), float(m.size)
+    lr = max(-2.0 * (_bernoulli_loglik(x, n - x, alpha) - _bernoulli_loglik(x, n - x, x / n)), 0.0)
+    return lr, float(stats.chi2.sf(lr, df=1))
+
+
+def christoffersen(misses: np.ndarray, *, alpha: float) -> tuple[float, float, float, float]:
+    """Christoffersen's independence and conditional-coverage tests of a miss sequence in time order.
+
+    From the transition counts ``n_ij`` (state ``i`` then ``j``), ``pi01 = n01 / (n00 + n01)``, ``pi11 = n11 /
+    (n10 + n11)`` and ``pi = (n01 + n11) / (n - 1)``: ``LR_ind = -2 [ln L(pi) - ln L(pi01, pi11)]`` (chi-square,
+    1 dof) and ``LR_cc = LR_pof + LR_ind`` (chi-square, 2 dof), with :func:`kupiec_pof` on the same sequence.
+
+    Returns:
+        ``(LR_ind, p_ind, LR_cc, p_cc)``; NaNs with fewer than 2 values.
+    """
+    (m,) = _arrays(misses=misses)
+    if m.size < 2:
+        return NAN, NAN, NAN, NAN
+    prev, nxt = m[:-1], m[1:]
+    n00, n01 = float(((prev == 0) & (nxt == 0)).sum()), float(((prev == 0) & (nxt == 1)).sum())
+    n10, n11 = float(((prev == 1) & (nxt == 0)).sum()), float(((prev == 1) & (nxt == 1)).sum())
+    pi = (n01 + n11) / (m.size - 1)
+    pi01 = n01 / (n00 + n01) if n00 + n01 else 0.0
+    pi11 = n11 / (n10 + n11) if n10 + n11 else 0.0
+    unrestricted = _bernoulli_loglik(n01, n00, pi01) + _bernoulli_loglik(n11, n10, pi11)
+    lr_ind = max(-2.0 * (_bernoulli_loglik(n01 + n11, n00 + n10, pi) - unrestricted), 0.0)
+    lr_cc = kupiec_pof(m, alpha=alpha)[0] + lr_ind
+    return lr_ind, float(stats.chi2.sf(lr_ind, df=1)), lr_cc, float(stats.chi2.sf(lr_cc, df=2))
+
+
+def traffic_light(p_value: float) -> float:
+    """0 (green) when ``p >= 0.05``, 1 (yellow) when ``p >= 0.01``, else 2 (red); NaN for a NaN p-value."""
+    if not np.isfinite(p_value):
+        return NAN
+    return float(sum(p_value < cut for cut in TRAFFIC_P))
+
+
 # -- the scorer ---------------------------------------------------------------------------------------------
 
 Metric = Callable[[pd.DataFrame, "float | None", int], float]
@@ -245,6 +307,30 @@ def _pinball(*values: pd.Series) -> float:
     return float(np.mean([pinball_loss(y, q, tau=tau) for q, tau in zip(bounds, QUANTILES.values(), strict=True)]))
 
 
+def _backtest(level: str, alpha: float, which: str) -> Metric:
+    """A coverage backtest statistic on every ``horizon``-th origin (time order) from the first.
+
+    An h-step band's misses overlap (origins less than h apart share target days), so even a calibrated band's
+    miss sequence is autocorrelated up to lag h - 1; the tests assume independent Bernoulli trials, so they are
+    run on the non-overlapping subsequence (n / h trials at horizon h).
+    """
+
+    def metric(frame: pd.DataFrame, scale: float | None, horizon: int) -> float:
+        rows = frame.dropna(subset=["actual", f"lo{level}", f"hi{level}"]).iloc[:: max(int(horizon), 1)]
+        if len(rows) == 0:
+            return NAN
+        m = interval_misses(rows["actual"], rows[f"lo{level}"], rows[f"hi{level}"])
+        if which.startswith("pof"):
+            return kupiec_pof(m, alpha=alpha)[which == "pof_p"]
+        ind_lr, ind_p, cc_lr, cc_p = christoffersen(m, alpha=alpha)
+        return {"ind_lr": ind_lr, "ind_p": ind_p, "cc_lr": cc_lr, "cc_p": cc_p, "traffic": traffic_light(cc_p)}[which]
+
+    return metric
+
+
+BACKTESTS: tuple[str, ...] = ("pof_lr", "pof_p", "ind_lr", "ind_p", "cc_lr", "cc_p", "traffic")
+
+
 def _interval_metrics(level: str, alpha: float) -> dict[str, Metric]:
     bounds = ("actual", f"lo{level}", f"hi{level}")
     out = {
@@ -254,7 +340,7 @@ def _interval_metrics(level: str, alpha: float) -> dict[str, Metric]:
     }
     for i, name in enumerate(TERCILES):
         out[f"coverage{level}_{name}"] = _on((*bounds, "volatility"), lambda *v, i=i: coverage_by_tercile(*v)[i])
-    return out
+    return out | {f"{name}{level}": _backtest(level, alpha, name) for name in BACKTESTS}
 
 
 METRICS: dict[str, Metric] = {

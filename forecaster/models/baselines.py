@@ -1,4 +1,4 @@
-"""Baseline forecasters (naive, drift, moving average, simple exponential smoothing) with honest conformal intervals.
+"""Baseline forecasters (naive, drift, moving average, SES, GARCH, range-EWMA) with honest conformal intervals.
 
 Every baseline implements :class:`forecaster.models.base.Forecaster`. A baseline only defines ``_points(close, t,
 h)``: the
@@ -11,7 +11,9 @@ of the forecast is ever used.
 
 from __future__ import annotations
 
-from typing import Self
+import logging
+import warnings
+from typing import Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -21,11 +23,30 @@ from scipy.signal import lfilter
 from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
 from forecaster.models.conformal import (
     conformal_quantiles,
+    ewma_mean,
     ewma_volatility,
     forecast_frame,
     horizon_scale,
     log_residuals,
 )
+from forecaster.models.features import daily_variance
+
+logger = logging.getLogger("forecaster.models.baselines")
+SCALES: tuple[str, ...] = ("plain", "ewma", "parkinson", "garman_klass", "rogers_satchell", "gk_gap")
+
+
+def one_day_volatility(prices: pd.DataFrame, interval: str) -> np.ndarray:
+    """One-day log-return volatility known at each row's close for a baseline ``interval`` (ones for ``plain``)."""
+    if interval not in SCALES:
+        raise ConfigError(f"interval must be one of {', '.join(SCALES)}, got '{interval}'")
+    if interval == "plain":
+        return np.ones(len(prices))
+    if interval == "ewma":
+        return ewma_volatility(prices["close"].to_numpy(dtype=float))
+    missing = [c for c in ("open", "high", "low", "close") if c not in prices.columns]
+    if missing:
+        raise ValueError(f"interval '{interval}' needs OHLC prices; missing column(s) {missing}")
+    return np.sqrt(ewma_mean(daily_variance(prices, interval).clip(lower=0.0).to_numpy()))
 
 
 class _Baseline:
@@ -48,10 +69,12 @@ class _Baseline:
         self.close_ = prices["close"].to_numpy(dtype=float)
         self.origin_ = pd.Timestamp(prices.index[-1])
         self.last_close_ = float(self.close_[-1])
-        if self.interval not in ("plain", "ewma"):
-            raise ConfigError(f"{self.name}: interval must be 'plain' or 'ewma', got '{self.interval}'")
-        self.sigma_ = ewma_volatility(self.close_) if self.interval == "ewma" else np.ones(self.close_.size)
+        self.sigma_ = self._volatility(prices)
         return self
+
+    def _volatility(self, prices: pd.DataFrame) -> np.ndarray:
+        """One-day volatility at each row (:func:`one_day_volatility` of ``interval``)."""
+        return one_day_volatility(prices, self.interval)
 
     def _scale(self, t: np.ndarray, horizon: int) -> np.ndarray:
         """Scale of horizons 1..horizon at origins ``t``: ``(len(t), horizon)`` (ones for plain intervals)."""
@@ -216,3 +239,105 @@ def _fit_alpha(close: np.ndarray) -> float:
         return float(((close[1:] - _ses_levels(close, alpha)[:-1]) ** 2).sum())
 
     return float(minimize_scalar(sse, bounds=(0.01, 1.0), method="bounded").x)
+
+
+class RangeEWMA(Naive):
+    """Naive point, intervals scaled by an EWMA (lambda 0.94) of Garman-Klass plus overnight-gap² variances, sqrt(h).
+
+    >>> import numpy as np, pandas as pd
+    >>> from forecaster.data.calendar import sessions
+    >>> c = 100.0 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.02, 61)))
+    >>> prices = pd.DataFrame({"open": c, "high": c * 1.02, "low": c / 1.02, "close": c},
+    ...                       index=sessions("2024-01-02", "2024-03-28"))
+    >>> RangeEWMA(calibration=20).fit(prices).predict(3)["point"].round(2).tolist() == [round(c[-1], 2)] * 3
+    True
+    """
+
+    name = "range_ewma"
+
+    def __init__(self, calibration: int = 250, interval: str = "gk_gap") -> None:
+        super().__init__(calibration=calibration, interval=interval)
+
+
+class Garch(Naive):
+    """Naive point, intervals scaled by a GARCH(1,1) Student-t forecast of the h-day variance (``arch``).
+
+    ``fit`` estimates the parameters on the ``fit_window`` daily log returns that end before the first calibration
+    origin's target, so the conformal scores stay out of sample; ``update`` keeps them (the walk forward refits on
+    its cadence) and only filters the new returns. The scale of horizon ``h`` at origin ``t`` is the square root
+    of the sum of the analytic variance forecasts for ``t + 1 .. t + h``: it mean-reverts toward the unconditional
+    variance as ``h`` grows, where the square-root-of-time rule of an EWMA does not.
+    """
+
+    name = "garch"
+    MIN_RETURNS = 100
+
+    def __init__(self, calibration: int = 250, fit_window: int = 1500, dist: Literal["t", "normal"] = "t") -> None:
+        self.calibration = calibration
+        self.fit_window = fit_window
+        self.dist = dist
+        self.interval = "garch"
+
+    def fit(self, prices: pd.DataFrame) -> Self:
+        """Store the closes, estimate ``params_`` before the calibration window, filter every return."""
+        self._store(prices)
+        first, stop = self._window()
+        if stop - first < self.MIN_RETURNS:
+            raise NotEnoughDataError(
+                f"garch: {len(prices)} rows leave {max(stop - first, 0)} returns before the {self.calibration}-origin "
+                f"calibration window; need at least {self.MIN_RETURNS}"
+            )
+        self.params_ = self._estimate(self._returns(first, stop))
+        return self._filter()
+
+    def update(self, prices: pd.DataFrame, *, finetune: bool = True) -> Self:
+        """Move the origin; keep ``params_`` and filter the new returns (``finetune`` changes nothing)."""
+        if not hasattr(self, "params_"):
+            return self.fit(prices)
+        self._store(prices)
+        return self._filter()
+
+    def _store(self, prices: pd.DataFrame) -> None:
+        super().fit(prices)
+
+    def _volatility(self, prices: pd.DataFrame) -> np.ndarray:
+        return np.ones(len(prices))  # unused: the scale is ``scales_``
+
+    def _window(self) -> tuple[int, int]:
+        """Rows ``[first, stop)`` of the returns the parameters are fitted on (return row ``t`` ends at close ``t``):
+        the calibration targets are rows ``n - calibration .. n - 1``, so ``stop = n - calibration``."""
+        stop = self.close_.size - self.calibration
+        return max(1, stop - self.fit_window), stop
+
+    def _returns(self, first: int, stop: int) -> np.ndarray:
+        return 100.0 * np.diff(np.log(self.close_[first - 1 : stop]))
+
+    def _model(self, returns: np.ndarray):  # -> arch ARCHModel
+        from arch import arch_model
+
+        return arch_model(returns, mean="Zero", vol="GARCH", p=1, q=1, dist=self.dist, rescale=False)
+
+    def _estimate(self, returns: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # arch's ConvergenceWarning: the last iterate is still usable
+            result = self._model(returns).fit(disp="off", show_warning=False)
+        if result.convergence_flag:
+            logger.warning("garch: optimiser flag %s at %s", result.convergence_flag, self.origin_.date())
+        return np.asarray(result.params, dtype=float)
+
+    def _filter(self, horizon: int = 5) -> Self:
+        """``scales_``: ``(n, horizon)`` h-day log-return volatility at each origin row (NaN before the window)."""
+        n = self.close_.size
+        first = self._window()[0]
+        start = max(n - self.calibration - 2 * horizon, first) - first  # arch index of the first origin needed
+        forecast = (
+            self._model(self._returns(first, n)).fix(self.params_).forecast(horizon=horizon, start=start, reindex=False)
+        )
+        self.scales_ = np.full((n, horizon), np.nan)
+        self.scales_[first + start :] = np.sqrt(np.cumsum(forecast.variance.to_numpy(), axis=1)) / 100.0
+        return self
+
+    def _scale(self, t: np.ndarray, horizon: int) -> np.ndarray:
+        if horizon > self.scales_.shape[1]:
+            self._filter(horizon)
+        return self.scales_[t, :horizon]

@@ -42,10 +42,21 @@ def ewma_volatility(close: np.ndarray, lam: float = EWMA_LAMBDA, span: int = EWM
     """
     values = np.asarray(close, dtype=float)
     r2 = np.diff(np.log(values)) ** 2
+    return np.concatenate(([np.nan], np.sqrt(ewma_mean(r2, lam, span))))
+
+
+def ewma_mean(values: np.ndarray, lam: float = EWMA_LAMBDA, span: int = EWMA_SPAN) -> np.ndarray:
+    """``lam``-weighted mean of the last ``span`` values up to and including each row (newest weighs 1).
+
+    Non-finite values (a leading NaN) count as missing: they get no weight. Rows with no value yet are NaN.
+    """
+    x = np.asarray(values, dtype=float)
+    ok = np.isfinite(x)
     weights = lam ** np.arange(span)
-    num = np.convolve(r2, weights)[: r2.size]
-    den = np.cumsum(weights)[np.minimum(np.arange(r2.size), span - 1)]
-    return np.concatenate(([np.nan], np.sqrt(num / den)))
+    num = np.convolve(np.where(ok, x, 0.0), weights)[: x.size]
+    den = np.convolve(ok.astype(float), weights)[: x.size]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def horizon_scale(sigma1: np.ndarray, horizon: int) -> np.ndarray:

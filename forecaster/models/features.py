@@ -24,6 +24,49 @@ def _log_return(p: pd.DataFrame) -> pd.Series:
     return np.log(p["close"]).diff()
 
 
+LN2 = float(np.log(2.0))
+VARIANCES: tuple[str, ...] = ("r2", "parkinson", "garman_klass", "rogers_satchell", "gap2", "gk_gap")
+
+
+def daily_variance(prices: pd.DataFrame, kind: str) -> pd.Series:
+    """One-day log-return variance estimate of each bar, known at its close (the first row of ``r2``/gaps is NaN).
+
+    * ``r2``: squared close-to-close log return;
+    * ``parkinson``: ``(ln H/L)^2 / (4 ln 2)``;
+    * ``garman_klass``: ``0.5 (ln H/L)^2 - (2 ln 2 - 1)(ln C/O)^2`` (open-to-close only);
+    * ``rogers_satchell``: ``ln(H/C) ln(H/O) + ln(L/C) ln(L/O)``;
+    * ``gap2``: squared overnight gap ``(ln O - ln C_prev)^2``;
+    * ``gk_gap``: ``garman_klass + gap2``, a close-to-close variance from the whole bar.
+    """
+    o, h, lo, c = (np.log(prices[k].astype(float)) for k in ("open", "high", "low", "close"))
+    if kind == "r2":
+        return c.diff() ** 2
+    if kind == "parkinson":
+        return (h - lo) ** 2 / (4.0 * LN2)
+    if kind == "garman_klass":
+        return 0.5 * (h - lo) ** 2 - (2.0 * LN2 - 1.0) * (c - o) ** 2
+    if kind == "rogers_satchell":
+        return (h - c) * (h - o) + (lo - c) * (lo - o)
+    if kind == "gap2":
+        return (o - c.shift(1)) ** 2
+    if kind == "gk_gap":
+        return daily_variance(prices, "garman_klass") + daily_variance(prices, "gap2")
+    raise ConfigError(f"unknown variance '{kind}': known are {', '.join(VARIANCES)}")
+
+
+def _log_vol(kind: str, window: int) -> Callable[[pd.DataFrame], pd.Series]:
+    """``0.5 * log`` of the mean ``kind`` variance over the last ``window`` bars (floored): a HAR-style input."""
+
+    def feature(p: pd.DataFrame) -> pd.Series:
+        var = daily_variance(p, kind).clip(lower=0.0).rolling(window).mean()
+        return 0.5 * np.log(var + VAR_FLOOR)
+
+    return feature
+
+
+VAR_FLOOR = 1e-8
+
+
 _FEATURES: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
     "open": lambda p: p["open"],
     "high": lambda p: p["high"],
@@ -39,14 +82,19 @@ _FEATURES: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
     "sharpe_252": lambda p: (
         p["close"].pct_change().rolling(252).mean() / p["close"].pct_change().rolling(252).std() * np.sqrt(252)
     ),
+    # log volatilities (HAR-style 1/5/22-day means of a daily variance estimate)
+    **{f"lv_{k}_{w}": _log_vol(k, w) for k in ("gk_gap", "parkinson", "rogers_satchell", "r2") for w in (1, 5, 22)},
+    "gap": lambda p: np.log(p["open"]) - np.log(p["close"].shift(1)),
 }
 FEATURE_NAMES: tuple[str, ...] = tuple(_FEATURES)
-WARMUP: dict[str, int] = {"vol_20": 20, "sma_ratio_10": 9, "sharpe_252": 252}
+WARMUP: dict[str, int] = {"vol_20": 20, "sma_ratio_10": 9, "sharpe_252": 252, "log_return": 1, "volume_change": 1,
+                          "gap": 1}  # fmt: skip
+WARMUP |= {f: int(f.rsplit("_", 1)[1]) for f in FEATURE_NAMES if f.startswith("lv_")}  # r2/gap rows start at row 1
 
 
 def warmup_rows(features: tuple[str, ...]) -> int:
     """Rows lost at the start of a frame before every feature is defined."""
-    return max([WARMUP.get(f, 1 if f in ("log_return", "volume_change") else 0) for f in features] + [0])
+    return max([WARMUP.get(f, 0) for f in features] + [0])
 
 
 def compute_features(prices: pd.DataFrame, features: tuple[str, ...]) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pytest
 from forecaster.data.calendar import sessions
 from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
 from forecaster.models.base import FORECAST_COLUMNS, Forecaster
-from forecaster.models.baselines import SES, Drift, MovingAverage, Naive
+from forecaster.models.baselines import SES, Drift, Garch, MovingAverage, Naive, RangeEWMA
 from forecaster.models.conformal import conformal_quantiles
 
 H = 5
@@ -185,5 +185,84 @@ def test_ewma_intervals_scale_the_plain_residuals_by_the_volatility_at_each_orig
 
 
 def test_unknown_interval_is_refused(prices: pd.DataFrame) -> None:
-    with pytest.raises(ConfigError, match="interval must be 'plain' or 'ewma', got 'head'"):
+    with pytest.raises(ConfigError, match="interval must be one of plain, ewma, .*, got 'head'"):
         Naive(interval="head").fit(prices)
+
+
+def _ohlc(seed: int = 1, n: int = 520) -> pd.DataFrame:
+    """GBM bars with an overnight gap and a random intraday range."""
+    idx = sessions("2020-01-02", "2022-12-30")[:n]
+    rng = np.random.default_rng(seed)
+    vol = 0.02 * np.exp(np.cumsum(rng.normal(0, 0.05, n)))  # clustered volatility
+    close = 100.0 * np.exp(np.cumsum(vol * rng.standard_normal(n)))
+    open_ = np.concatenate(([100.0], close[:-1])) * np.exp(0.3 * vol * rng.standard_normal(n))
+    high = np.maximum(open_, close) * np.exp(np.abs(vol * rng.standard_normal(n)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(vol * rng.standard_normal(n)))
+    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": 1e6}, index=idx)
+
+
+@pytest.mark.parametrize("model", [RangeEWMA(), Garch()], ids=["range_ewma", "garch"])
+def test_volatility_baselines_follow_the_protocol_with_naive_points(model: Naive) -> None:
+    bars = _ohlc()
+    assert isinstance(model, Forecaster) and model.fit(bars.iloc[:-1]) is model and model.update(bars) is model
+    frame = model.predict(H)
+    assert tuple(frame.columns) == FORECAST_COLUMNS and (frame["point"] == bars["close"].iloc[-1]).all()
+    assert (frame["lo95"] < frame["lo80"]).all() and (frame["hi80"] < frame["hi95"]).all()
+    assert (np.diff(frame["hi80"] - frame["lo80"]) > 0).all(), "wider with the horizon"
+
+
+def test_range_ewma_scales_by_the_hand_ewma_of_garman_klass_plus_the_gap() -> None:
+    bars = _ohlc().iloc[:300]
+    o, hi, lo, c = (np.log(bars[k].to_numpy()) for k in ("open", "high", "low", "close"))
+    var = [0.5 * (hi[i] - lo[i]) ** 2 - (2 * np.log(2) - 1) * (c[i] - o[i]) ** 2 + (o[i] - c[i - 1]) ** 2
+           for i in range(1, len(c))]  # fmt: skip
+    recent = var[::-1][:100]  # newest first, 100 bars
+    sigma = np.sqrt(sum(0.94**k * v for k, v in enumerate(recent)) / sum(0.94**k for k in range(len(recent))))
+    model = RangeEWMA(calibration=60).fit(bars)
+    q80 = conformal_quantiles(model.calibration_residuals(H))[0.8]
+    assert model.sigma_[-1] == pytest.approx(sigma, rel=1e-12)
+    frame = model.predict(H)
+    assert np.log(frame["hi80"] / frame["point"]).iloc[0] == pytest.approx(q80[0] * sigma, rel=1e-12)
+    plain = Naive(calibration=60).fit(bars).calibration_residuals(H)
+    origins = np.arange(300 - 3 - 60, 300 - 3)  # horizon 3: origins n-1-h-cal+1 .. n-1-h
+    np.testing.assert_allclose(model.calibration_residuals(H)[:, 2], plain[:, 2] / (model.sigma_[origins] * np.sqrt(3)))
+
+
+def test_garch_fits_its_parameters_before_the_calibration_window_only() -> None:
+    bars = _ohlc()
+    model = Garch(calibration=100).fit(bars)
+    altered = bars.copy()
+    altered.iloc[-100:, :4] *= np.linspace(1.0, 1.5, 100)[:, None]  # every calibration target moves
+    assert Garch(calibration=100).fit(altered).params_ == pytest.approx(model.params_, rel=1e-12)
+    assert Garch(calibration=110).fit(altered).params_ != pytest.approx(model.params_, rel=1e-6)
+    omega, alpha, beta, nu = model.params_
+    assert omega > 0 and alpha >= 0 and beta >= 0 and alpha + beta < 1 and nu > 2
+
+
+def test_garch_scales_follow_the_garch_recursion_and_mean_revert() -> None:
+    model = Garch(calibration=100).fit(_ohlc())
+    omega, alpha, beta, _ = model.params_
+    var = (100.0 * model.scales_[-30:]) ** 2  # cumulative h-day variances in %², the last 30 origins
+    step = np.diff(np.concatenate((np.zeros((30, 1)), var), axis=1), axis=1)  # the variance of day t + k
+    np.testing.assert_allclose(step[:, 1:], omega + (alpha + beta) * step[:, :-1], rtol=1e-9)
+    r = 100.0 * np.diff(np.log(model.close_))[-29:]  # the return that ends at each origin
+    np.testing.assert_allclose(step[1:, 0], omega + alpha * r**2 + beta * step[:-1, 0], rtol=1e-9)
+    unconditional = omega / (1 - alpha - beta)
+    assert (np.abs(step[:, -1] - unconditional) <= np.abs(step[:, 0] - unconditional) + 1e-12).all()
+
+
+def test_garch_update_keeps_the_parameters_and_sees_no_future() -> None:
+    bars = _ohlc()
+    model = Garch(calibration=100).fit(bars.iloc[:480])
+    params = model.params_.copy()
+    a = model.update(bars.iloc[:500]).predict(H)
+    assert (model.params_ == params).all() and a["as_of"].iloc[0] == bars.index[499]
+    crash = bars.copy()
+    crash.iloc[500:, :4] *= 0.3
+    b = Garch(calibration=100).fit(crash.iloc[:480]).update(crash.iloc[:500]).predict(H)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_garch_without_enough_returns_before_calibration_names_the_numbers() -> None:
+    with pytest.raises(NotEnoughDataError, match="300 rows leave 49 returns before the 250-origin calibration window"):
+        Garch().fit(_ohlc().iloc[:300])

@@ -301,3 +301,68 @@ def test_score_rejects_several_horizons() -> None:
     with pytest.raises(ValueError, match=r"one horizon, frame has \[1, 2\]"):
         metrics.score(frame, scale=1.0)
     assert set(metrics.score_by_horizon(frame, metrics=("rmse",))) == {1, 2}
+
+
+# -- coverage backtests -------------------------------------------------------------------------------------
+CLUSTERED = [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0]  # n00 = 7, n01 = 2, n10 = 2, n11 = 3; 5 misses in 15
+
+
+def _chi2_sf(lr: float, dof: int) -> float:
+    """The chi-square survival function by hand: erfc(sqrt(x/2)) for 1 dof, exp(-x/2) for 2."""
+    return math.erfc(math.sqrt(lr / 2.0)) if dof == 1 else math.exp(-lr / 2.0)
+
+
+def test_interval_misses_flags_actuals_outside_the_band() -> None:
+    assert metrics.interval_misses([1.0, 5.0, 9.0, 3.0], [2.0, 2.0, 2.0, 3.0], [8.0, 8.0, 8.0, 4.0]).tolist() == [
+        1, 0, 1, 0,
+    ]  # fmt: skip
+
+
+def test_kupiec_pof_matches_hand_computation() -> None:
+    lr_hand = -2.0 * ((10 * math.log(0.8) + 5 * math.log(0.2)) - (10 * math.log(2 / 3) + 5 * math.log(1 / 3)))
+    lr, p = metrics.kupiec_pof(CLUSTERED, alpha=0.2)
+    assert lr == pytest.approx(lr_hand) and p == pytest.approx(_chi2_sf(lr_hand, 1))
+
+
+def test_kupiec_pof_of_no_miss_and_of_the_nominal_rate() -> None:
+    lr, p = metrics.kupiec_pof([0] * 20, alpha=0.05)
+    assert lr == pytest.approx(-2.0 * 20 * math.log(0.95)) and p < 1.0
+    assert metrics.kupiec_pof([1, 0, 0, 0, 0] * 4, alpha=0.2) == pytest.approx((0.0, 1.0))
+
+
+def test_christoffersen_matches_hand_computation() -> None:
+    pi, pi01, pi11 = 5 / 14, 2 / 9, 3 / 5
+    restricted = 9 * math.log(1 - pi) + 5 * math.log(pi)
+    unrestricted = 7 * math.log(1 - pi01) + 2 * math.log(pi01) + 2 * math.log(1 - pi11) + 3 * math.log(pi11)
+    lr_ind = -2.0 * (restricted - unrestricted)
+    lr_cc = lr_ind + metrics.kupiec_pof(CLUSTERED, alpha=0.2)[0]
+    out = metrics.christoffersen(CLUSTERED, alpha=0.2)
+    assert out == pytest.approx((lr_ind, _chi2_sf(lr_ind, 1), lr_cc, _chi2_sf(lr_cc, 2)))
+    assert lr_ind > 1.9, "a miss after a miss (3 in 5) is likelier than after a hit (2 in 9)"
+
+
+def test_christoffersen_counts_a_sequence_that_never_repeats_a_miss() -> None:
+    lr_ind, _, _, _ = metrics.christoffersen([0, 0, 0, 0, 1] * 6, alpha=0.2)  # n00 18, n01 6, n10 5, n11 0
+    assert lr_ind == pytest.approx(-2.0 * (6 * math.log(6 / 29) + 23 * math.log(23 / 29)
+                                           - 6 * math.log(6 / 24) - 18 * math.log(18 / 24)))  # fmt: skip
+    assert math.isnan(metrics.christoffersen([1], alpha=0.2)[0])
+
+
+@pytest.mark.parametrize(("p", "light"), [(0.5, 0.0), (0.05, 0.0), (0.049, 1.0), (0.01, 1.0), (0.0099, 2.0)])
+def test_traffic_light_cuts_the_conditional_coverage_p_value(p: float, light: float) -> None:
+    assert metrics.traffic_light(p) == light
+
+
+def test_score_runs_the_coverage_backtests_on_every_h_th_origin_at_horizon_h() -> None:
+    n = len(CLUSTERED)
+    frame = pd.DataFrame({
+        "as_of": pd.bdate_range("2024-01-02", periods=n), "horizon": 3, "actual": 100.0, "point": 100.0,
+        "naive": 100.0, "lo80": np.where(CLUSTERED, 101.0, 99.0), "hi80": 102.0, "lo95": 90.0, "hi95": 110.0,
+    }).iloc[::-1]  # fmt: skip
+    out = metrics.score(frame, metrics=("pof_lr80", "pof_p80", "ind_p80", "cc_lr80", "cc_p80", "traffic80", "pof_p95"))
+    every_third = CLUSTERED[::3]
+    assert (out["pof_lr80"], out["pof_p80"]) == pytest.approx(metrics.kupiec_pof(every_third, alpha=0.2))
+    _, ind_p, cc_lr, cc_p = metrics.christoffersen(every_third, alpha=0.2)
+    assert (out["ind_p80"], out["cc_lr80"], out["cc_p80"]) == pytest.approx((ind_p, cc_lr, cc_p))
+    assert out["traffic80"] == metrics.traffic_light(cc_p)
+    assert out["pof_p95"] == pytest.approx(metrics.kupiec_pof([0] * 5, alpha=0.05)[1])
