@@ -14,7 +14,12 @@
 **Never worse than naive by design.** With ``preset.shrink`` the predicted log returns are multiplied by a
 per-horizon factor in [0, 1] fitted on the validation slice, and the factor is set to 0 (the forecast is the last
 close) unless the shrunk forecast beats naive there with a one-sided Diebold-Mariano statistic (squared log
-errors, Newey-West variance with lag h - 1) above 1.645, i.e. significant at 5%.
+errors, :func:`forecaster.evaluation.metrics.diebold_mariano`: lags up to h - 1, HLN-corrected) beyond 1.645, i.e.
+significant at 5%.
+
+**``train_end_``** is the last session of the prices that a full fit or a fine-tune learned from: the date of its
+newest labelled target (for a full fit, the end of its span, whose last targets are in the calibration slice).
+Both kinds use this one definition, so a fine-tune never shows an earlier ``train_end_`` than its parent.
 """
 
 from __future__ import annotations
@@ -178,8 +183,8 @@ class LSTMForecaster:
             patience=p.finetune_epochs, label=f"{p.name} fine-tune", seed=p.seed,
         )  # fmt: skip
         training.set_learning_rate(self.model_, p.learning_rate)
-        self.kind_, self.train_end_ = "finetune", data.dates[data.origin_index(n_lab - 1)]
         self.seen_until_ = data.dates[data.origin_index(n_lab - 1) + self.horizon]
+        self.kind_, self.train_end_ = "finetune", self.seen_until_  # the newest target: see the module docstring
         return self
 
     def predict(self, horizon: int | None = None) -> pd.DataFrame:
@@ -377,23 +382,15 @@ def _empty_track() -> pd.DataFrame:
 def _shrinkage(points: np.ndarray, actual: np.ndarray, last_close: np.ndarray, z: float = SKILL_Z) -> np.ndarray:
     """Per-horizon factor in [0, 1] on the predicted log return: least squares through the origin of the realised
     log return on the predicted one, over the validation slice, kept only where the shrunk forecast's skill over
-    naive is significant (:func:`_skill_t` above ``z``); 0 means "forecast the last close".
+    naive is significant: the Diebold-Mariano statistic of squared log errors (:func:`forecaster.evaluation.metrics.
+    diebold_mariano`, lags up to h - 1, HLN-corrected) below ``-z``; 0 means "forecast the last close".
     """
     predicted = np.log(points / last_close[:, None])
     realised = np.log(actual / last_close[:, None])
     denom = (predicted**2).sum(axis=0)
     beta = np.clip(np.divide((predicted * realised).sum(axis=0), denom, out=np.zeros_like(denom), where=denom > 0),
                    0.0, 1.0)  # fmt: skip
-    gain = realised**2 - (realised - beta * predicted) ** 2  # naive's squared log error minus the model's
-    t = np.array([_skill_t(gain[:, h], lag=h) for h in range(points.shape[1])])
-    return np.where(t > z, beta, 0.0)
-
-
-def _skill_t(gain: np.ndarray, lag: int) -> float:
-    """Diebold-Mariano statistic of a loss differential: mean over its Newey-West standard error (``lag`` lags)."""
-    d = gain - gain.mean()
-    n = d.size
-    var = float(d @ d) / n
-    for k in range(1, min(lag, n - 1) + 1):
-        var += 2.0 * (1.0 - k / (lag + 1)) * float(d[k:] @ d[:-k]) / n
-    return float(gain.mean() / np.sqrt(var / n)) if var > 0 else 0.0
+    zero = np.zeros(len(realised))
+    dm = np.array([metrics.diebold_mariano(realised[:, h], beta[h] * predicted[:, h], zero, horizon=h + 1)[0]
+                   for h in range(points.shape[1])])  # fmt: skip
+    return np.where(np.nan_to_num(-dm, nan=0.0) > z, beta, 0.0)

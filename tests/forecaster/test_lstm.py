@@ -138,3 +138,11 @@ def test_a_frozen_copy_keeps_forecasting_as_the_model_did_before_it_was_trained(
     assert any(not np.array_equal(a, b) for a, b in zip(model.model_.get_weights(), copy.model_.get_weights(),
                                                         strict=True)), "fine-tuning the original moved it"  # fmt: skip
     assert not model.predict()[["lo80", "hi80"]].equals(copy.predict()[["lo80", "hi80"]])
+
+
+def test_a_fine_tune_ends_its_training_where_its_data_ends_like_a_full_fit(long_prices, tiny_preset):
+    """One definition of train_end_: the last session learned from, so a child never ends before its parent."""
+    model = LSTMForecaster(tiny_preset, horizon=3).fit(long_prices.iloc[:600])
+    assert model.train_end_ == long_prices.index[599]
+    model.update(long_prices.iloc[:602])
+    assert model.kind_ == "finetune" and model.train_end_ == long_prices.index[601] == model.seen_until_

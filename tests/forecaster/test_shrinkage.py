@@ -31,3 +31,19 @@ def test_genuine_skill_keeps_its_least_squares_factor() -> None:
     points, actual, last = _slice(skill=1.0, n=2000)
     shrink = _shrinkage(points, actual, last)
     assert (shrink > 0.7).all() and (shrink <= 1.0).all()
+
+
+def test_the_skill_test_is_the_one_diebold_mariano_of_the_metrics(monkeypatch) -> None:
+    """One DM implementation: a statistic of -2 from metrics.diebold_mariano keeps the factor, 0 drops it."""
+    from forecaster.evaluation import metrics
+
+    points, actual, last = _slice(skill=1.0, n=400)
+    calls = []
+
+    def fake(y_true, y_pred, y_naive, *, horizon=1):
+        calls.append(horizon)
+        return (-2.0 if horizon == 1 else 0.0), 0.05
+
+    monkeypatch.setattr(metrics, "diebold_mariano", fake)
+    shrink = _shrinkage(points, actual, last)
+    assert calls == [1, 2] and shrink[0] > 0.7 and shrink[1] == 0.0
