@@ -4,6 +4,7 @@
     python benchmarks/intervals.py --presets default default_v1 --periods 2024
     python benchmarks/intervals.py --presets none --periods 2023 --until 2023-12-29 --name intervals-select
                                                                        # selection: data up to 2023 only
+    python benchmarks/intervals.py --presets "default+scale_target='range'" --no-baselines   # a variant
 
 Every model has the naive point and split-conformal intervals from its last 250 matured normalised residuals; they
 differ only in the scale known at the origin. Every model walks forward on the same origins
@@ -17,6 +18,7 @@ Prints the tables and writes benchmarks/results/<name>.json.
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
 import time
 from typing import Any
@@ -28,6 +30,7 @@ from forecaster.evaluation.backtest import forecast_origins, walk_forward
 from forecaster.evaluation.metrics import score_by_horizon, with_volatility
 from forecaster.models.baselines import Garch, Naive, RangeEWMA
 from forecaster.models.lstm import LSTMForecaster
+from forecaster.models.presets import Preset, get_preset
 
 PERIODS = {"2024": ("2024-01-02", "2024-12-31"), "2022-23": ("2022-01-03", "2023-12-29"),
            "2023": ("2023-01-03", "2023-12-29"), "2021": ("2021-01-04", "2021-12-31")}  # fmt: skip
@@ -45,6 +48,15 @@ def baselines() -> dict[str, Any]:
         "range_ewma": RangeEWMA(),
         "garch": Garch(),
     }
+
+
+def preset(spec: str) -> Preset:
+    """``name`` or ``name+field=value+...`` (values are Python literals): a preset with overrides."""
+    name, *changes = spec.split("+")
+    base = get_preset(name)
+    values = {k: ast.literal_eval(v) for k, v in (c.split("=", 1) for c in changes)}
+    values = {k: tuple(v) if isinstance(getattr(base, k), tuple) else v for k, v in values.items()}
+    return base.replace(**values)
 
 
 def run_period(models: dict[str, Any], prices: pd.DataFrame, start: str, end: str, refit: int) -> dict[str, Any]:
@@ -101,7 +113,7 @@ def main() -> None:
         models = {} if args.no_baselines else baselines()
         if args.no_baselines:
             models["naive"] = Naive()  # the reference of every gain
-        models |= {f"lstm_{p}": LSTMForecaster(p, H) for p in args.presets if p != "none"}
+        models |= {f"lstm_{p}": LSTMForecaster(preset(p), H) for p in args.presets if p != "none"}
         results[period] = run_period(models, prices, start, end, args.refit_every)
         print(tables(results[period]), flush=True)
     path = write_json(args.name, {"args": vars(args), "results": results})

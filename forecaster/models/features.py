@@ -135,6 +135,7 @@ class WindowedData:
         x_raw: unscaled feature rows, one per date from the first fully-defined row.
         targets: (n_dates, H) targets per date (NaN where the future is not known yet).
         close: closes on the same dates.
+        variance: the Garman-Klass + overnight-gap² variance of each date's bar (NaN without OHLC columns).
     """
 
     dates: pd.DatetimeIndex
@@ -142,6 +143,7 @@ class WindowedData:
     targets: np.ndarray
     close: np.ndarray
     window: int
+    variance: np.ndarray
 
     @classmethod
     def build(cls, prices: pd.DataFrame, features: tuple[str, ...], window: int, horizon: int, target: str):
@@ -154,12 +156,15 @@ class WindowedData:
                 f"{len(prices)} rows of prices but window {window} plus {skip} warm-up rows needs at least {needed + 1}"
             )
         tgt = compute_targets(prices["close"], horizon, target)
+        ohlc = all(c in prices.columns for c in ("open", "high", "low"))
+        variance = daily_variance(prices, "gk_gap").to_numpy() if ohlc else np.full(len(prices), np.nan)
         return cls(
             dates=pd.DatetimeIndex(prices.index[skip:]),
             x_raw=feats.to_numpy()[skip:],
             targets=tgt[skip:],
             close=prices["close"].to_numpy(dtype="float64")[skip:],
             window=window,
+            variance=variance[skip:],
         )
 
     @property
@@ -176,6 +181,16 @@ class WindowedData:
         stop = self.n_origins if stop is None else stop
         rows = self.x_raw[start : stop + self.window - 1]
         return windows(scaler.transform(rows).astype("float32"), self.window)
+
+    def future_range_volatility(self, horizon: int) -> np.ndarray:
+        """``sqrt`` of the summed :attr:`variance` of the ``h`` dates after each date, h = 1..horizon: ``(n, H)``
+        (NaN where the future is not known yet)."""
+        csum = np.concatenate(([0.0], np.cumsum(np.clip(self.variance, 0.0, None))))
+        n = len(self.dates)
+        out = np.full((n, horizon), np.nan)
+        for h in range(1, horizon + 1):
+            out[: n - h, h - 1] = np.sqrt(csum[1 + h : n + 1] - csum[1 : n + 1 - h])
+        return out
 
     def labelled(self) -> int:
         """Number of leading samples whose every target is known."""

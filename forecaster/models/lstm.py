@@ -36,6 +36,7 @@ import pandas as pd
 from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
 from forecaster.evaluation import metrics
 from forecaster.models import networks, training
+from forecaster.models.baselines import one_day_volatility
 from forecaster.models.conformal import (
     EWMA_SPAN,
     INTERVALS,
@@ -298,11 +299,14 @@ class LSTMForecaster:
         return WindowedData.build(prices.tail(rows), p.features, p.window, self.horizon, p.target)
 
     def _raw_targets(self, data: WindowedData, start: int, stop: int) -> np.ndarray:
-        """Targets of samples ``start..stop``; with the scale head also ``log(|h-day log return| + eps)``."""
+        """Targets of samples ``start..stop``; with the scale head also ``log(|h-day log return| + eps)`` or, with
+        ``scale_target="range"``, ``log(sqrt(sum of the next h days' Garman-Klass + gap² variances) + eps)``."""
         rows = slice(data.origin_index(start), data.origin_index(stop - 1) + 1)
         targets = data.targets[rows]
         if self.preset_.interval != "head":
             return targets
+        if self.preset_.scale_target == "range":
+            return np.hstack([targets, np.log(data.future_range_volatility(self.horizon)[rows] + SCALE_EPS)])
         log_ret = targets if self.preset_.target == "log_return" else np.log(targets / data.close[rows, None])
         return np.hstack([targets, np.log(np.abs(log_ret) + SCALE_EPS)])
 
@@ -311,12 +315,17 @@ class LSTMForecaster:
         kind, h = self.preset_.interval, self.horizon
         if kind == "plain":
             return np.ones((len(samples), h))
+        tail = prices.iloc[-(len(data.dates) + warmup_rows(self.preset_.features) + EWMA_SPAN + 1) :]
+        at_origin = data.dates[data.origin_index(0) + samples]
         if kind == "head":
-            log_abs = self.y_scaler_.inverse_transform(scaled)[:, h:]
-            return np.maximum(np.exp(log_abs), SIGMA_FLOOR)
-        close = prices["close"].iloc[-(len(data.dates) + warmup_rows(self.preset_.features) + EWMA_SPAN + 1) :]
-        sigma = pd.Series(ewma_volatility(close.to_numpy()), index=close.index)
-        return horizon_scale(sigma.reindex(data.dates[data.origin_index(0) + samples]).to_numpy(), h)
+            log_head = self.y_scaler_.inverse_transform(scaled)[:, h:]
+            w = self.preset_.scale_blend
+            if w > 0:
+                vol = pd.Series(one_day_volatility(tail, "gk_gap"), index=tail.index).reindex(at_origin).to_numpy()
+                log_head = (1.0 - w) * log_head + w * np.log(horizon_scale(vol, h))
+            return np.maximum(np.exp(log_head), SIGMA_FLOOR)
+        sigma = pd.Series(ewma_volatility(tail["close"].to_numpy()), index=tail.index)
+        return horizon_scale(sigma.reindex(at_origin).to_numpy(), h)
 
     def _track(self, data: WindowedData, samples: np.ndarray, point: np.ndarray, actual: np.ndarray,
                track: pd.DataFrame) -> pd.DataFrame:  # fmt: skip

@@ -44,6 +44,9 @@ class Preset:
     interval: str = "ewma"  # plain | ewma | head: the scale sigma_h of the conformal scores (forecasting.py)
     aci_gamma: float = 0.0  # adaptive conformal inference step (Gibbs and Candes 2021); 0 = off
     shrink: bool = False  # shrink predicted log returns toward naive; 0 unless validation skill is significant
+    scale_target: str = "abs_return"  # scale head target: log |h-day return| or "range": log sqrt(sum of the h
+    #                                   future days' Garman-Klass + gap² variances), far less noisy
+    scale_blend: float = 0.0  # weight of the range-EWMA scale in a log-space blend with the head's scale
     seed: int = 42
     extras: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -63,10 +66,17 @@ class Preset:
         return cls(**values)
 
     def fingerprint(self) -> str:
-        """Short hash of the architecture-relevant config; a change forces a full retrain."""
-        payload = json.dumps({k: v for k, v in self.to_dict().items() if k != "extras"}, sort_keys=True)
+        """Short hash of the architecture-relevant config; a change forces a full retrain.
+
+        Fields added later (:data:`LATER_FIELDS`) count only when they differ from their default, so a preset's
+        fingerprint does not change when a field is added.
+        """
+        values = {k: v for k, v in self.to_dict().items() if k != "extras" and LATER_FIELDS.get(k, ()) != (v,)}
+        payload = json.dumps(values, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
+
+LATER_FIELDS: dict[str, tuple[Any]] = {"scale_target": ("abs_return",), "scale_blend": (0.0,)}
 
 PRESETS: dict[str, Preset] = {
     "default": Preset(

@@ -146,3 +146,21 @@ def test_a_fine_tune_ends_its_training_where_its_data_ends_like_a_full_fit(long_
     assert model.train_end_ == long_prices.index[599]
     model.update(long_prices.iloc[:602])
     assert model.kind_ == "finetune" and model.train_end_ == long_prices.index[601] == model.seen_until_
+
+
+def test_the_range_scale_target_and_the_range_ewma_blend(long_prices, tiny_preset):
+    from forecaster.models.baselines import one_day_volatility
+    from forecaster.models.lstm import SCALE_EPS
+
+    history = long_prices.iloc[:400]
+    preset = tiny_preset.replace(scale_target="range", epochs=1)
+    model = LSTMForecaster(preset, horizon=3).fit(history)
+    data = model._data(history, extra=50)
+    rows = slice(data.origin_index(0), data.origin_index(9) + 1)
+    expected = np.log(data.future_range_volatility(3)[rows] + SCALE_EPS)
+    np.testing.assert_allclose(model._raw_targets(data, 0, 10)[:, 3:], expected)
+    model.preset_ = preset.replace(scale_blend=1.0)  # all weight on the range EWMA: its scale times sqrt(h)
+    last = np.array([data.n_origins - 1])
+    scaled = model._predict_scaled(data.x_windows(model.x_scaler_, int(last[0])))
+    vol = one_day_volatility(history, "gk_gap")[-1]
+    np.testing.assert_allclose(model._scales(history, data, last, scaled)[0], vol * np.sqrt([1, 2, 3]), rtol=1e-6)

@@ -57,3 +57,17 @@ def test_preset_round_trips_through_dict_and_fingerprint_tracks_config():
     base = get_preset("default")
     assert base.fingerprint() == Preset.from_dict(base.to_dict()).fingerprint()
     assert base.replace(window=31).fingerprint() != base.fingerprint()
+
+
+def test_fields_added_later_leave_the_fingerprint_alone_until_they_are_set():
+    import hashlib
+    import json
+
+    from forecaster.models.presets import LATER_FIELDS, get_preset
+
+    base = get_preset("default")
+    before = {k: v for k, v in base.to_dict().items() if k not in LATER_FIELDS and k != "extras"}
+    old_fingerprint = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]  # as before them
+    assert base.fingerprint() == old_fingerprint
+    assert base.replace(scale_target="range").fingerprint() != base.fingerprint()
+    assert base.replace(scale_blend=0.5).fingerprint() != base.fingerprint()
