@@ -25,12 +25,18 @@ from forecaster.plots import figures as plots
 SCHEMA_VERSION = 1
 FIGURES: tuple[tuple[str, str], ...] = (
     ("forecast_fan.png", "Close price and forecast with 80%/95% intervals and the naive forecast"),
+    ("forecast_zoom.png", "The last 20 sessions and the forecast days, with the last horizon's bands"),
     ("track_record.png", "Track record: what was forecast one session ahead vs what happened"),
+    ("track_record_h5.png", "Track record five sessions ahead (naive: the close at the origin)"),
     ("rolling_skill.png", "Rolling 20-session RMSE of model and naive, and their ratio U2"),
-    ("calibration.png", "Interval coverage by horizon against the nominal 80% and 95%"),
+    ("loss_differential.png", "Cumulative squared-error difference against naive, with the Diebold-Mariano test"),
+    ("calibration.png", "Interval coverage by horizon against the nominal 80% and 95% and their binomial bands"),
+    ("pit.png", "PIT histogram of the 1-session-ahead forecasts with 95% binomial bands"),
+    ("interval_width.png", "80%/95% interval half-width against the realised |return|"),
     ("residuals.png", "Residuals of the 1-session-ahead forecasts"),
     ("training.png", "Training and validation loss of the model version used today"),
 )
+SECTIONS: dict[str, tuple[int, int]] = {"forecast": (0, 2), "skill": (2, 6), "intervals": (6, 10), "model": (10, 11)}
 
 
 @dataclass
@@ -47,7 +53,7 @@ class Report:
     def html(self, image_src: Mapping[str, str] | None = None) -> str:
         """The HTML report; images default to embedded data URIs (``image_src`` maps file name -> src)."""
         src = dict(image_src) if image_src is not None else {name: data_uri(png) for name, png in self.figures.items()}
-        return _template("report.html.j2").render(s=self.summary, src=src, figures=FIGURES)
+        return _template("report.html.j2").render(s=self.summary, src=src, figures=FIGURES, sections=SECTIONS)
 
     def summary_json(self) -> str:
         """``summary.json``: the same numbers as the HTML, NaN as null."""
@@ -74,6 +80,8 @@ def build_summary(inputs: ReportInputs, *, drift_u2: float, generated_at: dt.dat
     warnings = list(details.get("warnings", []))
     warnings += tables.feed_warnings(inputs.prices, pd.Timestamp(inputs.as_of))
     warnings += tables.skill_warnings(skill, drift_u2=drift_u2)
+    coverage = tables.coverage_by_horizon(inputs.outcomes)
+    warnings += tables.coverage_warnings(coverage)
     if "champion artefact unusable" in details.get("decision", ""):
         warnings.append(f"the champion's model files were unusable, so today's model was fully retrained: "
                         f"{details['decision']}")  # fmt: skip
@@ -93,7 +101,7 @@ def build_summary(inputs: ReportInputs, *, drift_u2: float, generated_at: dt.dat
             "verdict": tables.verdict(skill[0]),
             "lookback_sessions": REPORT_SESSIONS,
         },
-        "coverage_by_horizon": tables.coverage_by_horizon(inputs.outcomes),
+        "coverage_by_horizon": coverage,
         "gate": _gate_summary(details, inputs.candidate),
         "freshness": _freshness(inputs),
         "warnings": warnings,
@@ -103,15 +111,20 @@ def build_summary(inputs: ReportInputs, *, drift_u2: float, generated_at: dt.dat
 
 
 def draw_figures(inputs: ReportInputs) -> dict[str, Any]:
-    """The six report figures, by file name (matplotlib Figures; nothing is saved here)."""
+    """The report figures of :data:`FIGURES`, by file name (matplotlib Figures; nothing is saved here)."""
     outcomes = inputs.outcomes.assign(model="Model") if len(inputs.outcomes) else inputs.outcomes
     metrics, version = inputs.version["metrics"], inputs.version
     parent = f"version {version['parent_id']}" if version["parent_id"] else None
     return {
         "forecast_fan.png": plots.plot_forecast_fan(inputs.prices, inputs.forecast, sessions=REPORT_SESSIONS),
+        "forecast_zoom.png": plots.plot_forecast_zoom(inputs.prices, inputs.forecast, sessions=20),
         "track_record.png": plots.plot_track_record(outcomes, sessions=REPORT_SESSIONS),
+        "track_record_h5.png": plots.plot_track_record(outcomes, sessions=REPORT_SESSIONS, horizon=5),
         "rolling_skill.png": plots.plot_rolling_skill(outcomes, window=20),
+        "loss_differential.png": plots.plot_loss_differential(outcomes),
         "calibration.png": plots.plot_calibration(outcomes),
+        "pit.png": plots.plot_pit_histogram(outcomes),
+        "interval_width.png": plots.plot_interval_width(outcomes),
         "residuals.png": plots.plot_residuals(outcomes),
         "training.png": plots.plot_training(
             metrics.get("history") or {}, kind=version["kind"], parent=parent, base=metrics.get("fit_history")
@@ -216,7 +229,12 @@ def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}%"
 
 
-_FILTERS: dict[str, Callable[..., str]] = {"usd": _usd, "pct": _pct, "num": _num, "day": _day, "signed": _signed}
+def _pval(value: float | None) -> str:
+    return "–" if value is None else ("<0.001" if value < 0.001 else f"{value:.2g}")
+
+
+_FILTERS: dict[str, Callable[..., str]] = {"usd": _usd, "pct": _pct, "num": _num, "day": _day, "signed": _signed,
+                                           "pval": _pval}  # fmt: skip
 
 
 def _template(name: str) -> jinja2.Template:

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecaster.evaluation import metrics
+from forecaster.evaluation import calibration, metrics
 
 SKILL_WINDOWS: tuple[int, ...] = (20, 60)
+LEVELS: tuple[str, ...] = ("80", "95")
 NAN = float("nan")
 MODEL_SCORES = (
     "rmse", "mae", "u2", "directional_accuracy", "call_accuracy", "call_share", "coverage80", "coverage95",
@@ -73,21 +74,31 @@ def skill_window(
 
     Returns:
         ``sessions``, ``horizon``, ``n`` (rows scored, fewer when less has matured), ``first_target``/
-        ``last_target``, and ``model`` (:data:`MODEL_SCORES`) and ``naive`` (the same keys; only
+        ``last_target``, ``tercile_n`` (forecasts in the calm, mid and wild terciles; ``None`` without prices),
+        and ``model`` (:data:`MODEL_SCORES`) and ``naive`` (the same keys; only
         :data:`NAIVE_SCORES` are finite, U2 being 1 by definition) dicts, in USD and shares.
     """
     tail = matured(outcomes, horizon).tail(sessions)
     empty = {k: NAN for k in MODEL_SCORES}
-    out: dict[str, Any] = {"sessions": sessions, "horizon": horizon, "n": len(tail)}
+    out: dict[str, Any] = {"sessions": sessions, "horizon": horizon, "n": len(tail), "tercile_n": None}
     if tail.empty:
         return out | {"first_target": None, "last_target": None, "model": empty, "naive": dict(empty)}
     if prices is not None and not prices.empty:
         tail = metrics.with_volatility(tail, prices["close"])
     model = metrics.score(tail, metrics=MODEL_SCORES)
+    out["tercile_n"] = _tercile_counts(tail)
     naive = metrics.score(tail.assign(point=tail["naive"]), metrics=NAIVE_SCORES)
     dates = pd.to_datetime(tail["target_date"])
     span = {"first_target": dates.min().strftime("%Y-%m-%d"), "last_target": dates.max().strftime("%Y-%m-%d")}
     return out | span | {"model": {k: model[k] for k in MODEL_SCORES}, "naive": empty | _drop_n(naive)}
+
+
+def _tercile_counts(tail: pd.DataFrame) -> list[int] | None:
+    """Forecasts in each volatility tercile (calm, mid, wild) of the window, as the tercile coverages count them."""
+    if "volatility" not in tail.columns:
+        return None
+    vol = tail["volatility"].dropna().to_numpy(float)
+    return np.bincount(metrics.volatility_terciles(vol), minlength=3).tolist() if vol.size else [0, 0, 0]
 
 
 def _drop_n(scores: dict[str, float]) -> dict[str, float]:
@@ -103,11 +114,40 @@ def skill_table(
 
 
 def coverage_by_horizon(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per horizon: matured forecasts ``n``, the share of closes inside the 80% and 95% intervals and the
+    """Per horizon: matured forecasts ``n``, closes inside the 80% and 95% intervals (``hits80``, ``coverage80``,
+    ...), the two-sided binomial p-value of each coverage against its level (``pvalue80``, ``pvalue95``) and the
     Winkler interval scores (USD; width plus the penalised miss distance, lower is better)."""
     keys = ("coverage80", "coverage95", "winkler80", "winkler95")
     scores = metrics.score_by_horizon(matured(outcomes), metrics=keys)
-    return [{"horizon": h, "n": s["n"]} | {k: s[k] for k in keys} for h, s in scores.items()]
+    rows = []
+    for h, s in scores.items():
+        row: dict[str, Any] = {"horizon": h, "n": s["n"]} | {k: s[k] for k in keys}
+        for level in LEVELS:
+            hits = round(s[f"coverage{level}"] * s["n"]) if s["n"] else 0
+            row[f"hits{level}"] = hits
+            row[f"pvalue{level}"] = calibration.coverage_pvalue(hits, s["n"], int(level) / 100)
+        rows.append(row)
+    return rows
+
+
+def coverage_warnings(rows: Sequence[dict[str, Any]], *, alpha: float = 0.05) -> list[str]:
+    """A warning for each horizon and level whose coverage a binomial test rejects (:func:`coverage_by_horizon`).
+
+    The test of each of the ``k`` coverages (horizons times levels) runs at ``alpha / k`` (Bonferroni), so the
+    report raises a false alarm on honest intervals at most ``alpha`` of the days.
+    """
+    tests = [(r, level) for r in rows for level in LEVELS if r["n"]]
+    out = []
+    for row, level in tests:
+        p = row[f"pvalue{level}"]
+        if np.isfinite(p) and p < alpha / len(tests):
+            share = row[f"coverage{level}"]
+            how = "too narrow" if share < int(level) / 100 else "too wide"
+            out.append(
+                f"h={row['horizon']} {level}% intervals {how}: they covered {_pct(share)} "
+                f"({row[f'hits{level}']} of {row['n']} forecasts), binomial p = {p:.2g} against {level}%"
+            )
+    return out
 
 
 def verdict(window: dict[str, Any]) -> str:
@@ -148,29 +188,21 @@ def feed_warnings(prices: pd.DataFrame, as_of: pd.Timestamp, *, repeat: int = 3)
     return out
 
 
-def skill_warnings(
-    table: Sequence[dict[str, Any]], *, drift_u2: float, min_n: int = 10, min_cover80: float = 0.65,
-    min_cover95: float = 0.85,
-) -> list[str]:  # fmt: skip
-    """Drift (the shortest window's U2 above the full-retrain threshold, as the retrain policy reads it) and
-    intervals that covered far less than nominal over the longest window."""
+def skill_warnings(table: Sequence[dict[str, Any]], *, drift_u2: float, min_n: int = 10) -> list[str]:
+    """Drift: the shortest window's U2 above the full-retrain threshold, as the retrain policy reads it.
+
+    Interval coverage is judged per horizon by :func:`coverage_warnings` (a binomial test).
+    """
     if not table:
         return []
-    out = []
-    short, long = table[0], table[-1]
+    short = table[0]
     u2 = short["model"]["u2"]
     if short["n"] >= min_n and math.isfinite(u2) and u2 > drift_u2:
-        out.append(
+        return [
             f"drift: over the last {short['n']} sessions the model's RMSE is {u2:.2f}x naive's "
             f"(full-retrain threshold {drift_u2:.2f})"
-        )
-    cover80, cover95 = long["model"]["coverage80"], long["model"]["coverage95"]
-    if long["n"] >= min_n and (cover80 < min_cover80 or cover95 < min_cover95):
-        out.append(
-            f"intervals too narrow: over the last {long['n']} sessions they covered {_pct(cover80)} "
-            f"(80% nominal) and {_pct(cover95)} (95% nominal)"
-        )
-    return out
+        ]
+    return []
 
 
 def _pct(value: float) -> str:

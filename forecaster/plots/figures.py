@@ -21,6 +21,14 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from forecaster.evaluation import metrics
 from forecaster.models.base import FORECAST_COLUMNS
+from forecaster.plots.diagnostics import (
+    binomial_band,
+    plot_coverage_by_model,
+    plot_interval_width,
+    plot_loss_differential,
+    plot_pit_histogram,
+    plot_rolling_u2,
+)
 from forecaster.plots.style import (
     ACTUAL,
     COVER80,
@@ -47,11 +55,18 @@ from forecaster.plots.style import (
 
 __all__ = [
     "OUTCOME_COLUMNS",
+    "backtest_figures",
     "plot_actual_vs_predicted",
     "plot_calibration",
+    "plot_coverage_by_model",
     "plot_forecast_fan",
+    "plot_forecast_zoom",
+    "plot_interval_width",
+    "plot_loss_differential",
+    "plot_pit_histogram",
     "plot_residuals",
     "plot_rolling_skill",
+    "plot_rolling_u2",
     "plot_track_record",
     "plot_training",
     "png_bytes",
@@ -153,6 +168,30 @@ def plot_forecast_fan(
     return figure_of(ax)
 
 
+@styled
+def plot_forecast_zoom(
+    prices: pd.DataFrame, forecast: pd.DataFrame, *, sessions: int = 20, ax: Axes | None = None
+) -> Figure:
+    """The fan zoomed on the last ``sessions`` closes and the forecast days, each close marked and the last
+    horizon's bands written out."""
+    fig = plot_forecast_fan(prices, forecast, sessions=sessions, ax=ax)
+    ax = fig.axes[0] if ax is None else ax
+    fc = _forecast(forecast)
+    ax.set_title(f"Last {sessions} sessions and the next {len(fc)}" if len(fc) else ax.get_title(loc="left"))
+    for line in ax.get_lines():
+        if line.get_label() == "Close":
+            line.set_marker("o")
+            line.set_markersize(3)
+    if len(fc):
+        last = fc.iloc[-1]
+        x = ax.get_xlim()[1] - 0.5
+        for column in ("hi95", "hi80", "point", "lo80", "lo95"):
+            ax.annotate(f"${last[column]:,.2f}", (x, last[column]), xytext=(6, 0), textcoords="offset points",
+                        va="center", fontsize=8, color=MODEL if column == "point" else "0.35")  # fmt: skip
+        ax.set_xlim(right=ax.get_xlim()[1] + 1.5)
+    return fig
+
+
 def _draw_fan(ax: Axes, axis: pd.DatetimeIndex, fc: pd.DataFrame) -> None:
     """The fan from the origin's close: bands, point path, naive line and a marker at the origin."""
     last = float(fc["naive"].iloc[0])
@@ -168,26 +207,29 @@ def _draw_fan(ax: Axes, axis: pd.DatetimeIndex, fc: pd.DataFrame) -> None:
 
 
 @styled
-def plot_track_record(outcomes: pd.DataFrame, *, sessions: int = 120, ax: Axes | None = None) -> Figure:
-    """Realised close vs the 1-session-ahead forecast (with its bands) and naive, over the last ``sessions``."""
+def plot_track_record(
+    outcomes: pd.DataFrame, *, sessions: int = 120, horizon: int = 1, ax: Axes | None = None
+) -> Figure:
+    """Realised close vs the ``horizon``-session-ahead forecast (with its bands) and naive (the close at the
+    origin), over the last ``sessions`` targets."""
     ax = new_axes(ax)
-    h1 = _matured(outcomes, horizon=1).iloc[-sessions:]
-    ax.set_title("Track record: 1-session-ahead forecast vs realised close")
+    rows = _matured(outcomes, horizon=horizon).iloc[-sessions:]
+    ahead = "1-session-ahead" if horizon == 1 else f"{horizon}-sessions-ahead"
+    ax.set_title(f"Track record: {ahead} forecast vs realised close")
     ax.set_xlabel("Target session")
     usd_axis(ax)
-    if h1.empty:
+    if rows.empty:
         empty_message(ax)
         return figure_of(ax)
-    x = np.arange(len(h1))
-    interval_bands(ax, x, *(h1[c].to_numpy(float) for c in INTERVAL_COLUMNS))
-    ax.plot(x, h1["actual"].to_numpy(float), color=ACTUAL, label="Realised close")
-    scores = metrics.score(h1, metrics=("rmse", "naive_rmse"))
+    x = np.arange(len(rows))
+    interval_bands(ax, x, *(rows[c].to_numpy(float) for c in INTERVAL_COLUMNS))
+    ax.plot(x, rows["actual"].to_numpy(float), color=ACTUAL, label="Realised close")
+    scores = metrics.score(rows, metrics=("rmse", "naive_rmse"))
     rmse_m, rmse_n = scores["rmse"], scores["naive_rmse"]
-    ax.plot(x, h1["point"].to_numpy(float), color=MODEL, label=f"{_model_name(outcomes)} (RMSE ${rmse_m:,.2f})")
-    ax.plot(
-        x, h1["naive"].to_numpy(float), color=NAIVE, linestyle="--", linewidth=1.1, label=f"Naive (RMSE ${rmse_n:,.2f})"
-    )
-    session_axis(ax, h1["target_date"])
+    ax.plot(x, rows["point"].to_numpy(float), color=MODEL, label=f"{_model_name(outcomes)} (RMSE ${rmse_m:,.2f})")
+    naive = f"Naive (RMSE ${rmse_n:,.2f})"
+    ax.plot(x, rows["naive"].to_numpy(float), color=NAIVE, linestyle="--", linewidth=1.1, label=naive)
+    session_axis(ax, rows["target_date"])
     legend_below(ax)
     return figure_of(ax)
 
@@ -232,7 +274,8 @@ def _u2_axis(ax: Axes, x: np.ndarray, u2: np.ndarray) -> Axes:
 
 @styled
 def plot_calibration(outcomes: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
-    """Share of realised closes inside the 80% and 95% intervals, by horizon, against the nominal levels."""
+    """Share of realised closes inside the 80% and 95% intervals, by horizon, against the nominal levels and the 95%
+    binomial band that honest intervals stay in on this many forecasts."""
     ax = new_axes(ax)
     frame = _matured(outcomes)
     ax.set_title("Interval calibration: realised closes inside the interval")
@@ -253,7 +296,7 @@ def plot_calibration(outcomes: pd.DataFrame, *, ax: Axes | None = None) -> Figur
     )
     for level, color in ((95, COVER95), (80, COVER80)):
         ax.plot(cover.index, cover[f"in{level}"], color=color, marker="o", clip_on=False, label=f"{level}% interval")
-        ax.axhline(level / 100, color=color, linestyle="--", linewidth=1.0, label=f"nominal {level}%")
+        binomial_band(ax, cover["n"], level / 100, color)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if len(cover) == 1:
         ax.set_xlim(cover.index[0] - 1, cover.index[0] + 1)
@@ -412,3 +455,70 @@ def plot_actual_vs_predicted(
         session_axis(ax, frame.index)
     legend_below(ax)
     return figure_of(ax)
+
+
+BACKTEST_FIGURES: tuple[str, ...] = (
+    "track_record.png", "track_record_h5.png", "rolling_skill.png", "rolling_u2.png", "loss_differential.png",
+    "interval_width.png", "calibration.png", "pit.png", "residuals.png",
+)  # fmt: skip
+
+
+def backtest_figures(
+    forecasts: pd.DataFrame,
+    summary: Mapping[str, object] | None = None,
+    *,
+    primary: str = "lstm",
+    histories: Sequence[Mapping[str, Sequence[float]]] = (),
+) -> dict[str, Figure]:
+    """Every figure of a backtest, by file name (:data:`BACKTEST_FIGURES`, plus ``training.png`` with histories).
+
+    Args:
+        forecasts: every model's walk-forward rows (``model`` column) with their ``actual``.
+        summary: the backtest summary; its ``start``/``end`` keep the targets the summary scores.
+        primary: the model of the single-model figures (track records, rolling RMSE, residuals).
+        histories: training histories; the last one is drawn as ``training.png``.
+    """
+    frame = forecasts
+    if summary and summary.get("start") and summary.get("end"):
+        targets = pd.to_datetime(frame["target_date"])
+        frame = frame.loc[targets.between(pd.Timestamp(str(summary["start"])), pd.Timestamp(str(summary["end"])))]
+    main = frame.loc[frame["model"] == primary]
+    last_h = int(frame["horizon"].max()) if len(frame) else 5
+    figures = {
+        "track_record.png": plot_track_record(main, sessions=len(main)),
+        "track_record_h5.png": plot_track_record(main, sessions=len(main), horizon=last_h),
+        "rolling_skill.png": plot_rolling_skill(main),
+        "rolling_u2.png": plot_rolling_u2(frame),
+        "loss_differential.png": plot_loss_differential(frame),
+        "interval_width.png": plot_interval_width(frame),
+        "calibration.png": _calibration_panels(frame),
+        "pit.png": _pit_panels(frame),
+        "residuals.png": plot_residuals(main),
+    }
+    if histories:
+        figures["training.png"] = plot_training(histories[-1], kind="full")
+    return figures
+
+
+def _calibration_panels(frame: pd.DataFrame) -> Figure:
+    """80% and 95% coverage by horizon of every model, side by side."""
+    fig = Figure(figsize=(9.0, 4.0), dpi=DPI, layout="constrained")
+    for ax, level in zip(fig.subplots(1, 2), (80, 95), strict=True):
+        plot_coverage_by_model(frame, level=level, ax=ax)
+        if legend := ax.get_legend():
+            legend.remove()
+            ax.legend(loc="lower left", fontsize=8, ncols=2)
+    return fig
+
+
+def _pit_panels(frame: pd.DataFrame, horizon: int = 1) -> Figure:
+    """One PIT histogram per model, two per row."""
+    names = list(dict.fromkeys(frame["model"].astype(str))) if len(frame) else ["Model"]
+    rows = (len(names) + 1) // 2
+    fig = Figure(figsize=(9.0, 3.2 * rows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, 2, squeeze=False).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        plot_pit_histogram(frame.loc[frame["model"] == name] if len(frame) else frame, horizon=horizon, ax=ax)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    return fig

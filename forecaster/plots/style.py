@@ -39,6 +39,16 @@ BAND80_ALPHA = 0.30
 BAND95_ALPHA = 0.14
 COVER80 = "#1f5fa8"
 COVER95 = "#7b3fa0"
+MISS = "#c0392b"
+MODEL_COLORS: dict[str, str] = {"lstm": MODEL, "naive": NAIVE, "drift": "#2e8b57", "moving_average": "#7b3fa0",
+                                "ses": "#8c564b"}  # fmt: skip
+OTHER_COLORS: tuple[str, ...] = ("#17becf", "#bcbd22", "#e377c2", "#7f7f7f")
+
+
+def model_color(name: str, index: int = 0) -> str:
+    """The colour of a model in every figure (a fixed one for the known models)."""
+    return MODEL_COLORS.get(name, OTHER_COLORS[index % len(OTHER_COLORS)])
+
 
 STYLE: dict[Any, Any] = {  # rcParams of every figure (keys typed Any: matplotlib types them as a Literal)
     "figure.figsize": FIGSIZE,

@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from scipy import stats
 
 from forecaster.data.calendar import next_sessions
 from forecaster.data.sources import generate_prices
+from forecaster.evaluation import metrics
 from forecaster.plots import figures as plots
 from forecaster.plots.style import DATE_FORMAT, EMPTY_TEXT
 
@@ -347,3 +349,135 @@ def test_time_zone_aware_dates_from_the_database_are_accepted() -> None:
     assert _tick_label(ax, 120) == forecast["target_date"].iloc[0].strftime(DATE_FORMAT)
     outcomes = _outcomes().assign(target_date=lambda f: f["target_date"].dt.tz_localize("UTC"))
     assert plots.plot_track_record(outcomes).axes[0].get_lines()
+
+
+# -- issue #20 item 9: the plots a quant asks for ------------------------------------------------------------
+
+
+INTERVALS = ("lo80", "hi80", "lo95", "hi95")
+
+
+def _models(n: int = 60) -> pd.DataFrame:
+    """The same origins forecast by an LSTM stand-in, naive, drift and a moving average (a backtest's frame)."""
+    base = _outcomes(n=n, horizon=5)
+    shifted = {"lstm": 0.0, "naive": None, "drift": 0.3, "moving_average": 4.0}
+    frames = []
+    for name, shift in shifted.items():
+        point = base["naive"] if shift is None else base["point"] + shift
+        frames.append(base.assign(model=name, point=point))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_forecast_zoom_shows_the_last_20_sessions_the_forecast_and_its_last_bands(tmp_path: Path) -> None:
+    prices = _prices()
+    forecast = _forecast(prices)
+    fig = plots.plot_forecast_zoom(prices, forecast)
+    ax = fig.axes[0]
+    close = next(line for line in ax.get_lines() if line.get_label() == "Close")
+    np.testing.assert_array_equal(np.asarray(close.get_xdata()), np.arange(20))
+    assert close.get_marker() == "o" and "Last 20 sessions and the next 5" in ax.get_title(loc="left")
+    assert {t.get_text() for t in ax.texts} == {f"${forecast[c].iloc[-1]:,.2f}" for c in ("point", *INTERVALS)}
+    _assert_png(fig, tmp_path / "zoom.png")
+
+
+def test_loss_differential_is_the_running_sum_of_squared_error_differences(tmp_path: Path) -> None:
+    outcomes = _outcomes(n=40)
+    fig = plots.plot_loss_differential(outcomes)
+    ax = fig.axes[0]
+    line = ax.get_lines()[0]
+    h1 = outcomes[outcomes["horizon"] == 1].sort_values("target_date")
+    total, expected = 0.0, []
+    for r in h1.itertuples():
+        total += (r.actual - r.point) ** 2 - (r.actual - r.naive) ** 2
+        expected.append(total)
+    np.testing.assert_allclose(line.get_ydata(), expected)
+    stat, p = metrics.diebold_mariano(h1["actual"], h1["point"], h1["naive"])
+    assert _legend_texts(ax) == [f"Model: DM {stat:+.2f}, p {p:.2g}"]
+    _assert_png(fig, tmp_path / "dm.png")
+
+
+def test_interval_width_draws_half_widths_against_the_realised_move_and_counts_misses(tmp_path: Path) -> None:
+    outcomes = _outcomes(n=40)
+    fig = plots.plot_interval_width(outcomes)
+    ax = fig.axes[0]
+    h1 = outcomes[outcomes["horizon"] == 1].sort_values("target_date")
+    width80 = next(line for line in ax.get_lines() if line.get_label() == "Model 80%")
+    np.testing.assert_allclose(width80.get_ydata(), np.log(h1["hi80"] / h1["lo80"]) / 2)
+    misses = int((~h1["actual"].between(h1["lo80"], h1["hi80"])).sum())
+    assert f"|return| outside ({misses} of 40)" in _legend_texts(ax)
+    moves = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])
+    np.testing.assert_allclose(np.sort(moves), np.sort(np.abs(np.log(h1["actual"] / h1["naive"]))))
+    _assert_png(fig, tmp_path / "width.png")
+
+
+def test_pit_histogram_counts_closes_per_quantile_bin_with_binomial_bands(tmp_path: Path) -> None:
+    outcomes = _outcomes(n=80)
+    fig = plots.plot_pit_histogram(outcomes)
+    ax = fig.axes[0]
+    h1 = outcomes[outcomes["horizon"] == 1]
+    bins = [0, 0, 0, 0, 0, 0]
+    for r in h1.itertuples():
+        k = (r.actual >= r.lo95) + (r.actual >= r.lo80) + (r.actual >= r.point) + (r.actual > r.hi80)
+        bins[k + (r.actual > r.hi95)] += 1
+    widths = np.diff([0, 0.025, 0.1, 0.5, 0.9, 0.975, 1])
+    heights = [p.get_height() for p in ax.patches]
+    np.testing.assert_allclose(heights, np.array(bins) / (80 * widths))
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(stats.binom.ppf(0.025, 80, 0.025) / (80 * 0.025))
+    assert band.max() == pytest.approx(stats.binom.ppf(0.975, 80, 0.025) / (80 * 0.025))
+    assert "n = 80" in ax.get_title(loc="left")
+    _assert_png(fig, tmp_path / "pit.png")
+
+
+def test_track_record_at_horizon_5_plots_the_5_sessions_ahead_forecasts() -> None:
+    outcomes = _outcomes(n=40, horizon=5)
+    ax = plots.plot_track_record(outcomes, horizon=5).axes[0]
+    assert "5-sessions-ahead" in ax.get_title(loc="left")
+    h5 = outcomes[outcomes["horizon"] == 5].sort_values("target_date")
+    actual = next(line for line in ax.get_lines() if line.get_label() == "Realised close")
+    np.testing.assert_allclose(actual.get_ydata(), h5["actual"])
+
+
+def test_calibration_shades_the_binomial_band_of_honest_intervals() -> None:
+    outcomes = _outcomes(n=50)
+    ax = plots.plot_calibration(outcomes).axes[0]
+    labels = _legend_texts(ax)
+    assert {"95% binomial band around 80%", "95% binomial band around 95%"} <= set(labels)
+    band80 = next(c for c in ax.collections if c.get_label() == "95% binomial band around 80%")
+    y = band80.get_paths()[0].vertices[:, 1]
+    assert y.min() == pytest.approx(stats.binom.ppf(0.025, 50, 0.8) / 50)
+    assert y.max() == pytest.approx(stats.binom.ppf(0.975, 50, 0.8) / 50)
+
+
+def test_backtest_figures_show_every_baseline(tmp_path: Path) -> None:
+    forecasts = _models()
+    figures = plots.backtest_figures(forecasts, histories=[{"loss": [0.5, 0.4], "val_loss": [0.6, 0.5]}])
+    assert set(figures) == {*plots.BACKTEST_FIGURES, "training.png"}
+    for name in ("rolling_u2.png", "loss_differential.png", "interval_width.png"):
+        labels = " ".join(_legend_texts(figures[name].axes[0]))
+        for model in ("lstm", "drift", "moving_average"):
+            assert model in labels, f"{model} missing from {name}"
+    for ax in figures["calibration.png"].axes:
+        assert {"lstm", "naive", "drift", "moving_average"} <= set(_legend_texts(ax))
+    titles = [ax.get_title(loc="left") for ax in figures["pit.png"].axes if ax.get_visible()]
+    assert [t.split(" of ")[1].split(",")[0] for t in titles] == ["lstm", "naive", "drift", "moving_average"]
+    for name, fig in figures.items():
+        _assert_png(fig, tmp_path / name, min_bytes=1_000)
+
+
+def test_backtest_figures_keep_the_targets_the_summary_scores() -> None:
+    forecasts = _models()
+    start, end = forecasts["target_date"].sort_values().iloc[[100, -100]]
+    figures = plots.backtest_figures(forecasts, {"start": str(start.date()), "end": str(end.date())})
+    line = figures["loss_differential.png"].axes[0].get_lines()[0]
+    h1 = forecasts[(forecasts["horizon"] == 1) & (forecasts["model"] == "lstm")]
+    assert len(line.get_ydata()) == int(h1["target_date"].between(start, end).sum())
+
+
+@pytest.mark.parametrize(
+    "draw", [plots.plot_loss_differential, plots.plot_interval_width, plots.plot_pit_histogram, plots.plot_rolling_u2]
+)
+def test_quant_figures_on_empty_input_say_so(draw: Callable[[pd.DataFrame], Figure], tmp_path: Path) -> None:
+    ax = draw(pd.DataFrame()).axes[0]
+    assert ax.get_title(loc="left") and ax.get_xlabel() and ax.get_ylabel()
+    assert [t.get_text() for t in ax.texts] == [EMPTY_TEXT]

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from PIL import Image
 
 from db.repository import Repository
+from flows.report.render import FIGURES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -90,7 +91,7 @@ class _Collector(HTMLParser):
 EXTERNAL = re.compile(r"(https?:|ftp:|//[a-z0-9])", re.IGNORECASE)
 
 
-def assert_self_contained(html: str, expected_images: int = 6) -> str:
+def assert_self_contained(html: str, expected_images: int = len(FIGURES)) -> str:
     """The HTML parses, every <img> is an embedded PNG data URI, and nothing points outside; returns its text."""
     parser = _Collector()
     parser.feed(html)

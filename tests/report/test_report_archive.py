@@ -15,7 +15,8 @@ from flows.report.render import Report
 from flows.settings import Settings
 from tests.report.checks import assert_png, assert_self_contained, assert_summary_matches_db
 
-FIGURES = {"forecast_fan.png", "track_record.png", "rolling_skill.png", "calibration.png", "residuals.png",
+FIGURES = {"forecast_fan.png", "forecast_zoom.png", "track_record.png", "track_record_h5.png", "rolling_skill.png",
+           "loss_differential.png", "calibration.png", "pit.png", "interval_width.png", "residuals.png",
            "training.png"}  # fmt: skip
 
 
@@ -31,6 +32,7 @@ def test_archive_holds_self_contained_html_summary_and_every_png(repo, seeded, h
     assert "Last 20: model" in text and "Last 60: model" in text and "U2 = RMSE / naive RMSE" in text
     assert "kept champion: candidate RMSE 4.400" in text, "the gate decision of the day and why"
     assert "Data freshness" in text and "synthetic:0" in text
+    assert "80% interval coverage (n forecasts)" in text and "(n=20)" in text and "(n=60)" in text
 
 
 def test_summary_json_matches_the_database(repo, seeded):
@@ -119,3 +121,15 @@ def test_a_failed_day_names_its_error(repo, seeded):
     day = repo.run(run_id).as_of
     with pytest.raises(ReportError, match="its run failed: SourceError: yahoo has no final bar"):
         make_report(repo, Settings(), "TSLA", day)
+
+
+def test_every_coverage_is_printed_with_its_n_and_binomial_p_and_failures_are_warnings(repo, seeded):
+    report = make_report(repo, Settings(), "TSLA").report
+    rows = report.summary["coverage_by_horizon"]
+    for c in rows:
+        assert f"h={c['horizon']}  80% " in report.text and f"({c['hits80']}/{c['n']}, p " in report.text
+    flagged = [w for w in report.summary["warnings"] if "intervals too" in w]
+    failing = [(c, lv) for c in rows for lv in ("80", "95") if c[f"pvalue{lv}"] < 0.05 / (2 * len(rows))]
+    assert len(flagged) == len(failing)
+    for (c, lv), warning in zip(failing, flagged, strict=True):
+        assert warning.startswith(f"h={c['horizon']} {lv}% intervals too") and f"of {c['n']} forecasts" in warning

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from forecaster.data.sources import generate_prices
 from forecaster.evaluation import report_tables as rt
@@ -135,12 +136,54 @@ def test_feed_warnings_name_a_missing_bar_and_repeated_bars():
     assert "delivered nothing" in rt.feed_warnings(prices.iloc[:0], prices.index[-1])[0]
 
 
-def test_skill_warnings_flag_drift_and_narrow_intervals_with_numbers():
+def test_skill_warnings_flag_drift_with_numbers():
     frame = _outcomes()
     frame["point"] = frame["naive"] + 8.0
-    frame["lo80"], frame["hi80"] = frame["point"] - 0.1, frame["point"] + 0.1
-    frame["lo95"], frame["hi95"] = frame["point"] - 0.2, frame["point"] + 0.2
     warnings = rt.skill_warnings(rt.skill_table(frame), drift_u2=1.10)
-    assert any(w.startswith("drift: over the last 20 sessions") and "threshold 1.10" in w for w in warnings)
-    assert any(w.startswith("intervals too narrow: over the last 60 sessions") for w in warnings)
+    assert len(warnings) == 1 and warnings[0].startswith("drift: over the last 20 sessions")
+    assert "threshold 1.10" in warnings[0]
     assert rt.skill_warnings(rt.skill_table(frame.head(10)), drift_u2=1.10) == [], "too few to judge"
+
+
+def _covering(frame: pd.DataFrame, horizon: int, level: str, hits: int) -> pd.DataFrame:
+    """``frame`` with exactly ``hits`` closes of ``horizon`` inside the ``level`` interval (the rest far outside)."""
+    rows = frame.index[frame["horizon"] == horizon]
+    frame.loc[rows, f"lo{level}"] = frame.loc[rows, "actual"] - 1.0
+    frame.loc[rows, f"hi{level}"] = frame.loc[rows, "actual"] + 1.0
+    frame.loc[rows[hits:], f"hi{level}"] = frame.loc[rows[hits:], "actual"] - 0.5
+    frame.loc[rows[hits:], f"lo{level}"] = frame.loc[rows[hits:], "actual"] - 0.9
+    return frame
+
+
+def test_coverage_of_4_in_12_at_80_percent_is_a_warning_with_n_and_a_binomial_p():
+    frame = _outcomes(n=12, horizon=3)
+    for h in (1, 2, 3):  # honest 95% everywhere, honest 80% at h=1 and h=2 (10 of 12), 4 of 12 at h=3
+        frame = _covering(frame, h, "95", 12)
+        frame = _covering(frame, h, "80", 4 if h == 3 else 10)
+    rows = rt.coverage_by_horizon(frame)
+    assert [(r["hits80"], r["n"]) for r in rows] == [(10, 12), (10, 12), (4, 12)]
+    assert rows[2]["pvalue80"] == pytest.approx(stats.binomtest(4, 12, 0.8).pvalue)
+    warnings = rt.coverage_warnings(rows)
+    assert warnings == [
+        "h=3 80% intervals too narrow: they covered 33% (4 of 12 forecasts), binomial p = 0.00058 against 80%"
+    ]
+
+
+def test_coverage_warnings_use_a_bonferroni_threshold_and_flag_too_wide_intervals():
+    frame = _outcomes(n=60, horizon=5)
+    for h in range(1, 6):  # 40/60 at 80% on h=1 (p 0.015), 48/60 elsewhere; 57/60 at 95% (p 1)
+        frame = _covering(_covering(frame, h, "80", 40 if h == 1 else 48), h, "95", 57)
+    assert rt.coverage_warnings(rt.coverage_by_horizon(frame)) == [], "p 0.015 is above 0.05 / 10 tests"
+    frame = frame[frame["horizon"] == 1]
+    assert len(rt.coverage_warnings(rt.coverage_by_horizon(frame))) == 1, "p 0.015 is below 0.05 / 2 tests"
+    frame = _covering(frame, 1, "80", 60)  # 60 of 60 inside an 80% interval: p 2e-6
+    (warning,) = rt.coverage_warnings(rt.coverage_by_horizon(frame))
+    assert warning.startswith("h=1 80% intervals too wide: they covered 100% (60 of 60 forecasts)")
+    assert rt.coverage_warnings(rt.coverage_by_horizon(pd.DataFrame())) == []
+
+
+def test_skill_window_counts_the_forecasts_behind_each_tercile_coverage():
+    prices = generate_prices(seed=0, n=73, start="2024-01-02")
+    w = rt.skill_window(_outcomes(), 40, prices=prices)
+    assert sum(w["tercile_n"]) == 40 and min(w["tercile_n"]) >= 13
+    assert rt.skill_window(_outcomes(), 40)["tercile_n"] is None
