@@ -3,9 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
-SHARED_CSV = ../shared/data/tsla_daily.csv
-# Yahoo is the production source; where ../shared's CSV sits beside the repo (CI, offline machines) the demo uses it.
-RUN_ARGS ?= $(if $(wildcard $(SHARED_CSV)),--source csv:$(SHARED_CSV) --as-of 2024-12-20,)
+SHARED_CSV ?= ../shared/data/tsla_daily.csv
+# Yahoo is the production source; where ../shared's CSV sits beside the repo (CI, offline machines) and no RUN_ARGS
+# are given, `make run` is a demo on that file, kept in its own home so that its history never blocks a later real
+# run (`make run RUN_ARGS="--source yahoo"` uses TSLA_FORECAST_HOME, default ~/.tsla-forecast).
+DEMO_HOME ?= $(HOME)/.tsla-forecast-demo
+DEMO_ARGS  = --source csv:$(SHARED_CSV) --as-of 2024-12-20
+RUN_ARGS  ?=
+DEMO       = $(if $(strip $(RUN_ARGS)),,$(wildcard $(SHARED_CSV)))
 
 .PHONY: install run test lint
 
@@ -18,7 +23,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/tsla-forecast run $(RUN_ARGS)
+	$(if $(DEMO),@echo "demo on $(SHARED_CSV) in its own home $(DEMO_HOME)" >&2,)
+	$(if $(DEMO),TSLA_FORECAST_HOME=$(DEMO_HOME) ,)$(VENV)/bin/tsla-forecast run $(if $(DEMO),$(DEMO_ARGS),$(RUN_ARGS))
 
 test: $(STAMP) lint
 	$(PY) -m pytest

@@ -111,12 +111,21 @@ def _unavailable(context: ExceptionContext) -> DatabaseUnavailableError | None:
     return None
 
 
+def project_home() -> Path:
+    """``$TSLA_FORECAST_HOME`` (default ``~/.tsla-forecast``), resolved."""
+    return Path(os.environ.get(ENV_HOME) or DEFAULT_HOME).expanduser().resolve()
+
+
 def _sqlite_engine(parsed: URL) -> Engine:
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         path = Path(database).expanduser()
+        folder = path.parent.resolve()
+        if not folder.is_dir() and not folder.is_relative_to(project_home()):
+            raise BadDatabaseURLError(f"the folder of database {redact(parsed)} does not exist: create {folder} "
+                                      "first (only folders under TSLA_FORECAST_HOME are created for you)")  # fmt: skip
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DatabaseUnavailableError(
                 f"cannot create the folder for database {redact(parsed)}: {exc.strerror}"

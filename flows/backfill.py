@@ -15,6 +15,7 @@ from tqdm import tqdm
 from flows.daily import forecast_ticker
 from flows.jobs.daily import resolve_as_of
 from flows.settings import Settings
+from flows.tickers import Ticker
 from forecaster.data.calendar import sessions
 from forecaster.errors import ConfigError
 
@@ -25,7 +26,7 @@ logger = logging.getLogger("flows.backfill")
 def backfill(
     start: dt.date,
     end: dt.date,
-    tickers: list[str] | None = None,
+    tickers: list[Ticker] | None = None,
     source: str | None = None,
     retrain: str | None = None,
     horizon: int | None = None,

@@ -8,27 +8,22 @@ import logging
 import pandas as pd
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.runtime import flow_run, task_run
-from prefect.states import State
 
 from db.repository import Repository
 from flows import alerts, artifacts
 from flows.jobs import catchup
 from flows.jobs.daily import JobParams, fetch_prices, resolve_as_of, run_ticker
+from flows.retries import FETCH_RETRY_DELAYS, final_bar_condition, retry_fetch, waits_for_final_bar
 from flows.settings import Settings
-from forecaster.errors import FinalBarMissingError
+from flows.tickers import Ticker
 
 logger = logging.getLogger("flows.daily")
 
 
-@task(name="fetch-prices", retries=2, retry_delay_seconds=[5, 30])
+@task(name="fetch-prices", retries=2, retry_delay_seconds=list(FETCH_RETRY_DELAYS), retry_condition_fn=retry_fetch)
 def fetch_bars(source: str, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Fetch bars from the price source (network I/O: the only step that retries)."""
+    """Fetch bars from the price source (network I/O); only a source that could not answer now is retried."""
     return fetch_prices(source, ticker, start, end)
-
-
-def _final_bar_missing(_task: object, _task_run: object, state: State) -> bool:
-    """Retry condition of ``forecast-ticker``: only a final bar that the source does not have yet is retried."""
-    return isinstance(state.data, FinalBarMissingError)
 
 
 @task(name="forecast-ticker")
@@ -49,16 +44,19 @@ def forecast_ticker(ticker: str, as_of: dt.date, source: str | None = None, retr
         return result
 
 
-def _ticker_task(settings: Settings):
-    """``forecast-ticker`` with the late-final-bar retries of the settings (read when the flow runs)."""
+def ticker_task(settings: Settings, source: str | None, scheduled: bool):
+    """``forecast-ticker``, retried after ``final_bar_retry_delays`` when the final bar is missing, but only where
+    waiting can help (:func:`flows.retries.waits_for_final_bar`); otherwise a missing bar fails at once."""
     delays = settings.final_bar_retry_delays
-    return forecast_ticker.with_options(retries=len(delays), retry_delay_seconds=delays or 0,
-                                        retry_condition_fn=_final_bar_missing)  # fmt: skip
+    if not delays or not waits_for_final_bar(source or settings.source, scheduled):
+        return forecast_ticker.with_options(retries=0)
+    return forecast_ticker.with_options(retries=len(delays), retry_delay_seconds=delays,
+                                        retry_condition_fn=final_bar_condition(delays))  # fmt: skip
 
 
 @flow(name="daily-forecast", log_prints=True, on_failure=[alerts.on_failure], on_crashed=[alerts.on_crashed])
 def daily_forecast(
-    tickers: list[str] | None = None,
+    tickers: list[Ticker] | None = None,
     as_of: dt.date | None = None,
     source: str | None = None,
     retrain: str | None = None,
@@ -67,15 +65,23 @@ def daily_forecast(
 ) -> list[dict]:
     """Fetch, validate, score, retrain or fine-tune, gate, forecast and store, for every ticker (mapped).
 
-    A parameter left out (None) takes its value from :class:`~flows.settings.Settings` (``TSLA_FORECAST_*``).
+    A parameter left out (None) takes its value from :class:`~flows.settings.Settings` (``TSLA_FORECAST_*``). Left
+    out, ``as_of`` is the session that has just closed (the scheduled run): only then does a live source's missing
+    final bar get waited for. Sessions caught up before a failure keep their reports.
     """
     day = resolve_as_of(as_of)
     if day is None:
         return []
     settings = Settings()
-    tickers, run_one = tickers or settings.tickers, _ticker_task(settings)
-    caught = catchup.replay(catchup.find_missed(tickers, day),
-                            lambda t, d: run_one(t, d, source, retrain, horizon, preset))  # fmt: skip
+    tickers = tickers or settings.tickers
+    replay_one, run_one = ticker_task(settings, source, False), ticker_task(settings, source, as_of is None)
+    caught: list[dict] = []
+    try:
+        catchup.replay(catchup.find_missed(tickers, day),
+                       lambda t, d: replay_one(t, d, source, retrain, horizon, preset), into=caught)  # fmt: skip
+    except Exception:
+        report_step(caught)
+        raise
     futures = run_one.map(tickers, unmapped(day), unmapped(source), unmapped(retrain), unmapped(horizon),
                                   unmapped(preset))  # fmt: skip
     results = [f.result() for f in futures]
@@ -120,29 +126,14 @@ def report_ticker(result: dict) -> dict:
     return outcome
 
 
-@task(name="email-report")
-def email_report(message: bytes) -> int:
-    """One SMTP delivery attempt (network I/O: Prefect retries it); returns the attempt number. The password is
-    read here, from the settings, so that it never travels as a task parameter."""
-    from flows.report.mail import SmtpConfig, send_message
-
-    send_message(message, SmtpConfig.from_settings(Settings()))
-    return int(task_run.run_count or 1)
-
-
 def _email(repo, settings: Settings, archived) -> str | None:
-    """Send the report with Prefect retries; returns the warning recorded on the run when delivery failed."""
+    """Send the report (Prefect retries transient failures); returns the warning recorded on the run when it failed."""
     from flows.report.archive import email_message, record_delivery
-    from flows.report.mail import Delivery, SmtpConfig, describe, serialize
+    from flows.report.mail import SmtpConfig, send_with_retries, serialize
 
     smtp = SmtpConfig.from_settings(settings)  # a configuration error fails here, before any attempt
     raw = serialize(email_message(archived.report, settings))
-    send = email_report.with_options(retries=settings.email_retries, retry_delay_seconds=settings.email_retry_delay)
-    state = send(raw, return_state=True)
-    if state.is_completed():
-        delivery = Delivery(True, state.result())
-    else:
-        delivery = Delivery(False, settings.email_retries + 1, describe(state.result(raise_on_failure=False), smtp))
+    delivery = send_with_retries(raw, smtp, retries=settings.email_retries, delay=settings.email_retry_delay)
     warning = record_delivery(repo, archived, delivery, len(smtp.recipients))
     if warning:
         get_run_logger().warning("%s %s: %s", archived.report.ticker, archived.report.as_of, warning)

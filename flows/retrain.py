@@ -9,11 +9,12 @@ from prefect import flow, unmapped
 from flows.daily import forecast_ticker
 from flows.jobs.daily import resolve_as_of
 from flows.settings import Settings
+from flows.tickers import Ticker
 
 
 @flow(name="retrain-model", log_prints=True)
 def retrain_model(
-    tickers: list[str] | None = None,
+    tickers: list[Ticker] | None = None,
     as_of: dt.date | None = None,
     source: str | None = None,
     horizon: int | None = None,

@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.engine import DEFAULT_HOME, sqlite_url
+from flows.tickers import Ticker
+from forecaster.policy import GateMetric, PolicySettings
 
 Retrain = Literal["auto", "full", "finetune"]
 
@@ -26,7 +28,7 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path(DEFAULT_HOME).expanduser())
     database_url: str | None = None
     # the defaults of every flow and CLI parameter of the same name
-    tickers: list[str] = ["TSLA"]
+    tickers: list[Ticker] = Field(["TSLA"], min_length=1, description="ticker symbols (see flows.tickers)")
     source: str = Field("yahoo", description="yahoo, csv:PATH or synthetic[:SEED]")
     preset: str = Field("default", description="model preset for full retrains")
     horizon: int = Field(5, description="forecast horizon H in trading days")
@@ -35,12 +37,20 @@ class Settings(BaseSettings):
     run_lock_timeout: float = Field(
         300.0, description="seconds a run waits for a live run of the same key before giving up with an error"
     )
-    # auto retrain policy and the promotion gate
-    max_champion_age: int = Field(20, description="full retrain when the champion's full fit is this many sessions old")
-    drift_u2: float = Field(1.10, description="full retrain when the live 20-session U2 (vs naive) exceeds this")
-    gate_window: int = Field(60, description="recent sessions on which a candidate is compared with the champion")
-    gate_tolerance: float = Field(1.0, description="candidate RMSE must be <= tolerance x champion RMSE")
-    gate_max_u2: float = Field(1.25, description="a candidate whose U2 vs naive exceeds this never replaces a champion")
+    # the champion/challenger policy (forecaster.step): every knob of the daily job and `backtest --policy production`
+    max_champion_age: int = Field(
+        20, ge=1, description="a challenger is a full retrain when the champion's full fit is this many sessions old"
+    )
+    drift_u2: float = Field(1.10, description="... or when the champion's live 20-session U2 (vs naive) exceeds this")
+    drift_min_live: int = Field(10, ge=1, description="matured live forecasts the drift rule needs")
+    gate_window: int = Field(
+        10, ge=1, description="sessions a challenger forecasts in shadow before the gate grades it (training cadence)"
+    )
+    gate_metric: GateMetric = Field(
+        "pinball", description="gate score over horizons 1..H: pinball (the four band quantiles), winkler80/95, rmse"
+    )
+    gate_tolerance: float = Field(1.0, gt=0, description="challenger's gate score must be <= tolerance x champion's")
+    gate_max_u2: float = Field(1.25, description="a challenger whose U2 vs naive exceeds this is never promoted")
     fetch_retries: int = Field(2, description="Prefect retries of the price fetch (each with backoff)")
     final_bar_retry_delays: list[float] = Field(
         [900, 1800, 3600, 3600, 3600],
@@ -75,6 +85,14 @@ class Settings(BaseSettings):
     late_after_minutes: int = Field(
         150, description="a session's daily run is late this long after the close (the 17:30 cron plus an hour)"
     )
+
+    def policy(self) -> PolicySettings:
+        """The knobs of the champion/challenger policy (:mod:`forecaster.step`)."""
+        return PolicySettings(
+            max_age=self.max_champion_age, drift_u2=self.drift_u2, min_live=self.drift_min_live,
+            gate_window=self.gate_window, gate_tolerance=self.gate_tolerance, gate_metric=self.gate_metric,
+            gate_max_u2=self.gate_max_u2,
+        )  # fmt: skip
 
     @property
     def reports_dir(self) -> Path:

@@ -94,14 +94,48 @@ class ForecastsUnitMixin(WriterBase):
 class ForecastsMixin(ReaderBase):
     """Forecast and outcome reads of a :class:`db.repository.Repository`; rows only, never scores."""
 
-    def recent_outcomes(self, ticker: str | None = None, last: int = 30, scope: str = "live") -> pd.DataFrame:
-        """The ``last`` most recent rows of ``forecast_outcomes`` (by target date), oldest first."""
+    def recent_outcomes(
+        self, ticker: str | None = None, last: int = 30, scope: str = "live", horizon: int | None = None
+    ) -> pd.DataFrame:
+        """The ``last`` most recent rows of ``forecast_outcomes`` (by target date; of one ``horizon`` if given),
+        oldest first."""
         fo = forecast_outcomes.c
         query = sa.select(forecast_outcomes).where(fo.scope == scope)
         if ticker is not None:
             query = query.where(fo.ticker == ticker)
+        if horizon is not None:
+            query = query.where(fo.horizon == horizon)
         query = query.order_by(fo.target_date.desc(), fo.horizon.desc(), fo.forecast_id.desc()).limit(last)
         return self._outcomes(query).iloc[::-1].reset_index(drop=True)
+
+    def latest_forecasts(self, ticker: str | None = None, scope: str = "live", model: str = "lstm") -> pd.DataFrame:
+        """Each ticker's newest stored forecast: every horizon of its newest origin, from the newest run that
+        forecast it (matured or not), ordered by ticker and horizon; columns ``ticker, run_id, model_version_id``
+        and the forecast frame's."""
+        f = forecasts_table.c
+        newest = sa.select(f.ticker, sa.func.max(f.as_of).label("as_of")).where(f.scope == scope, f.model == model)
+        if ticker is not None:
+            newest = newest.where(f.ticker == ticker)
+        newest_origin = newest.group_by(f.ticker).subquery()
+        last_run = (
+            sa.select(f.ticker, sa.func.max(f.run_id).label("run_id"))
+            .join(newest_origin, sa.and_(f.ticker == newest_origin.c.ticker, f.as_of == newest_origin.c.as_of))
+            .where(f.scope == scope, f.model == model)
+            .group_by(f.ticker)
+            .subquery()
+        )
+        query = (
+            sa.select(f.ticker, f.run_id, f.model_version_id, *(f[c] for c in FORECAST_FRAME_COLUMNS))
+            .join(last_run, sa.and_(f.ticker == last_run.c.ticker, f.run_id == last_run.c.run_id))
+            .where(f.scope == scope, f.model == model)
+            .order_by(f.ticker, f.horizon)
+        )
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            frame = pd.DataFrame([tuple(r) for r in result], columns=list(result.keys()))
+        for column in ("as_of", "target_date"):
+            frame[column] = pd.to_datetime(frame[column])
+        return frame
 
     def live_outcomes(
         self,

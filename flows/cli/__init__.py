@@ -17,9 +17,15 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import CLICK_ABORTS, CLICK_ERRORS, DATE_FORMATS, fail, setup_logging
+from flows.cli.common import CLICK_ABORTS, CLICK_ERRORS, DATE_FORMATS, fail, setup_logging, ticker_option
 
 FROM_SETTINGS = "Default: the settings (TSLA_FORECAST_*)."
+TickersOption = Annotated[
+    list[str] | None, typer.Option(help=f"Ticker(s); repeat for several. {FROM_SETTINGS}", callback=ticker_option)
+]
+TickerOption = Annotated[
+    str | None, typer.Option(help=f"Ticker symbol. {FROM_SETTINGS} (first of tickers)", callback=ticker_option)
+]
 
 
 class Retrain(enum.StrEnum):
@@ -52,8 +58,9 @@ app.add_typer(models_app, name="models")
 def _root(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
 ) -> None:
-    if quiet:  # read by Prefect when the commands import it, so its own INFO lines go too
+    if quiet:  # read by Prefect and tqdm when the commands import them: their INFO lines and progress bars go too
         os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+        os.environ["TQDM_DISABLE"] = "1"
     setup_logging(logging.WARNING if quiet else logging.INFO)
 
 
@@ -62,12 +69,22 @@ def backtest(
     start: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="First target date scored (YYYY-MM-DD).")],
     end: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="Last target date scored (YYYY-MM-DD).")],
     source: Annotated[str | None, typer.Option(help=f"yahoo, csv:PATH or synthetic[:SEED]. {FROM_SETTINGS}")] = None,
-    ticker: Annotated[str | None, typer.Option(help=f"Ticker symbol. {FROM_SETTINGS} (first of tickers)")] = None,
+    ticker: TickerOption = None,
     preset: Annotated[
         str | None, typer.Option(help=f"Model preset: default, seed000, seed001, seed002, smoke. {FROM_SETTINGS}")
     ] = None,
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="production: replay the deployed champion/challenger policy (the daily job's own step, with the "
+            "TSLA_FORECAST_* gate settings); schedule: the fixed cadence of --refit-every, for comparison."
+        ),
+    ] = "production",
+    compare_schedule: Annotated[
+        bool, typer.Option(help="With --policy production, also run the fixed schedule as lstm_schedule.")
+    ] = False,
     refit_every: Annotated[
-        int, typer.Option(min=0, help="Full refit every N origins (0 = once); fine-tune in between.")
+        int, typer.Option(min=0, help="--policy schedule: full refit every N origins (0 = once); fine-tune between.")
     ] = 20,
     horizon: Annotated[int | None, typer.Option(min=1, max=20, help=f"Forecast horizon H. {FROM_SETTINGS}")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the preset's epochs (quick runs).")] = None,
@@ -88,7 +105,7 @@ def backtest(
 
     run_backtest_command(
         source=source, ticker=ticker, start=start, end=end, preset=preset, refit_every=refit_every,
-        horizon=horizon, epochs=epochs, output=output, store=store,
+        horizon=horizon, epochs=epochs, output=output, store=store, policy=policy, compare_schedule=compare_schedule,
     )  # fmt: skip
 
 
@@ -105,7 +122,7 @@ def sine(
 
 @app.command()
 def run(
-    ticker: Annotated[list[str] | None, typer.Option(help=f"Ticker(s); repeat for several. {FROM_SETTINGS}")] = None,
+    ticker: TickersOption = None,
     as_of: Annotated[
         dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="Session to forecast from (default: last close).")
     ] = None,
@@ -131,7 +148,7 @@ def run(
 def backfill(
     start: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="First session to replay.")],
     end: Annotated[dt.datetime, typer.Option(formats=DATE_FORMATS, help="Last session to replay.")],
-    ticker: Annotated[list[str] | None, typer.Option(help=f"Ticker(s); repeat for several. {FROM_SETTINGS}")] = None,
+    ticker: TickersOption = None,
     source: Annotated[str | None, typer.Option(help=f"yahoo, csv:PATH or synthetic[:SEED]. {FROM_SETTINGS}")] = None,
     retrain: Annotated[Retrain | None, typer.Option(help=f"Retrain policy for every day. {FROM_SETTINGS}")] = None,
     preset: Annotated[str | None, typer.Option(help=f"Model preset for full retrains. {FROM_SETTINGS}")] = None,
@@ -148,17 +165,31 @@ def backfill(
 @app.command()
 def history(
     last: Annotated[int, typer.Option(min=1, help="How many matured forecasts to show.")] = 30,
-    ticker: Annotated[str | None, typer.Option(help="Only this ticker.")] = None,
+    ticker: Annotated[str | None, typer.Option(help="Only this ticker.", callback=ticker_option)] = None,
+    horizon: Annotated[int | None, typer.Option(min=1, max=20, help="Only this horizon (default: all).")] = None,
 ) -> None:
-    """Recent forecasts beside their realised closes, errors and the naive error (reads the database only)."""
+    """Matured forecasts, newest first, beside their realised closes, errors and the naive error; direction and
+    interval hits as yes/no (reads the database only). The newest, not yet matured forecast: `latest`."""
     from flows.cli.run import show_history
 
-    show_history(ticker=ticker, last=last)
+    show_history(ticker=ticker, last=last, horizon=horizon)
+
+
+@app.command()
+def latest(
+    ticker: Annotated[str | None, typer.Option(help="Only this ticker.", callback=ticker_option)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The newest stored forecast of each ticker: every horizon with its 80% and 95% bands (reads the database
+    only)."""
+    from flows.cli.run import show_latest
+
+    show_latest(ticker=ticker, as_json=as_json)
 
 
 @app.command()
 def report(
-    ticker: Annotated[str | None, typer.Option(help=f"Ticker symbol. {FROM_SETTINGS} (first of tickers)")] = None,
+    ticker: TickerOption = None,
     as_of: Annotated[
         dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="Day of the daily run (default: the latest).")
     ] = None,
@@ -193,6 +224,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # `report --email` runs a bare task
     # Prefect's 20 s is too short for the ephemeral server's first start (its migrations) on a busy 2-core worker
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     try:

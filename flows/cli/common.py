@@ -42,12 +42,50 @@ def setup_logging(level: int = logging.INFO) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def ticker_option(value: str | list[str] | None) -> str | list[str] | None:
+    """Typer callback of every ``--ticker``: the one ticker rule (:mod:`flows.tickers`), upper-cased."""
+    from flows.tickers import check_ticker
+
+    try:
+        if value is None:
+            return None
+        return check_ticker(value) if isinstance(value, str) else [check_ticker(v) for v in value]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def existing_database(url: str) -> str:
+    """``url``, once it is known to exist: commands that only read never create a SQLite file (or its folder)."""
+    from pathlib import Path
+
+    from db.engine import parse_url, redact
+
+    parsed = parse_url(url)
+    database = parsed.database or ""
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+    ):
+        if not Path(database).expanduser().is_file():
+            fail(f"no database at {redact(parsed)} yet: `tsla-forecast run` (or `tsla-forecast db upgrade`) creates it")
+    return url
+
+
 def describe_error(exc: BaseException) -> str | None:
     """The one-line message for an expected error, or None when it is a bug (which keeps its traceback)."""
+    from pydantic import ValidationError
+
     from forecaster.errors import ForecasterError
 
     if isinstance(exc, ForecasterError):
         return str(exc)
+    if isinstance(exc, ValidationError):  # a TSLA_FORECAST_* setting (or a flow parameter) that breaks a rule
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        where = f"setting TSLA_FORECAST_{name.upper()}" if exc.title == "Settings" else f"{exc.title} {name}"
+        return f"invalid {where}: {first['msg'].removeprefix('Value error, ')}"
     try:
         from db.errors import DatabaseError
     except ImportError:  # pragma: no cover - db layer always present in the distribution

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.common import fail
+from flows.cli.common import existing_database, fail, ticker_option
 
 models_app = typer.Typer(
     help="The model registry and its artefacts stored in the database.",
@@ -29,7 +29,7 @@ def _repository() -> Iterator[Any]:
     from db.repository import Repository
     from flows.settings import Settings
 
-    repo = Repository.from_url(Settings().db_url)
+    repo = Repository.from_url(existing_database(Settings().db_url))
     try:
         yield repo
     finally:
@@ -49,21 +49,25 @@ def _version(repo, version_id: int) -> dict[str, Any]:
 
 @models_app.command("list")
 def list_(
-    ticker: Annotated[str | None, typer.Option(help="Only this ticker.")] = None,
+    ticker: Annotated[str | None, typer.Option(help="Only this ticker.", callback=ticker_option)] = None,
     last: Annotated[int, typer.Option(min=1, help="How many versions, newest first.")] = 30,
 ) -> None:
-    """Model versions, newest first, with their artefact's size (or 'pruned'); reads no artefact."""
+    """Model versions, newest first: what each was trained on (first..last training row), the scope it belongs to
+    (live: the daily job; backtest: a stored backtest's model, never promoted) and its artefact's size (or
+    'pruned'); reads no artefact."""
     with _repository() as repo:
         rows = repo.list_versions(ticker)[:last]
+        configs = {r["id"]: (repo.model_version(r["id"]).config or {}) for r in rows}
     if not rows:
         typer.echo("no model versions yet")
         return
-    typer.echo(f"{'id':>5} {'ticker':<8} {'kind':<9} {'status':<10} {'preset':<9} {'train_end':<10} "
-               f"{'parent':>6} {'artefact':>10}  sha256")  # fmt: skip
+    typer.echo(f"{'id':>5} {'ticker':<8} {'kind':<9} {'status':<10} {'scope':<9} {'preset':<9} "
+               f"{'trained on':<22} {'parent':>6} {'artefact':>10}  sha256")  # fmt: skip
     for r in rows:
         parent, sha = "" if r["parent_id"] is None else str(r["parent_id"]), r["artifact_sha256"][:12]
-        typer.echo(f"{r['id']:>5} {r['ticker']:<8} {r['kind']:<9} {r['status']:<10} {r['preset']:<9} "
-                   f"{r['train_end']!s:<10} {parent:>6} {_size(r['size']):>10}  {sha}")  # fmt: skip
+        scope, span = configs[r["id"]].get("scope", "live"), f"{r['train_start']}..{r['train_end']}"
+        typer.echo(f"{r['id']:>5} {r['ticker']:<8} {r['kind']:<9} {r['status']:<10} {scope:<9} {r['preset']:<9} "
+                   f"{span:<22} {parent:>6} {_size(r['size']):>10}  {sha}")  # fmt: skip
 
 
 @models_app.command()
@@ -74,6 +78,7 @@ def show(version: Annotated[int, typer.Argument(help="Model version id.")]) -> N
         full = repo.model_version(version)
     out = {k: row[k] for k in ("id", "ticker", "kind", "parent_id", "status", "preset", "train_start", "train_end",
                                "created_at")}  # fmt: skip
+    out["scope"] = (full.config or {}).get("scope", "live")
     out["artifact"] = {"sha256": row["artifact_sha256"], "stored": row["size"] is not None, "size": row["size"],
                        "path_hint": row["artifact_path"]}  # fmt: skip
     out["config"] = full.config
@@ -110,7 +115,7 @@ def prune(
         int | None,
         typer.Option(min=0, help="Keep the newest N per ticker (default: $TSLA_FORECAST_ARTIFACT_RETENTION)."),
     ] = None,
-    ticker: Annotated[str | None, typer.Option(help="Only this ticker.")] = None,
+    ticker: Annotated[str | None, typer.Option(help="Only this ticker.", callback=ticker_option)] = None,
 ) -> None:
     """Delete the artefacts of versions that are neither a champion nor among the newest N of their ticker.
 

@@ -8,6 +8,7 @@ import datetime as dt
 import typer
 
 from db.repository import Repository
+from flows.cli.common import existing_database
 from flows.report.archive import email_message, make_report, record_delivery
 from flows.report.mail import SmtpConfig, send_with_retries, serialize
 from flows.settings import Settings
@@ -22,8 +23,8 @@ def report_command(*, ticker: str | None, as_of: dt.date | None, email: bool) ->
     """
     settings = Settings()
     smtp = SmtpConfig.from_settings(settings) if email else None  # bad email settings fail before any work
-    with Repository.from_url(settings.db_url) as repo:
-        archived = make_report(repo, settings, (ticker or settings.tickers[0]).upper(), as_of)
+    with Repository.from_url(existing_database(settings.db_url)) as repo:
+        archived = make_report(repo, settings, ticker or settings.tickers[0], as_of)
         typer.echo(f"{archived.report.subject}\nreport: {archived.html_path}")
         if smtp is None:
             return 0

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 import typer
 
 from db import migrate
 from db.engine import check_connection, make_engine
-from db.errors import DatabaseError
 from db.repository import Repository
+from flows.cli.common import describe_error, existing_database
+from flows.cli.preflight import check_range, check_run_inputs
 from flows.settings import Settings
-from forecaster.data.sources import parse_source
-from forecaster.errors import ForecasterError
-from forecaster.models.presets import get_preset
+from forecaster.data.calendar import sessions
 
 logger = logging.getLogger("flows.cli")
 
@@ -33,10 +33,14 @@ def prepare_database(url: str) -> None:
 
 
 def _quiet_prefect_tracebacks() -> None:
-    """Our expected errors (bad input, unreachable source) are reported once by the CLI, without a traceback."""
+    """Our expected errors (bad input, unreachable source) are reported once by the CLI, without a traceback; under
+    ``-q`` Prefect's own error lines go too (the CLI's ``error: ...`` line says it), its warnings stay."""
+    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
 
     def strip(record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], ForecasterError | DatabaseError):
+        if quiet and record.levelno >= logging.ERROR:
+            return False
+        if record.exc_info and describe_error(record.exc_info[1]) is not None:
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -56,10 +60,7 @@ def run_daily(*, tickers: list[str] | None, as_of: dt.date | None, source: str |
     settings = Settings()
     tickers, source, preset = tickers or settings.tickers, source or settings.source, preset or settings.preset
     retrain, horizon = retrain or settings.retrain, horizon or settings.horizon
-    get_preset(preset)
-    parse_source(source)
-    if as_of is not None:
-        resolve_as_of(as_of)  # a future date fails here, before Prefect starts
+    check_run_inputs(tickers, source, preset, resolve_as_of(as_of), settings)  # a future date fails here too
     prepare_database(settings.db_url)
     from flows.daily import daily_forecast  # deliberately lazy: Prefect only once the inputs are known good
 
@@ -86,11 +87,14 @@ def run_daily(*, tickers: list[str] | None, as_of: dt.date | None, source: str |
 def run_backfill(*, start: dt.date, end: dt.date, tickers: list[str] | None, source: str | None,
                  retrain: str | None, preset: str | None, horizon: int | None) -> dict:  # fmt: skip
     """Run the ``backfill`` flow in-process; parameters left out (None) take their values from the settings."""
+    from flows.jobs.daily import resolve_as_of
+
     settings = Settings()
     tickers, source, preset = tickers or settings.tickers, source or settings.source, preset or settings.preset
     retrain, horizon = retrain or settings.retrain, horizon or settings.horizon
-    get_preset(preset)
-    parse_source(source)
+    check_range(start, end)
+    days = sessions(start, min(end, resolve_as_of(None) or end))
+    check_run_inputs(tickers, source, preset, days[-1].date() if len(days) else None, settings)
     prepare_database(settings.db_url)
     from flows.backfill import backfill  # deliberately lazy: Prefect only once the inputs are known good
 
@@ -101,13 +105,53 @@ def run_backfill(*, start: dt.date, end: dt.date, tickers: list[str] | None, sou
     return counts
 
 
-def show_history(*, ticker: str | None, last: int) -> None:
-    """Print the most recent matured live forecasts with their outcomes (no TensorFlow, no Prefect)."""
-    with Repository.from_url(Settings().db_url) as repo:
-        frame = repo.recent_outcomes(ticker, last=last)
+def show_history(*, ticker: str | None, last: int, horizon: int | None = None) -> None:
+    """Print the most recent matured live forecasts with their outcomes, newest first (no TensorFlow, no Prefect)."""
+    with Repository.from_url(existing_database(Settings().db_url)) as repo:
+        frame = repo.recent_outcomes(ticker, last=last, horizon=horizon).iloc[::-1]
     if frame.empty:
-        typer.echo("no matured forecasts yet (run `tsla-forecast run` on consecutive trading days)")
+        typer.echo("no matured forecasts yet: `tsla-forecast latest` shows the newest forecast")
         return
     cols = ["ticker", "as_of", "target_date", "horizon", "point", "lo80", "hi80", "actual", "error", "naive_error",
             "direction_hit", "in80", "in95"]  # fmt: skip
-    typer.echo(frame[[c for c in cols if c in frame.columns]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    table = frame[[c for c in cols if c in frame.columns]].rename(columns={"direction_hit": "direction"})
+    for column in ("direction", "in80", "in95"):
+        if column in table.columns:
+            table[column] = [_yes_no(v) for v in table[column]]
+    typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+
+
+def _yes_no(value: object) -> str:
+    return "-" if value is None or value != value else "yes" if int(value) else "no"  # noqa: PLR0124 - NaN
+
+
+def latest_forecasts(*, ticker: str | None) -> list[dict]:
+    """The newest stored live forecast of each ticker (every horizon, both bands), JSON-ready."""
+    with Repository.from_url(existing_database(Settings().db_url)) as repo:
+        frame = repo.latest_forecasts(ticker)
+    out: dict[str, dict] = {}
+    for row in frame.itertuples(index=False):
+        head = {"ticker": row.ticker, "as_of": str(row.as_of.date()), "last_close": round(float(row.naive), 4),
+                "run_id": int(row.run_id), "model_version_id": int(row.model_version_id), "forecasts": []}  # fmt: skip
+        bands = {c: round(float(getattr(row, c)), 4) for c in ("point", "lo80", "hi80", "lo95", "hi95")}
+        target = str(row.target_date.date())
+        out.setdefault(row.ticker, head)["forecasts"].append({"horizon": int(row.horizon), "target_date": target}
+                                                             | bands)  # fmt: skip
+    return list(out.values())
+
+
+def show_latest(*, ticker: str | None, as_json: bool) -> None:
+    """Print :func:`latest_forecasts` as text or JSON."""
+    latest = latest_forecasts(ticker=ticker)
+    if as_json:
+        typer.echo(json.dumps(latest, indent=2))
+        return
+    if not latest:
+        typer.echo("no forecasts stored yet (run `tsla-forecast run`)")
+        return
+    for entry in latest:
+        typer.echo(f"{entry['ticker']} forecast from {entry['as_of']} (close {entry['last_close']:.2f}; run "
+                   f"{entry['run_id']}, model version {entry['model_version_id']})")  # fmt: skip
+        for f in entry["forecasts"]:
+            bands = f"80% [{f['lo80']:.2f}, {f['hi80']:.2f}]  95% [{f['lo95']:.2f}, {f['hi95']:.2f}]"
+            typer.echo(f"  h={f['horizon']} {f['target_date']}  {f['point']:.2f}  {bands}")

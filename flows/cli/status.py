@@ -5,7 +5,8 @@ live U2 and 80% coverage of the 1-session-ahead forecasts over the last 20 and 6
 next scheduled ``daily-forecast`` run when a Prefect API answers. Reads the database only: no TensorFlow, no Prefect
 (the Prefect REST API is asked over httpx, with a short timeout).
 
-Unhealthy (exit code 1): a ticker's last daily run failed, it has no succeeded run, or the last session that is due
+Unhealthy (exit code 1): the newest session a ticker's daily runs tried has only failed runs (a refused re-run of
+an older day does not count), it has no succeeded run, or the last session that is due
 has no succeeded run. A session is due ``late_after_minutes`` after its close (default 150: the 17:30 New York cron
 plus an hour), so the check also catches a run that never started (a dead worker) or is more than an hour late.
 """
@@ -21,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from db.repository import Repository
+from flows.cli.common import existing_database
 from flows.settings import Settings
 from forecaster.data.calendar import last_completed_session, previous_session, session_close, sessions
 from forecaster.evaluation import report_tables
@@ -67,8 +69,9 @@ def ticker_status(repo: Repository, ticker: str, now: pd.Timestamp, settings: Se
     due = due_session(now, settings.late_after_minutes)
     behind = len(sessions(ok.as_of + dt.timedelta(days=1), due)) if ok else None
     problems = []
-    if last is not None and last.status == "failed":
-        problems.append(f"{ticker}: the last daily run ({last.as_of}) failed: {last.error}")
+    newest = newest_session_failure(runs, ok)
+    if newest is not None:
+        problems.append(f"{ticker}: the daily run of its newest session ({newest.as_of}) failed: {newest.error}")
     if ok is None:
         problems.append(f"{ticker}: no succeeded daily run yet")
     elif behind:
@@ -87,10 +90,23 @@ def ticker_status(repo: Repository, ticker: str, now: pd.Timestamp, settings: Se
     }
 
 
+def newest_session_failure(runs: list, ok) -> Any:
+    """The failed run of the newest session tried, when that session has no succeeded run; else None.
+
+    Health follows the newest session, not the last attempt: a refused re-run of an older day, or a failed attempt
+    of a day that later succeeded, says nothing about the job.
+    """
+    if not runs or (ok is not None and ok.as_of >= max(r.as_of for r in runs)):
+        return None
+    newest = max(r.as_of for r in runs)
+    failed = [r for r in runs if r.as_of == newest and r.status == "failed"]
+    return failed[0] if failed else None
+
+
 def collect_status(settings: Settings, now: pd.Timestamp | None = None) -> dict[str, Any]:
     """The whole status: every configured ticker, the next scheduled run and the verdict."""
     now = pd.Timestamp.now(tz="UTC") if now is None else now
-    repo = Repository.from_url(settings.db_url)
+    repo = Repository.from_url(existing_database(settings.db_url))
     try:
         tickers = [ticker_status(repo, t, now, settings) for t in settings.tickers]
     finally:

@@ -58,10 +58,12 @@ def find_missed(tickers: Iterable[str], as_of: dt.date, settings: Settings | Non
         repo.dispose()
 
 
-def replay(missed: list[tuple[dt.date, str]], run_one: Callable[[str, dt.date], dict]) -> list[dict]:
+def replay(missed: list[tuple[dt.date, str]], run_one: Callable[[str, dt.date], dict],
+           into: list[dict] | None = None) -> list[dict]:  # fmt: skip
     """Run each missed ``(session, ticker)`` in order with ``run_one(ticker, session)``; the first failure raises
-    (a later day must not run before an earlier one: models only go forward in time). Results get ``caught_up``."""
-    results = []
+    (a later day must not run before an earlier one: models only go forward in time). Results get ``caught_up`` and
+    are appended to ``into`` as they come, so a caller still has the days done before a failure."""
+    results = [] if into is None else into
     for day, ticker in missed:
         logger.info("%s %s: catching up a missed session", ticker, day)
         results.append(run_one(ticker, day) | {"caught_up": True})

@@ -1,4 +1,4 @@
-"""Email delivery over SMTP (standard library ``smtplib``): the message, one attempt, and a retry loop.
+"""Email delivery over SMTP (standard library ``smtplib``): the message, one attempt, and Prefect's retries of it.
 
 The message is ``multipart/mixed``: an ``alternative`` of plain text and HTML (the figures inline as ``related``
 ``cid:`` images) plus attachments. Security is ``ssl`` (SMTPS), ``starttls`` or ``none``; the client logs in only
@@ -14,15 +14,18 @@ import logging
 import re
 import smtplib
 import ssl
-import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 from pydantic import SecretStr
 
+from flows.retries import exception_of, retry_smtp, smtp_delays
 from flows.settings import Settings
 from forecaster.errors import ConfigError
 
@@ -146,20 +149,27 @@ class Delivery:
     error: str | None = None
 
 
-def send_with_retries(
-    message: bytes, smtp: SmtpConfig, *, retries: int, delay: float, sleep: Callable[[float], None] = time.sleep
-) -> Delivery:
-    """Up to ``1 + retries`` attempts, ``delay`` x attempt seconds apart; never raises for delivery errors."""
-    error = None
-    for attempt in range(1, retries + 2):
-        try:
-            send_message(message, smtp)
-        except OSError as exc:
-            error = describe(exc, smtp)
-            logger.warning("email attempt %d of %d via %s failed: %s", attempt, retries + 1, smtp.address, error)
-            if attempt <= retries:
-                sleep(delay * attempt)
-            continue
-        logger.info("email sent via %s to %d recipient(s)", smtp.address, len(smtp.recipients))
-        return Delivery(True, attempt)
-    return Delivery(False, retries + 1, error)
+@task(name="email-delivery", cache_policy=NO_CACHE, retry_condition_fn=retry_smtp)
+def deliver(message: bytes, smtp: SmtpConfig) -> int:
+    """One delivery attempt (a Prefect task: Prefect retries it); returns the attempt number. A failure is logged
+    and re-raised with the attempt number on it (``exc.attempt``)."""
+    attempt = int(task_run.run_count or 1)
+    try:
+        send_message(message, smtp)
+    except OSError as exc:
+        exc.attempt = attempt  # type: ignore[attr-defined]
+        logger.warning("email attempt %d via %s failed: %s", attempt, smtp.address, describe(exc, smtp))
+        raise
+    logger.info("email sent via %s to %d recipient(s)", smtp.address, len(smtp.recipients))
+    return attempt
+
+
+def send_with_retries(message: bytes, smtp: SmtpConfig, *, retries: int, delay: float) -> Delivery:
+    """Deliver with Prefect's task retries: up to ``1 + retries`` attempts, ``delay``, ``2 x delay``, ... seconds
+    apart, for transient failures only (:func:`flows.retries.retry_smtp`); never raises for delivery errors."""
+    send = deliver.with_options(retries=retries, retry_delay_seconds=smtp_delays(retries, delay) or 0)
+    state = send(message, smtp, return_state=True)
+    if state.is_completed():
+        return Delivery(True, int(state.result()))
+    exc = exception_of(state)
+    return Delivery(False, int(getattr(exc, "attempt", 1)), describe(exc, smtp) if exc else str(state.message))

@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import time
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -135,56 +135,39 @@ def _select_ticker(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:
     raise SourceError(f"Yahoo Finance answer has no columns for {ticker} (found tickers: {', '.join(found)})")
 
 
+class SourceUnavailableError(SourceError):
+    """The source could not answer now (network down, rate-limited, an empty answer): worth trying again later.
+
+    The only source error that is transient; a bad file, a missing column or bad prices never are.
+    """
+
+
 class YahooSource:
-    """Yahoo Finance through ``yfinance.download``, with retries that back off.
+    """Yahoo Finance through ``yfinance.download``: one attempt per ``fetch``.
 
-    Offline, yfinance returns an empty frame instead of raising; both an empty answer and an exception are
-    retried ``retries`` times in all, sleeping ``backoff * 2**k`` seconds between attempts, and then become one
-    :class:`SourceError`.
-
-    Args:
-        retries: total number of attempts (at least 1).
-        backoff: seconds to wait after the first failed attempt; doubles after each further one.
-        sleep: the sleep function (injectable, so that tests do not wait).
+    Offline or rate-limited, yfinance returns an empty frame (and logs why) instead of raising; both an empty answer
+    and an exception become one :class:`SourceUnavailableError` that carries yfinance's reason. Retrying is the
+    caller's business: the daily job's ``fetch-prices`` task retries exactly that error (see :mod:`flows.retries`).
     """
 
     name = "yahoo"
-
-    def __init__(self, retries: int = 3, backoff: float = 2.0, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.retries = retries
-        self.backoff = backoff
-        self.sleep = sleep
+    live = True  # a live source: the newest bar may still arrive after the close
 
     def fetch(self, ticker: str, start: DateArg = None, end: DateArg = None) -> pd.DataFrame:
         """Adjusted daily bars of ``ticker`` with ``start <= date <= end``."""
-        if self.retries < 1:
-            raise ConfigError(f"YahooSource needs retries >= 1, got {self.retries}")
         start_, end_ = _day(start), _day(end)
         if start_ is not None and end_ is not None and len(sessions(start_, end_)) == 0:
             return empty_prices()  # no session in range: Yahoo would answer empty, and that is right
-        last_error: Exception | None = None
-        for attempt in range(1, self.retries + 1):
+        with _captured("yfinance") as said:
             try:
                 raw = self._download(ticker, start_, end_)
             except Exception as exc:  # noqa: BLE001 - yfinance raises curl, JSON and rate-limit errors alike
-                raw, last_error = None, exc
-            else:
-                last_error = None  # an empty answer: the failure message should not blame an older error
-            if raw is not None and not raw.empty:
-                return _between(normalise_yahoo_frame(raw, ticker), start_, end_)
-            if attempt < self.retries:
-                delay = self.backoff * 2 ** (attempt - 1)
-                reason = f"{type(last_error).__name__}: {last_error}" if last_error else "empty answer"
-                logger.warning(
-                    "Yahoo Finance attempt %d/%d for %s failed (%s); retrying in %.1f s",
-                    attempt,
-                    self.retries,
-                    ticker,
-                    reason,
-                    delay,
-                )
-                self.sleep(delay)
-        raise SourceError(self._failure_message(ticker, start_, end_, last_error))
+                reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                raise SourceUnavailableError(self._failure_message(ticker, start_, end_, reason)) from exc
+        if raw is None or raw.empty:
+            reason = "; ".join(said) or "network unreachable or rate-limited?"
+            raise SourceUnavailableError(self._failure_message(ticker, start_, end_, reason))
+        return _between(normalise_yahoo_frame(raw, ticker), start_, end_)
 
     def _download(self, ticker: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
         import yfinance  # lazy: it pulls in curl_cffi, and only this source needs it
@@ -201,17 +184,38 @@ class YahooSource:
                 threads=False,
             )
 
-    def _failure_message(
-        self, ticker: str, start: pd.Timestamp | None, end: pd.Timestamp | None, error: Exception | None
-    ) -> str:
-        if error is None:
-            reason = "network unreachable or rate-limited?"
-        else:
-            reason = f"last error: {type(error).__name__}: {' '.join(str(error).split())}"
+    @staticmethod
+    def _failure_message(ticker: str, start: pd.Timestamp | None, end: pd.Timestamp | None, reason: str) -> str:
         return (
-            f"Yahoo Finance returned no data for {ticker} {_span(start, end)} after {self.retries} attempts "
-            f"({reason}); use --source csv:PATH to read a local file"
+            f"Yahoo Finance returned no data for {ticker} {_span(start, end)} ({reason}); "
+            "use --source csv:PATH to read a local file"
         )
+
+
+class _Collect(logging.Handler):
+    """Keeps the text of the records it sees (one line each)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = " ".join(record.getMessage().split())
+        if line and not line.endswith("Failed download:"):
+            self.lines.append(line)
+
+
+@contextmanager
+def _captured(name: str) -> Iterator[list[str]]:
+    """The ERROR lines that logger ``name`` emits inside the block, collected instead of printed."""
+    log, handler = logging.getLogger(name), _Collect()
+    propagate, log.propagate = log.propagate, False
+    log.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
 
 
 # --------------------------------------------------------------------------------------------- CSV
@@ -228,6 +232,7 @@ class CsvSource:
     """
 
     name = "csv"
+    live = False  # a file: a bar it lacks never arrives
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -367,6 +372,7 @@ class SyntheticSource:
     """
 
     name = "synthetic"
+    live = False
 
     def __init__(
         self,
@@ -420,6 +426,11 @@ def generate_prices(
 
 
 # --------------------------------------------------------------------------------------------- parsing
+
+
+def is_live(source: PriceSource) -> bool:
+    """True for a source whose newest bar may still arrive (Yahoo after the close); files never get a bar later."""
+    return bool(getattr(source, "live", False))
 
 
 def parse_source(spec: str) -> PriceSource:

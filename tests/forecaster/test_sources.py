@@ -15,9 +15,11 @@ from forecaster.data.calendar import sessions
 from forecaster.data.sources import (
     CsvSource,
     PriceSource,
+    SourceUnavailableError,
     SyntheticSource,
     YahooSource,
     generate_prices,
+    is_live,
     normalise_yahoo_frame,
     parse_source,
 )
@@ -39,11 +41,6 @@ def assert_normalised(frame: pd.DataFrame) -> None:
     assert frame.index.name == "date"
     assert frame.index.dtype == "datetime64[ns]"
     assert (frame.dtypes == "float64").all()
-
-
-def no_sleep() -> tuple[list[float], YahooSource]:
-    slept: list[float] = []
-    return slept, YahooSource(sleep=slept.append)
 
 
 # --------------------------------------------------------------------------------------------- Yahoo
@@ -99,48 +96,49 @@ def test_yahoo_rows_are_limited_to_the_inclusive_range(prices, fake_download):
     assert len(got) == 6
 
 
-def test_empty_yahoo_answer_raises_after_retries(fake_download):
+def test_empty_yahoo_answer_is_one_attempt_and_a_transient_error(fake_download):
+    """Retries are Prefect's (flows.retries): the source itself asks once (#21, retries in one place)."""
     fake = fake_download(yahoo_empty_frame("TSLA"))
-    slept, source = no_sleep()
     message = (
-        r"Yahoo Finance returned no data for TSLA 2024-12-01\.\.2024-12-20 after 3 attempts "
+        r"Yahoo Finance returned no data for TSLA 2024-12-01\.\.2024-12-20 "
         r"\(network unreachable or rate-limited\?\); use --source csv:PATH to read a local file"
     )
-    with pytest.raises(SourceError, match=message):
-        source.fetch("TSLA", "2024-12-01", "2024-12-20")
-    assert len(fake.calls) == 3
-    assert slept == [2.0, 4.0]
+    with pytest.raises(SourceUnavailableError, match=message):
+        YahooSource().fetch("TSLA", "2024-12-01", "2024-12-20")
+    assert len(fake.calls) == 1
 
 
-def test_yahoo_retries_back_off_exponentially_and_are_logged(fake_download, caplog):
-    fake_download(yahoo_empty_frame("TSLA"))
-    slept: list[float] = []
-    source = YahooSource(retries=4, backoff=0.5, sleep=slept.append)
-    with caplog.at_level(logging.WARNING, logger="forecaster.data.sources"), pytest.raises(SourceError):
-        source.fetch("TSLA", "2024-12-01", "2024-12-20")
-    assert slept == [0.5, 1.0, 2.0]
-    retries = [r for r in caplog.records if r.name == "forecaster.data.sources"]
-    assert [r.getMessage().split(" failed")[0] for r in retries] == [
-        "Yahoo Finance attempt 1/4 for TSLA",
-        "Yahoo Finance attempt 2/4 for TSLA",
-        "Yahoo Finance attempt 3/4 for TSLA",
-    ]
+def test_yahoo_error_is_one_attempt_that_names_the_error(fake_download):
+    fake = fake_download(RuntimeError("Failed to perform, curl: (6) Could not resolve host"))
+    with pytest.raises(SourceUnavailableError, match=r"\(RuntimeError: .*resolve host\)"):
+        YahooSource().fetch("TSLA", "2024-12-01", "2024-12-20")
+    assert len(fake.calls) == 1
 
 
-def test_yahoo_rate_limit_is_retried_then_succeeds(prices, fake_download):
-    fake = fake_download(YFRateLimitError(), yahoo_empty_frame("TSLA"), yahoo_download_frame(prices, "TSLA"))
-    slept, source = no_sleep()
-    got = source.fetch("TSLA", "2024-02-20", "2024-04-16")
-    assert len(got) == len(prices)
-    assert len(fake.calls) == 3
-    assert slept == [2.0, 4.0]
+def test_yahoo_rate_limit_is_transient(fake_download):
+    fake_download(YFRateLimitError())
+    with pytest.raises(SourceUnavailableError, match="YFRateLimitError"):
+        YahooSource().fetch("TSLA", "2024-12-01", "2024-12-20")
 
 
-def test_yahoo_error_on_every_attempt_names_the_last_error(fake_download):
-    fake_download(RuntimeError("Failed to perform, curl: (6) Could not resolve host"))
-    _, source = no_sleep()
-    with pytest.raises(SourceError, match=r"after 3 attempts \(last error: RuntimeError: .*resolve host\)"):
-        source.fetch("TSLA", "2024-12-01", "2024-12-20")
+def test_yfinance_error_lines_are_kept_in_the_message_not_printed(monkeypatch, capsys, caplog):
+    """Offline, yfinance logs its reason and answers empty: the reason goes into the one error line, not stderr."""
+
+    def download(self, ticker, start, end):
+        logging.getLogger("yfinance").error("\n1 Failed download:")
+        logging.getLogger("yfinance").error("['TSLA']: curl: (6) Could not resolve host: query2.finance.yahoo.com")
+        return yahoo_empty_frame("TSLA")
+
+    monkeypatch.setattr(YahooSource, "_download", download)
+    with caplog.at_level(logging.DEBUG), pytest.raises(SourceUnavailableError, match=r"Could not resolve host"):
+        YahooSource().fetch("TSLA", "2024-12-01", "2024-12-20")
+    assert not [r for r in caplog.records if r.name == "yfinance"]
+    assert "Failed download" not in capsys.readouterr().err
+
+
+def test_only_yahoo_is_live():
+    assert is_live(parse_source("yahoo"))
+    assert not is_live(parse_source("csv:x.csv")) and not is_live(parse_source("synthetic"))
 
 
 def test_partial_yahoo_answer_names_the_missing_column(prices, fake_download):
@@ -170,11 +168,6 @@ def test_yahoo_keeps_bad_rows_for_validation(prices, fake_download):
     got = YahooSource().fetch("TSLA", "2024-02-20", "2024-04-16")
     assert len(got) == len(prices)
     assert np.isnan(got["close"].iloc[3])
-
-
-def test_yahoo_retries_below_one_is_a_config_error():
-    with pytest.raises(ConfigError, match="retries >= 1"):
-        YahooSource(retries=0).fetch("TSLA", "2024-12-01", "2024-12-20")
 
 
 def test_offline_yahoo_shape_normalises_to_an_empty_frame():

@@ -8,12 +8,16 @@ import email
 import email.policy
 import json
 import re
+import smtplib
+import threading
 
 import pytest
 
 from flows.daily import daily_forecast
-from flows.report.mail import SmtpConfig, build_message, send_with_retries
+from flows.report.mail import DeliveryError, SmtpConfig, build_message, send_with_retries
+from flows.retries import is_transient_smtp
 from flows.settings import Settings
+from forecaster.errors import ConfigError
 from tests.db.helpers import count_rows
 from tests.report.checks import assert_png, assert_summary_matches_db
 from tests.report.conftest import RECIPIENTS, SMTP_PASSWORD, email_env, free_port, start_smtp
@@ -111,19 +115,19 @@ def test_unreachable_smtp_server_warns_on_the_run_and_never_logs_the_password(pr
         assert SMTP_PASSWORD not in text, f"the SMTP password appears in the {where}"
 
 
-def test_retry_loop_delivers_once_the_server_comes_up():
+def test_prefect_retries_deliver_once_the_server_comes_up(prefect_api):
+    """One retry layer: Prefect's task retries; a refused connection is transient and is retried."""
     port, started = free_port(), []
-
-    def wait_then_start(seconds: float) -> None:
-        started.append(start_smtp(port))
-
+    timer = threading.Timer(0.5, lambda: started.append(start_smtp(port)))
     smtp = SmtpConfig("127.0.0.1", port, "none", "a@example.com", ("b@example.com",), "reporter",
                       Settings(smtp_password=SMTP_PASSWORD).smtp_password, timeout=5)  # fmt: skip
     message = build_message(subject="hello", sender=smtp.sender, recipients=smtp.recipients, text="plain",
                             html="<p>html</p>", inline_images={}, attachments={})  # fmt: skip
+    timer.start()
     try:
-        delivery = send_with_retries(message.as_bytes(), smtp, retries=3, delay=0.0, sleep=wait_then_start)
+        delivery = send_with_retries(message.as_bytes(), smtp, retries=3, delay=2.0)
     finally:
+        timer.join()
         for controller, _ in started:
             controller.stop()
     assert delivery.ok and delivery.attempts == 2
@@ -131,20 +135,38 @@ def test_retry_loop_delivers_once_the_server_comes_up():
     assert SMTP_PASSWORD not in repr(smtp)
 
 
-def test_wrong_password_is_a_recorded_failure_with_the_password_masked():
+def test_a_wrong_password_is_not_retried_and_is_masked(prefect_api):
     controller, inbox = start_smtp()
     smtp = SmtpConfig("127.0.0.1", controller.port, "none", "a@example.com", ("b@example.com",), "reporter",
                       Settings(smtp_password="not-" + SMTP_PASSWORD).smtp_password, timeout=5)  # fmt: skip
     try:
-        delivery = send_with_retries(b"Subject: x\r\n\r\nbody", smtp, retries=1, delay=0.0, sleep=lambda s: None)
+        delivery = send_with_retries(b"Subject: x\r\n\r\nbody", smtp, retries=2, delay=0.0)
     finally:
         controller.stop()
-    assert not delivery.ok and delivery.attempts == 2 and "SMTPAuthenticationError" in delivery.error
+    assert not delivery.ok and delivery.attempts == 1 and "SMTPAuthenticationError" in delivery.error
     assert SMTP_PASSWORD not in delivery.error and inbox.envelopes == []
 
 
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), True),
+        (TimeoutError("timed out"), True),
+        (smtplib.SMTPServerDisconnected("gone"), True),
+        (smtplib.SMTPResponseException(451, b"try again later"), True),
+        (smtplib.SMTPResponseException(550, b"no such user"), False),
+        (smtplib.SMTPAuthenticationError(535, b"bad credentials"), False),
+        (smtplib.SMTPRecipientsRefused({"x@example.com": (550, b"no")}), False),
+        (DeliveryError("the server refused 1 of 2 recipient(s)"), False),
+        (ConfigError("no email recipients"), False),
+    ],
+)
+def test_only_transient_smtp_failures_are_retried(error, transient):
+    assert is_transient_smtp(error) is transient
+
+
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
-def test_tls_modes_against_a_plain_server_fail_cleanly(security):
+def test_tls_modes_against_a_plain_server_fail_cleanly(prefect_api, security):
     controller, _ = start_smtp()
     smtp = SmtpConfig("127.0.0.1", controller.port, security, "a@example.com", ("b@example.com",), timeout=5)
     try:
