@@ -40,8 +40,8 @@ BAND95_ALPHA = 0.14
 COVER80 = "#1f5fa8"
 COVER95 = "#7b3fa0"
 MISS = "#c0392b"
-MODEL_COLORS: dict[str, str] = {"lstm": MODEL, "naive": NAIVE, "drift": "#2e8b57", "moving_average": "#7b3fa0",
-                                "ses": "#8c564b"}  # fmt: skip
+MODEL_COLORS: dict[str, str] = {"Model": MODEL, "lstm": MODEL, "naive": NAIVE, "drift": "#2e8b57",
+                                "moving_average": "#7b3fa0", "ses": "#8c564b"}  # fmt: skip
 OTHER_COLORS: tuple[str, ...] = ("#17becf", "#bcbd22", "#e377c2", "#7f7f7f")
 
 
