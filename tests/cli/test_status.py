@@ -62,21 +62,35 @@ def test_a_run_on_time_is_healthy_and_one_missed_session_is_not(repo):
     assert "next scheduled daily run: n/a (no Prefect API reachable)" in text
 
 
-def test_a_failed_last_run_is_unhealthy_and_its_error_and_warning_are_shown(repo):
+def test_a_failed_run_of_the_newest_session_is_unhealthy_and_its_error_and_warning_are_shown(repo):
     seeded = seed_history(repo, runs=30)
     last = seeded.days[-1]
     repo.record_run_warning(seeded.run_ids[last], "email delivery failed after 3 attempt(s): ConnectionRefusedError")
-    run_id = repo.start_run("daily", "TSLA", last, None)
+    next_day = next_sessions(last, 1)[0].date()
+    run_id = repo.start_run("daily", "TSLA", next_day, None)
     repo.fail_run(run_id, "SourceError: yahoo has no final bar for TSLA")
-    status = collect_status(Settings(), now=_evening(last))
-    assert status["problems"] == [
-        f"TSLA: the last daily run ({last}) failed: SourceError: yahoo has no final bar for TSLA"
-    ]
+    status = collect_status(Settings(), now=_evening(next_day))
+    assert status["problems"][0] == (
+        f"TSLA: the daily run of its newest session ({next_day}) failed: SourceError: yahoo has no final bar for TSLA"
+    )
     (t,) = status["tickers"]
     assert t["last_warning"] == {
         "as_of": str(last),
         "text": "email delivery failed after 3 attempt(s): ConnectionRefusedError",
     }
+
+
+@pytest.mark.parametrize("misuse", ["older", "same"])
+def test_a_refused_misuse_does_not_make_the_job_unhealthy(repo, misuse):
+    """#20 item 7: health follows the newest session's run, not the last attempt (a re-run of an older day that is
+    refused, or a mistyped CSV path on a day that already succeeded, says nothing about the job)."""
+    seeded = seed_history(repo, runs=30)
+    last = seeded.days[-1]
+    day = seeded.days[-3] if misuse == "older" else last
+    repo.fail_run(repo.start_run("daily", "TSLA", day, None), "SourceError: price file not found: typo.csv")
+    status = collect_status(Settings(), now=_evening(last))
+    assert status["healthy"] and status["problems"] == []
+    assert status["tickers"][0]["last_run"]["status"] == "failed", "the last attempt is still shown"
 
 
 def test_status_cli_exits_1_when_behind_prints_json_and_imports_neither_tensorflow_nor_prefect(repo):
