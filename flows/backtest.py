@@ -34,6 +34,8 @@ def backtest(
     horizon: int | None = None,
     epochs: int | None = None,
     output: str | None = None,
+    policy: str = "production",
+    compare_schedule: bool = False,
 ) -> dict:
     """Walk-forward backtest of ``ticker`` on targets dated in ``[start, end]``, stored; returns the summary.
 
@@ -41,14 +43,15 @@ def backtest(
     """
     settings = Settings()
     ticker = ticker or settings.tickers[0]
-    params = BacktestParams(ticker, start, end, source or settings.source, preset or settings.preset, refit_every,
-                            horizon or settings.horizon, epochs)  # fmt: skip
+    params = BacktestParams.from_settings(settings, start, end, ticker=ticker, source=source, preset=preset,
+                                          horizon=horizon, refit_every=refit_every, epochs=epochs, policy=policy,
+                                          compare_schedule=compare_schedule)  # fmt: skip
     folder = Path(output) if output else settings.home / "backtests" / f"{ticker}_{start}_{end}"
     run_id = flow_run.get_id()
     with Repository.from_url(settings.db_url, artifact_retention=settings.artifact_retention) as repo:
         summary = run_backtest_job(params, folder, repo, settings=settings, flow_run_id=str(run_id) if run_id else None)
     create_markdown_artifact(
-        f"# Backtest {ticker} {start}..{end}\n\npreset `{params.preset}`, refit every {refit_every}, run "
+        f"# Backtest {ticker} {start}..{end}\n\npreset `{params.preset}`, {params.policy} policy, run "
         f"{summary.get('run_id')} ({summary.get('status')})\n\n```\n{format_table(summary)}\n```\n",
         key="backtest-summary",
         description="Walk-forward backtest beside the baselines",

@@ -77,6 +77,13 @@ class ModelsUnitMixin(WriterBase):
         self.conn.execute(sa.update(versions_table).where(v.id == version_id).values(status="champion"))
         self._apply_retention(ticker)
 
+    def retire(self, version_id: int) -> None:
+        """Retire ``version_id`` (a challenger the gate rejected, or one that was dropped or is unusable)."""
+        v = versions_table.c
+        done = self.conn.execute(sa.update(versions_table).where(v.id == version_id).values(status="retired"))
+        if done.rowcount != 1:
+            raise ValueError(f"model version {version_id} does not exist")
+
     def prune_artifacts(self, keep: int, ticker: str | None = None) -> list[int]:
         """Delete the artefacts of versions that are neither a champion nor among the ``keep`` newest of their
         ticker (registry rows and metrics stay). Returns the ids of the versions pruned."""
@@ -114,15 +121,21 @@ class ModelsMixin(ReaderBase):
         with self._session() as session:
             return session.scalars(query).first()
 
-    def latest_full_fit(self, ticker: str) -> dt.date | None:
-        """The data end of the newest live full fit of ``ticker``, promoted or not (backtest versions excluded)."""
-        v = versions_table.c
-        query = sa.select(v.config).where(v.ticker == ticker, v.kind == "full").order_by(v.id.desc())
-        with self.engine.connect() as conn:
-            for config in conn.scalars(query):
-                if (config or {}).get("scope", "live") == "live" and "data_end" in config:
-                    return as_date(config["data_end"])
-        return None
+    def challenger(self, ticker: str) -> ModelVersion | None:
+        """The pending challenger of ``ticker``: its newest live version with status ``candidate`` and role
+        ``challenger`` (newer than the champion), if any."""
+        query = (
+            sa.select(ModelVersion)
+            .where(ModelVersion.ticker == ticker, ModelVersion.status == "candidate")
+            .order_by(ModelVersion.id.desc())
+            .limit(1)
+        )
+        with self._session() as session:
+            row = session.scalars(query).first()
+        champion = self.champion(ticker)
+        if row is None or (row.config or {}).get("role") != "challenger":
+            return None
+        return row if champion is None or row.id > champion.id else None
 
     def model_version(self, version_id: int) -> ModelVersion | None:
         """One model version by id."""

@@ -19,6 +19,7 @@ from forecaster.models.presets import get_preset
 def run_backtest_command(
     *, source: str | None, ticker: str | None, start: dt.datetime, end: dt.datetime, preset: str | None,
     refit_every: int, horizon: int | None, epochs: int | None, output: Path, store: bool = True,
+    policy: str = "production", compare_schedule: bool = False,
 ) -> dict:  # fmt: skip
     """Run the walk-forward backtest, write its outputs and (``store``) record it in the database.
 
@@ -29,8 +30,9 @@ def run_backtest_command(
     get_preset(preset)  # an unknown preset is a clear error before any data is fetched
     if start > end:
         raise ConfigError(f"--start {start.date()} is after --end {end.date()}")
-    params = BacktestParams(ticker or settings.tickers[0], start.date(), end.date(), source or settings.source,
-                            preset, refit_every, horizon or settings.horizon, epochs)  # fmt: skip
+    params = BacktestParams.from_settings(settings, start.date(), end.date(), ticker=ticker, source=source,
+                                          preset=preset, horizon=horizon, refit_every=refit_every, epochs=epochs,
+                                          policy=policy, compare_schedule=compare_schedule)  # fmt: skip
     with _open_repository(settings) if store else nullcontext() as repo:
         summary = run_backtest_job(params, output, repo, settings=settings)
     typer.echo(format_table(summary))

@@ -30,15 +30,19 @@ from forecaster.data.sources import parse_source
 from forecaster.data.validation import ensure_valid
 from forecaster.errors import ConfigError, NotEnoughDataError
 from forecaster.evaluation.backtest import forecast_origins, run_backtest
+from forecaster.models.base import Forecaster
 from forecaster.models.baselines import Drift, MovingAverage, Naive
 from forecaster.models.lstm import LSTMForecaster
 from forecaster.models.presets import get_preset
 from forecaster.plots import figures as plots
+from forecaster.policy import PolicySettings
+from forecaster.step import PolicyForecaster
 
 logger = logging.getLogger("flows.backtest")
 TABLE_METRICS = ("rmse", "mae", "mape", "r2", "mase", "u2", "directional_accuracy", "call_accuracy", "coverage80",
                  "coverage95", "winkler80", "dm_pvalue")  # fmt: skip
-MODEL_NAMES = ("lstm", "naive", "drift", "moving_average")  # summary.json and the database both use the models' names
+MODEL_NAMES = ("lstm", "lstm_schedule", "naive", "drift", "moving_average")
+POLICIES = ("production", "schedule")  # summary.json and the database both use the models' names
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,24 @@ class BacktestParams:
     refit_every: int = 20
     horizon: int = 5
     epochs: int | None = None
+    policy: str = "production"
+    compare_schedule: bool = False
+    policy_settings: dict[str, Any] | None = None  # the production policy's knobs (Settings.policy()), part of the key
+
+    @classmethod
+    def from_settings(cls, settings: Settings, start: dt.date, end: dt.date, *, ticker: str | None = None,
+                      source: str | None = None, preset: str | None = None, horizon: int | None = None,
+                      **given: Any) -> BacktestParams:  # fmt: skip
+        """A backtest's parameters: ``ticker`` (the first of ``tickers``), ``source``, ``preset`` and ``horizon``
+        left out take their settings; the production policy takes its knobs from ``settings.policy()``."""
+        policy = given.get("policy", "production")
+        knobs = asdict(settings.policy()) if policy == "production" else None
+        return cls(ticker or settings.tickers[0], start, end, source or settings.source, preset or settings.preset,
+                   horizon=horizon or settings.horizon, policy_settings=knobs, **given)  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ConfigError(f"policy must be production or schedule, got '{self.policy}'")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters (stored in ``runs.details``)."""
@@ -88,13 +110,14 @@ def run_backtest_job(params: BacktestParams, output: Path, repo: Repository | No
 
 
 def _compute(params: BacktestParams, output: Path) -> tuple[dict[str, Any], Any, LSTMForecaster]:
-    """Walk forward and write the outputs; returns the summary, the backtest result and the LSTM."""
+    """Walk forward and write the outputs; returns the summary, the backtest result and the LSTM that forecast at
+    the last origin."""
     result, lstm = _walk_forward(params)
     summary = _summary(result.summary, params)
     _write_outputs(output, result, summary)
     logger.info("backtest %s %s..%s: %d origins in %.1fs, wrote %s", params.ticker, params.start, params.end,
                 summary["n_forecasts"], summary["seconds"], output)  # fmt: skip
-    return summary, result, lstm
+    return summary, result, _final_model(lstm)
 
 
 def load_validated_prices(source: str, ticker: str, start: dt.date | None = None, end: dt.date | None = None):
@@ -103,6 +126,8 @@ def load_validated_prices(source: str, ticker: str, start: dt.date | None = None
 
 
 def _walk_forward(params: BacktestParams):
+    """Every model on the same origins: the LSTM as the production policy (``lstm``, ``policy=production``) or on
+    the fixed refit schedule (``lstm``, or ``lstm_schedule`` beside the policy with ``compare_schedule``)."""
     preset = get_preset(params.preset)
     if params.epochs:
         preset = preset.replace(epochs=params.epochs)
@@ -113,14 +138,28 @@ def _walk_forward(params: BacktestParams):
         raise NotEnoughDataError(
             f"only {before} rows up to the first origin {origins[0].date()}, but window {preset.window} needs more"
         )
-    lstm = LSTMForecaster(preset, params.horizon)
-    models = [lstm, Naive(), Drift(), MovingAverage()]
-    logger.info("walk-forward over %d origins %s..%s, refit every %s", len(origins), origins[0].date(),
-                origins[-1].date(), params.refit_every or "never")  # fmt: skip
+    schedule = LSTMForecaster(preset, params.horizon)
+    lstm: Forecaster = schedule
+    if params.policy == "production":
+        lstm = PolicyForecaster(preset, params.horizon, PolicySettings(**(params.policy_settings or {})))
+        schedule.name = "lstm_schedule"
+    lstms = [lstm, schedule] if params.policy == "production" and params.compare_schedule else [lstm]
+    models = [*lstms, Naive(), Drift(), MovingAverage()]
+    logger.info("walk-forward over %d origins %s..%s, %s", len(origins), origins[0].date(), origins[-1].date(),
+                _cadence(params))  # fmt: skip
     with logging_redirect_tqdm(), tqdm(total=len(origins) * len(models), unit="origin", desc="walk-forward") as bar:
         result = run_backtest(models, prices, params.start, params.end, horizon=params.horizon,
                               refit_every=params.refit_every or None, on_step=bar.update)  # fmt: skip
     return result, lstm
+
+
+def _final_model(lstm: Forecaster) -> LSTMForecaster:
+    """The LSTM that forecast at the last origin: the policy's champion, or the scheduled model itself."""
+    if isinstance(lstm, PolicyForecaster):
+        assert lstm.state_.champion is not None
+        return lstm.state_.champion.model
+    assert isinstance(lstm, LSTMForecaster)
+    return lstm
 
 
 def _summary(raw: dict[str, Any], params: BacktestParams) -> dict[str, Any]:
@@ -132,17 +171,7 @@ def _write_outputs(output: Path, result, summary: dict) -> None:
     output.mkdir(parents=True, exist_ok=True)
     (output / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     result.forecasts.to_csv(output / "forecasts.csv", index=False, date_format="%Y-%m-%d")
-    lstm = result.forecasts[result.forecasts["model"] == "lstm"]
-    outcomes = lstm
-    figures = {
-        "track_record.png": plots.plot_track_record(outcomes, sessions=len(outcomes)),
-        "rolling_skill.png": plots.plot_rolling_skill(outcomes),
-        "calibration.png": plots.plot_calibration(outcomes),
-        "residuals.png": plots.plot_residuals(outcomes),
-    }
-    if result.histories:
-        figures["training.png"] = plots.plot_training(result.histories[-1], kind="full")
-    for name, fig in figures.items():
+    for name, fig in plots.backtest_figures(result.forecasts, summary, histories=result.histories).items():
         plots.save_figure(fig, output / name)
 
 
@@ -176,3 +205,9 @@ def format_table(summary: dict) -> str:
         cells = (f"{summary[name].get(m, float('nan')):>{w}.4g}" for m, w in zip(TABLE_METRICS, widths, strict=True))
         rows.append(f"{name:<15}" + "".join(cells))
     return "\n".join(rows)
+
+
+def _cadence(params: BacktestParams) -> str:
+    if params.policy == "production":
+        return "production policy" + (" beside the fixed schedule" if params.compare_schedule else "")
+    return f"fixed schedule: refit every {params.refit_every or 'never'}"

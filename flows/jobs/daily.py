@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from db.schema import ModelVersion
 from flows.jobs.bundles import artifact_hint, load_version, pack_model
 from flows.jobs.lifecycle import RunKey, RunOutcome, TrackedRun, tracked_run
 from flows.settings import Settings
-from forecaster.data.calendar import is_session, last_completed_session, sessions
+from forecaster.data.calendar import is_session, last_completed_session
 from forecaster.data.revisions import PriceRevision, price_revisions, restated_dates
 from forecaster.data.revisions import describe as describe_revisions
 from forecaster.data.sources import parse_source
@@ -31,7 +32,8 @@ from forecaster.evaluation.metrics import LIVE, score
 from forecaster.models.lstm import LSTMForecaster  # no TensorFlow at import: Keras loads on the first fit or load
 from forecaster.models.networks import ArtifactError
 from forecaster.models.presets import get_preset
-from forecaster.policy import ChampionFacts, GateDecision, TrainingDecision, decide_training, gate, oos_scores
+from forecaster.policy import TrainingDecision
+from forecaster.step import PolicyState, StepResult, Version, policy_step
 
 logger = logging.getLogger("flows.jobs.daily")
 Fetch = Callable[[str, str, dt.date, dt.date], pd.DataFrame]
@@ -115,35 +117,45 @@ def run_ticker(params: JobParams, settings: Settings, repo: Repository, *, fetch
 
 
 def _run_job(run: TrackedRun, params: JobParams, settings: Settings, fetch: Fetch) -> JobResult:
-    """The steps of a started run: every write happens in one transaction at the end."""
+    """The steps of a started run: load → the policy step → store; every write in one transaction at the end."""
     repo, tag = run.repo, f"{params.ticker} {params.as_of}"
     fetched = load_prices(repo, params, settings, fetch)
     prices = fetched.history
     logger.info("%s: prices: %d sessions, %d fetched", tag, len(prices), len(fetched.bars))
     outcomes = repo.live_outcomes(params.ticker, params.as_of, pending=fetched.bars, revisions=fetched.revisions)
     live = score(outcomes, metrics=LIVE)
-    champion = _in_new_units(load_champion(repo, params, live), fetched.revisions)
-    decision = _decide(params, settings, champion)
-    logger.info("%s: %s retrain: %s", tag, decision.kind, decision.reason)
-    # the champion's record is taken before a fine-tune changes it (the candidate may be the champion itself)
-    champion_model = None if champion is None else champion.model
-    champion_track = None if champion_model is None else champion_model.track_record()
-    candidate, fallback = train_candidate(decision, champion, prices, params)
-    verdict, scores = gate_candidate(candidate, champion_track, settings)
-    logger.info("%s: gate: %s", tag, verdict.reason)
-    today = candidate if verdict.promote or fallback is None else fallback.update(prices, finetune=False)
-    forecasts = today.predict(params.horizon)
-    logger.info("%s: forecast: %d horizons", tag, len(forecasts))
-    artifact, sha = pack_model(candidate)
-    trained = Trained(candidate, None if champion is None else champion.row, verdict, decision, scores)
-    version = _version(params, trained, sha)
-    used, version_id = _persist(run, params, trained, fetched, forecasts, live, version, artifact)
+    state, unusable, warning = load_state(repo, params, fetched.revisions)
+    step = policy_step(state, prices, preset=get_preset(params.preset), horizon=params.horizon,
+                       settings=settings.policy(), live=live, mode=params.retrain)  # fmt: skip
+    if step.verdict is not None:
+        logger.info("%s: gate: %s", tag, step.verdict.reason)
+    if step.decision is not None:
+        reason = step.decision.reason if warning is None else f"{step.decision.reason} ({warning})"
+        step = replace(step, decision=TrainingDecision(step.decision.kind, reason))
+        logger.info("%s: %s retrain: %s -> %s", tag, step.decision.kind, reason, step.candidate_role)
+    logger.info("%s: forecast by version %s: %d horizons", tag, step.forecast_by.ref or "new", len(step.forecasts))
+    artifact = None if step.candidate is None else pack_model(step.candidate)
+    used, version_id = _persist(run, params, step, fetched, live, artifact, unusable)
     logger.info("%s: stored: run %d, model version %d", tag, run.id, used)
+    forecasts = step.forecasts
     records = forecasts.assign(
         as_of=forecasts["as_of"].dt.strftime("%Y-%m-%d"), target_date=forecasts["target_date"].dt.strftime("%Y-%m-%d")
     ).to_dict("records")
-    return JobResult(params.ticker, str(params.as_of), "succeeded", run.id, used, version_id, verdict.promote,
-                     decision.reason, verdict.reason, finite_scores(live), records)  # fmt: skip
+    return JobResult(params.ticker, str(params.as_of), "succeeded", run.id, used, version_id, promoted(step),
+                     "" if step.decision is None else step.decision.reason, gate_text(step), finite_scores(live),
+                     records)  # fmt: skip
+
+
+def promoted(step: StepResult) -> bool:
+    """A new champion today: the challenger passed the gate, or the new model replaced no usable champion."""
+    return (step.verdict is not None and step.verdict.promote) or step.candidate_role == "champion"
+
+
+def gate_text(step: StepResult) -> str:
+    """The gate's verdict in words ("" when nothing was graded)."""
+    if step.verdict is not None:
+        return step.verdict.reason
+    return "no champion yet: the new model is the champion at once" if step.candidate_role == "champion" else ""
 
 
 @dataclass(frozen=True)
@@ -189,154 +201,109 @@ def _final_bars(fetched: pd.DataFrame) -> pd.DataFrame:
     return ensure_valid(fetched.loc[: pd.Timestamp(last_completed_session())] if len(fetched) else fetched)
 
 
-@dataclass(frozen=True)
-class Champion:
-    """The champion's registry row and its model, loaded once per run; ``model`` is None when its artefact is
-    unusable (``warning`` says why; the policy then retrains fully)."""
+def load_state(
+    repo: Repository, params: JobParams, revisions: tuple[PriceRevision, ...]
+) -> tuple[PolicyState, list[int], str | None]:
+    """The stored champion and pending challenger as the policy sees them (each model loaded once: database →
+    verified cache), the ids of unusable versions, and a warning saying why they are unusable.
 
-    row: ModelVersion
-    model: LSTMForecaster | None
-    facts: ChampionFacts | None = None
-    warning: str | None = None
-
-
-@dataclass(frozen=True)
-class Trained:
-    """What training and the gate produced: the candidate, its parent row, the verdicts and the gate scores."""
-
-    candidate: LSTMForecaster
-    parent: ModelVersion | None
-    verdict: GateDecision
-    decision: TrainingDecision
-    scores: dict[str, Any]
-
-
-def load_champion(repo: Repository, params: JobParams, live: dict[str, float]) -> Champion | None:
-    """The champion (row, model, policy facts), or None when there is none; a broken artefact gives no model.
-
-    ``live`` holds the live scores up to and including ``as_of`` (today's close counts).
+    A version is unusable when its artefact is broken, or when restated history (a split) put it in the old units
+    and it learnt price levels; the policy then goes on without it (a full retrain when it was the champion).
     """
-    row = repo.champion(params.ticker)
-    if row is None:
-        return None
-    if dt.date.fromisoformat(str(row.config.get("data_end", row.train_end))) > params.as_of:
-        raise SourceError(
-            f"the champion of {params.ticker} (version {row.id}) was trained on data after {params.as_of}; "
-            "runs must go forward in time (backfill from an empty database to replay history)"
-        )
+    versions: list[Version | None] = []
+    unusable, warnings = [], []
+    for role, row in (("champion", repo.champion(params.ticker)), ("challenger", repo.challenger(params.ticker))):
+        if row is None:
+            versions.append(None)
+            continue
+        if dt.date.fromisoformat(str(row.config.get("data_end", row.train_end))) > params.as_of:
+            raise SourceError(
+                f"the {role} of {params.ticker} (version {row.id}) was trained on data after {params.as_of}; "
+                "runs must go forward in time (backfill from an empty database to replay history)"
+            )
+        model, problem = _usable_model(repo, row, revisions)
+        if model is None:
+            logger.warning("%s %s: %s version %d unusable: %s", params.ticker, params.as_of, role, row.id, problem)
+            unusable.append(row.id)
+            warnings.append(f"{role} artefact unusable: {problem}")
+            versions.append(None)
+            continue
+        versions.append(Version(model, pd.Timestamp(row.config["data_end"]), pd.Timestamp(row.config["full_fit_as_of"]),
+                                row.config["fingerprint"], partial(load_version, repo, row), row.id))  # fmt: skip
+    return PolicyState(*versions), unusable, "; ".join(warnings) or None
+
+
+def _usable_model(repo: Repository, row: ModelVersion,
+                  revisions: tuple[PriceRevision, ...]) -> tuple[LSTMForecaster | None, str]:  # fmt: skip
+    """The version's model, or None and why not."""
     try:
         model = load_version(repo, row)
     except ArtifactError as exc:
-        logger.warning("champion version %d unusable, falling back to a full retrain: %s", row.id, exc)
-        return Champion(row, None, warning=f"champion artefact unusable: {exc}")
-    full_fit = dt.date.fromisoformat(row.config["full_fit_as_of"])
-    attempt = repo.latest_full_fit(params.ticker)
-    facts = ChampionFacts(
-        fingerprint=row.config["fingerprint"], sessions_since_full_fit=_sessions_between(full_fit, params.as_of),
-        live_u2=float(live.get("u2", np.nan)), live_n=int(np.nan_to_num(live.get("n", 0))),
-        sessions_since_full_attempt=None if attempt is None or attempt <= full_fit
-        else _sessions_between(attempt, params.as_of),
-    )  # fmt: skip
-    return Champion(row, model, facts)
+        return None, str(exc)
+    if revisions and model.preset_.target == "price":
+        return None, f"history restated ({describe_revisions(revisions)}): it learnt price levels in the old units"
+    return model, ""
 
 
-def _in_new_units(champion: Champion | None, revisions: tuple[PriceRevision, ...]) -> Champion | None:
-    """After restated history, a champion that learnt price levels (scaler, inputs) is in the old units: unusable,
-    like a broken artefact, so the run retrains fully and never forecasts with it. Scale-free models stay usable."""
-    if not revisions or champion is None or champion.model is None or champion.model.preset_.target != "price":
-        return champion
-    warning = f"history restated ({describe_revisions(revisions)}): the champion learnt price levels in the old units"
-    logger.warning("%s: %s", champion.row.ticker, warning)
-    return Champion(champion.row, None, None, warning)
-
-
-def _decide(params: JobParams, settings: Settings, champion: Champion | None) -> TrainingDecision:
-    decision = decide_training(params.retrain, None if champion is None else champion.facts, _fingerprint(params),
-                               max_age=settings.max_champion_age, drift_u2=settings.drift_u2)  # fmt: skip
-    if champion is not None and champion.warning:
-        return TrainingDecision(decision.kind, f"{decision.reason} ({champion.warning})")
-    return decision
-
-
-def train_candidate(decision: TrainingDecision, champion: Champion | None, prices: pd.DataFrame,
-                    params: JobParams) -> tuple[LSTMForecaster, LSTMForecaster | None]:  # fmt: skip
-    """A new model, a full fit or the champion fine-tuned on the new data, and the champion to fall back on.
-
-    Returns:
-        ``(candidate, fallback)``: ``fallback`` is the champion as loaded (a forecast-only copy when the candidate
-        is the champion itself, fine-tuned), or None without a usable champion.
-    """
-    if champion is None or champion.model is None:
-        return LSTMForecaster(get_preset(params.preset), horizon=params.horizon).fit(prices), None
-    if decision.kind == "full":
-        return LSTMForecaster(get_preset(params.preset), horizon=params.horizon).fit(prices), champion.model
-    fallback = champion.model.frozen_copy()
-    return champion.model.update(prices, finetune=True), fallback
-
-
-def gate_candidate(candidate: LSTMForecaster, champion_track: pd.DataFrame | None,
-                   settings: Settings) -> tuple[GateDecision, dict]:  # fmt: skip
-    """Compare the candidate with the champion (and naive) out of sample: on the newest ``gate_window`` sessions of
-    their track records that neither had trained on when it forecast them (:func:`forecaster.policy.oos_scores`)."""
-    cand, champ = oos_scores(candidate.track_record(), champion_track, settings.gate_window)
-    verdict = gate(cand, champ, tolerance=settings.gate_tolerance, max_u2=settings.gate_max_u2)
-    return verdict, {"candidate": cand, "champion": champ}
-
-
-def _sessions_between(first: dt.date, last: dt.date) -> int:
-    """NYSE sessions after ``first`` up to ``last``."""
-    return len(sessions(first, last)) - 1
-
-
-def _version(params: JobParams, trained: Trained, sha: str) -> NewModelVersion:
-    """The registry row of the run's candidate."""
-    candidate, parent = trained.candidate, trained.parent
-    full_fit = params.as_of if candidate.kind_ == "full" or parent is None else parent.config["full_fit_as_of"]
-    config = {"preset": candidate.preset_.to_dict(), "fingerprint": _fingerprint(params), "horizon": params.horizon,
-              "full_fit_as_of": str(full_fit), "data_end": str(params.as_of)}  # fmt: skip
-    metrics = {"validation": candidate.validation_, "gate": trained.scores, "gate_decision": trained.verdict.reason,
+def _new_version(params: JobParams, step: StepResult, sha: str) -> NewModelVersion:
+    """The registry row of the run's candidate (a challenger, or the champion when there was none)."""
+    candidate = step.candidate
+    assert candidate is not None and step.decision is not None
+    new = step.state.champion if step.candidate_role == "champion" else step.state.challenger
+    assert new is not None
+    parent = None if step.candidate_role == "champion" else step.state.champion
+    config = {"preset": candidate.preset_.to_dict(), "fingerprint": new.fingerprint, "horizon": params.horizon,
+              "full_fit_as_of": str(new.full_fit_on.date()), "data_end": str(params.as_of),
+              "role": step.candidate_role, "scope": "live"}  # fmt: skip
+    metrics = {"validation": candidate.validation_, "decision": step.decision.reason,
                "history": _curves(candidate.history_), "fit_history": _curves(candidate.fit_history_)}  # fmt: skip
     return NewModelVersion(
-        params.ticker, candidate.kind_, None if parent is None else parent.id, candidate.preset_.name, config,
+        params.ticker, candidate.kind_, None if parent is None else parent.ref, candidate.preset_.name, config,
         candidate.train_start_.date(), candidate.train_end_.date(), metrics, artifact_hint(sha), sha,
     )  # fmt: skip
 
 
-def _persist(run: TrackedRun, params: JobParams, trained: Trained, fetched: FetchedPrices, forecasts: pd.DataFrame,
-             live: dict[str, float], version: NewModelVersion, artifact: bytes) -> tuple[int, int]:  # fmt: skip
-    """Every write of the run in one transaction, the model artefact and any restated history included; returns
-    the ids of the version used today and of the new one."""
-    verdict, run_id = trained.verdict, run.id
+def _persist(run: TrackedRun, params: JobParams, step: StepResult, fetched: FetchedPrices, live: dict[str, float],
+             artifact: tuple[bytes, str] | None, unusable: list[int]) -> tuple[int, int | None]:  # fmt: skip
+    """Every write of the run in one transaction (the new model and its artefact, the gate's verdict, restated
+    history included); returns the ids of the version that forecast today and of the new one."""
+    run_id, verdict = run.id, step.verdict
     assert run_id is not None
     with run.repo.transaction() as tx:
         tx.write_prices(params.ticker, fetched.bars, params.source, fetched.revisions)
         tx.record_price_revisions(params.ticker, fetched.revisions, detected_on=params.as_of, run_id=run_id,
                                   source=params.source)  # fmt: skip
-        version_id = tx.add_model_version(version, artifact=artifact)
-        if verdict.promote:
-            tx.promote(version_id)
-        used = version_id if verdict.promote or trained.parent is None else trained.parent.id
+        for version_id in unusable + ([] if step.dropped is None else [step.dropped.ref]):
+            tx.retire(version_id)
+        if verdict is not None and step.graded is not None and step.graded.ref is not None:
+            (tx.promote if verdict.promote else tx.retire)(step.graded.ref)
+        new_id = None
+        if step.candidate is not None and artifact is not None:
+            new_id = tx.add_model_version(_new_version(params, step, artifact[1]), artifact=artifact[0])
+            if step.candidate_role == "champion":
+                tx.promote(new_id)
+            tx.write_metrics(run_id, new_id, "validation", finite_scores(step.candidate.validation_), None,
+                             params.as_of)  # fmt: skip
+        used = step.forecast_by.ref if step.forecast_by.ref is not None else new_id
+        assert used is not None
         if params.writes_forecasts:
-            tx.upsert_forecasts(run_id, used, params.ticker, forecasts, scope="live", model="lstm")
-        tx.write_metrics(run_id, version_id, "validation", finite_scores(trained.candidate.validation_), None,
-                         params.as_of)  # fmt: skip
+            tx.upsert_forecasts(run_id, used, params.ticker, step.forecasts, scope="live", model="lstm")
         if live.get("n"):
             tx.write_metrics(run_id, used, "live", finite_scores(live), None, params.as_of)
-        details = {"decision": trained.decision.reason, "gate": verdict.reason, "promoted": verdict.promote,
-                   "candidate_version_id": version_id}  # fmt: skip
+        details: dict[str, Any] = step.trail() | {
+            "decision": "" if step.decision is None else step.decision.reason,
+            "promoted": promoted(step), "gate_text": gate_text(step), "candidate_version_id": new_id,
+            "gate_scores": {k: finite_scores(v) for k, v in step.gate.items()},
+        }  # fmt: skip
         if fetched.revisions:
             details["restated"] = describe_revisions(fetched.revisions)
         run.commit(tx, RunOutcome(used, details))
-    return used, version_id
+    return used, new_id
 
 
 def _curves(history: dict[str, Any] | None) -> dict[str, list[float | None]]:
     """Keras loss curves as JSON (non-finite values as null); reports draw them from the registry."""
     return {k: [float(v) if np.isfinite(v) else None for v in values] for k, values in (history or {}).items()}
-
-
-def _fingerprint(params: JobParams) -> str:
-    return f"{get_preset(params.preset).fingerprint()}-h{params.horizon}"
 
 
 def finite_scores(values: dict[str, Any]) -> dict[str, float]:

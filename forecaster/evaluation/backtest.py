@@ -18,6 +18,7 @@ import pandas as pd
 from forecaster.errors import ConfigError, NotEnoughDataError
 from forecaster.evaluation import metrics
 from forecaster.models.base import Forecaster
+from forecaster.step import trail_counts
 
 
 @dataclass
@@ -58,13 +59,16 @@ def walk_forward(
     """Forecasts of ``model`` from each origin, using only rows dated up to it, joined to the actual closes.
 
     Args:
-        refit_every: full ``fit`` every this many origins; ``None`` or 0 fits once, then only updates.
+        refit_every: full ``fit`` every this many origins; ``None`` or 0 fits once, then only updates. A model
+            that ``schedules_itself`` (the production policy, :class:`forecaster.step.PolicyForecaster`) is fitted
+            once and decides itself when to retrain.
         on_step: called after each origin (progress bars).
     """
     frames = []
+    refit = None if getattr(model, "schedules_itself", False) else refit_every
     for i, origin in enumerate(origins):
         history = prices.loc[:origin]
-        if i == 0 or (refit_every and i % refit_every == 0):
+        if i == 0 or (refit and i % refit == 0):
             model.fit(history)
         else:
             model.update(history)
@@ -110,11 +114,13 @@ def run_backtest(
     t0 = time.perf_counter()
     origins = forecast_origins(prices, start, end)
     scale = metrics.naive_scale(prices.loc[: origins[0], "close"].to_numpy())
-    frames, histories = [], []
+    frames, histories, trails = [], [], {}
     for model in models:
         frames.append(walk_forward(model, prices, origins, horizon=horizon, refit_every=refit_every, on_step=on_step))
         if history := getattr(model, "fit_history_", None):
             histories.append(history)
+        if trail := getattr(model, "trail_", None):
+            trails[model.name] = {"counts": trail_counts(trail), "trail": trail}
     forecasts = pd.concat(frames, ignore_index=True)
     start_, end_ = pd.Timestamp(start), pd.Timestamp(end)
     summary = summarise(metrics.with_volatility(forecasts, prices["close"]), scale, start_, end_)
@@ -128,4 +134,6 @@ def run_backtest(
         mase_scale=scale,
         seconds=round(time.perf_counter() - t0, 2),
     )
+    if trails:
+        summary["policy"] = trails
     return BacktestResult(forecasts=forecasts, summary=summary, histories=histories)

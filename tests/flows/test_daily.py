@@ -76,13 +76,20 @@ def test_non_trading_day_writes_nothing(repo, home):
     assert store_digest(home) == {}
 
 
-def test_forced_full_retrain_and_gate_decision_are_recorded(repo):
-    run(DAY1)
+def test_a_forced_full_retrain_registers_a_challenger_and_the_decision_is_recorded(repo):
+    first = run(DAY1)[0]
     result = run(DAY2, retrain="full")[0]
-    assert result["decision"] == "full retrain requested"
-    assert result["gate"].startswith(("promoted", "kept champion"))
+    assert result["decision"] == "full retrain requested" and result["gate"] == "" and not result["promoted"]
+    challenger = repo.model_version(result["candidate_version_id"])
+    assert (challenger.kind, challenger.status, challenger.parent_id) == (
+        "full",
+        "candidate",
+        first["model_version_id"],
+    )
+    assert challenger.config["role"] == "challenger" and repo.challenger("TSLA").id == challenger.id
+    assert result["model_version_id"] == first["model_version_id"], "the champion forecasts while it is in shadow"
     details = repo.run(result["run_id"]).details
-    assert details["gate"] == result["gate"] and isinstance(details["promoted"], bool)
+    assert details["trained"] == "full" and details["gate"] is None and details["promoted"] is False
     asked = {"source": ARGS["source"], "preset": ARGS["preset"], "horizon": 3, "retrain": "full", "as_of": str(DAY2)}
     assert asked.items() <= details.items(), "a succeeded run keeps the parameters it started with"
 
@@ -138,15 +145,20 @@ def test_bad_prices_fail_the_run_with_the_problem_list(repo, home, tmp_path, mon
     assert count_rows(repo)["prices"] == 0 and store_digest(home) == {}
 
 
-def test_a_full_retrain_rejected_by_the_gate_is_not_retried_every_day(repo, monkeypatch):
-    monkeypatch.setenv("TSLA_FORECAST_MAX_CHAMPION_AGE", "2")
-    monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "0")  # the gate rejects every candidate once a champion exists
+def test_a_rejected_challenger_is_retired_the_champion_keeps_forecasting_and_a_new_one_is_trained(repo, monkeypatch):
+    monkeypatch.setenv("TSLA_FORECAST_GATE_WINDOW", "2")
+    monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "0")  # the gate rejects every challenger
     days = [dt.date(2024, 6, d) for d in (3, 4, 5, 6, 7)]
-    decisions = [run(day)[0]["decision"] for day in days]
-    kinds = [repo.model_version(r.details["candidate_version_id"]).kind for r in _runs(repo)]
-    assert kinds == ["full", "finetune", "full", "finetune", "full"], decisions
-    assert "rejected by the gate (next in 1)" in decisions[3]
-    assert repo.champion("TSLA").id == _runs(repo)[0].model_version_id, "the first model stays champion"
+    results = [run(day)[0] for day in days]
+    trained = [repo.run(r["run_id"]).details["trained"] for r in results]
+    assert trained == ["full", "finetune", None, "finetune", None], "a challenger every 2 sessions"
+    graded = repo.run(results[3]["run_id"]).details
+    assert graded["gate"] == "rejected" and graded["fallback"] and "exceeds 0.00" in results[3]["gate"]
+    champion = results[0]["model_version_id"]
+    assert {r["model_version_id"] for r in results} == {champion}, "the first model forecast every day"
+    assert repo.model_version(results[1]["candidate_version_id"]).status == "retired"
+    assert repo.challenger("TSLA").id == results[3]["candidate_version_id"]
+    assert repo.champion("TSLA").id == champion
 
 
 def _runs(repo):

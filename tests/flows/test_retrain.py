@@ -1,6 +1,7 @@
-"""retrain-model under a Prefect test harness, on SQLite and PostgreSQL: a full retrain that trains, gates and
-registers a model version (with its artefact) but writes no forecasts; one run per (ticker, as_of), apart from the
-daily run of that day; its champion is the one the next daily run fine-tunes; a fault leaves only a failed run row.
+"""retrain-model under a Prefect test harness, on SQLite and PostgreSQL: a full retrain that trains and registers
+a model version (with its artefact) but writes no forecasts: the champion when there is none, else a challenger that
+the daily runs grade after its shadow window; one run per (ticker, as_of), apart from the daily run of that day; a
+fault leaves only a failed run row.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from forecaster.data.calendar import last_completed_session
 from tests.db.helpers import count_rows, table_snapshot
 from tests.flows.conftest import db_state, store_digest
 
-DAY1, DAY2, SATURDAY = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 8)
+DAY1, DAY2, DAY3, SATURDAY = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 5), dt.date(2024, 6, 8)
 FRIDAY, SUNDAY_6AM = dt.date(2024, 6, 7), pd.Timestamp("2024-06-09 06:00", tz="America/New_York")  # the weekly cron
 ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}
 SCHEDULED_SETTINGS = {"TICKERS": '["TSLA", "NVDA"]', "SOURCE": "synthetic:3", "PRESET": "smoke", "HORIZON": "3"}
@@ -61,7 +62,7 @@ def test_the_weekly_retrain_registers_a_champion_per_ticker_once(
     ]
     for result in results:
         assert result["decision"] == "full retrain requested"
-        assert result["promoted"] and result["gate"].startswith("no champion yet")
+        assert result["promoted"] and result["gate"].startswith("no champion yet")  # nothing to grade against
         version = repo.model_version(result["candidate_version_id"])
         assert (version.kind, version.status, version.parent_id, version.preset) == ("full", "champion", None, "smoke")
         assert version.config["horizon"] == 3 and version.train_end == FRIDAY
@@ -84,50 +85,54 @@ def test_the_weekly_retrain_registers_a_champion_per_ticker_once(
     assert _everything(repo, backend_home) == before, "a second retrain of the same session changes nothing"
 
 
-def test_a_retrain_rejected_by_the_gate_keeps_the_champion_and_the_days_forecasts(
-    backend_repo: Repository, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    repo = backend_repo
-    first = daily(DAY1)
-    champion, forecasts = first["model_version_id"], table_snapshot(repo, "forecasts")
-    monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "0")  # the gate rejects every candidate once a champion exists
-
-    result = retrain(DAY1)[0]
-    assert result["status"] == "succeeded", "a retrain is its own run key, beside the daily run of the same day"
-    assert result["decision"] == "full retrain requested" and result["gate"].startswith("kept champion")
-    assert not result["promoted"] and result["model_version_id"] == champion
-    candidate = repo.model_version(result["candidate_version_id"])
-    assert (candidate.kind, candidate.status, candidate.parent_id) == ("full", "candidate", champion)
-    assert repo.champion("TSLA").id == champion and repo.model_version(champion).status == "champion"
-    assert table_snapshot(repo, "forecasts") == forecasts, "the day's published forecasts are untouched"
-    assert repo.run(result["run_id"]).details["promoted"] is False
-    assert daily(DAY1)["status"] == "already_done", "and the daily run of that day is still done"
-
-
-def test_a_promoted_retrain_is_the_champion_the_next_daily_run_fine_tunes(
-    backend_repo: Repository, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    repo = backend_repo
+def _retrain_then_daily(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict, list[dict]]:
+    """DAY1's daily run, a retrain the same day (a full challenger), then daily runs until it is graded."""
+    monkeypatch.setenv("TSLA_FORECAST_GATE_WINDOW", "2")
     first = daily(DAY1)
     forecasts = table_snapshot(repo, "forecasts")
-    monkeypatch.setenv("TSLA_FORECAST_GATE_TOLERANCE", "1e6")  # the gate passes every candidate
-    monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "1e6")
-
     result = retrain(DAY1)[0]
-    assert result["promoted"] and result["gate"].startswith("promoted")
-    retrained = result["candidate_version_id"]
-    assert result["model_version_id"] == retrained == repo.champion("TSLA").id
-    assert repo.model_version(first["model_version_id"]).status == "retired"
-    assert table_snapshot(repo, "forecasts") == forecasts, "a retrain does not restate the day's forecasts"
+    assert result["status"] == "succeeded", "a retrain is its own run key, beside the daily run of the same day"
+    assert result["decision"] == "full retrain requested" and result["gate"] == "" and not result["promoted"]
+    challenger = repo.model_version(result["candidate_version_id"])
+    assert (challenger.kind, challenger.status, challenger.parent_id) == (
+        "full",
+        "candidate",
+        first["model_version_id"],
+    )
+    assert table_snapshot(repo, "forecasts") == forecasts, "the day's published forecasts are untouched"
+    assert daily(DAY1)["status"] == "already_done", "and the daily run of that day is still done"
+    return first, result, [daily(DAY2), daily(DAY3)]
 
-    monkeypatch.delenv("TSLA_FORECAST_GATE_TOLERANCE")
-    monkeypatch.delenv("TSLA_FORECAST_GATE_MAX_U2")
-    second = daily(DAY2)
-    assert second["status"] == "succeeded" and "sessions from its full fit" in second["decision"]
-    finetuned = repo.model_version(second["candidate_version_id"])
-    assert (finetuned.kind, finetuned.parent_id) == ("finetune", retrained)
+
+def test_a_retrained_challenger_the_gate_rejects_is_retired_and_the_champion_keeps_forecasting(
+    backend_repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = backend_repo
+    monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "0")  # the gate rejects every challenger
+    first, retrained, (second, third) = _retrain_then_daily(repo, monkeypatch)
+    assert second["gate"] == "" and second["candidate_version_id"] is None, "one session in shadow: not graded yet"
+    assert third["gate"].startswith("rejected") and not third["promoted"]
+    assert second["model_version_id"] == third["model_version_id"] == first["model_version_id"]
+    assert repo.model_version(retrained["candidate_version_id"]).status == "retired"
+    assert repo.champion("TSLA").id == first["model_version_id"]
+
+
+def test_a_retrained_challenger_the_gate_promotes_forecasts_and_is_fine_tuned_next(
+    backend_repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = backend_repo
+    monkeypatch.setenv("TSLA_FORECAST_GATE_TOLERANCE", "1e6")  # the gate passes every challenger
+    monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "1e6")
+    first, retrained, (second, third) = _retrain_then_daily(repo, monkeypatch)
+    new = retrained["candidate_version_id"]
+    assert third["promoted"] and third["gate"].startswith("promoted")
+    assert third["model_version_id"] == new == repo.champion("TSLA").id, "it forecasts from the day it is promoted"
+    assert second["model_version_id"] == first["model_version_id"]
+    assert repo.model_version(first["model_version_id"]).status == "retired"
+    finetuned = repo.model_version(third["candidate_version_id"])
+    assert (finetuned.kind, finetuned.parent_id, finetuned.status) == ("finetune", new, "candidate")
     assert finetuned.config["full_fit_as_of"] == str(DAY1)
-    assert count_rows(repo)["forecasts"] == 6
+    assert count_rows(repo)["forecasts"] == 9
 
 
 def test_a_non_trading_day_retrains_nothing(backend_repo: Repository, backend_home: Path) -> None:
