@@ -51,11 +51,13 @@ class Settings(BaseSettings):
     )
     gate_tolerance: float = Field(1.0, gt=0, description="challenger's gate score must be <= tolerance x champion's")
     gate_max_u2: float = Field(1.25, description="a challenger whose U2 vs naive exceeds this is never promoted")
-    fetch_retries: int = Field(2, description="Prefect retries of the price fetch (each with backoff)")
+    fetch_retries: int = Field(
+        2, description="Prefect retries of a price fetch the source could not answer (5 s, then 30 s apart)"
+    )
     final_bar_retry_delays: list[float] = Field(
         [900, 1800, 3600, 3600, 3600],
-        description="seconds before each new attempt of a run whose source has no final bar for as_of yet "
-        "(Yahoo is sometimes late): 2.75 hours in all by default; [] fails at once",
+        description="seconds before each new attempt of a scheduled run whose live source (Yahoo, sometimes late) "
+        "has no final bar for as_of yet: 2.75 hours in all by default; [] fails at once. A file is never waited for",
     )
     artifact_retention: int = Field(
         30, ge=0, description="keep the model artefacts of every champion and of the newest N versions per ticker"
@@ -74,7 +76,9 @@ class Settings(BaseSettings):
     )
     smtp_timeout: float = Field(30.0, description="seconds to wait for the SMTP server")
     email_retries: int = Field(3, description="retries of a failed email delivery; then a warning on the run")
-    email_retry_delay: float = Field(30.0, description="seconds between email delivery attempts")
+    email_retry_delay: float = Field(
+        30.0, description="seconds before the first email retry; the k-th retry waits k times this (30, 60, 90 s)"
+    )
     dask_address: str | None = None
     # operations: catch-up of missed sessions, alerts
     catchup_max_sessions: int = Field(
