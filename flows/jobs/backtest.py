@@ -193,6 +193,9 @@ def _persist(run: TrackedRun, params: BacktestParams, result, summary: dict, lst
         for model, per_h in result.summary["by_horizon"].items():  # the models' own names, as in forecasts
             named = {f"{model}.h{h}.{name}": value for h, scores in per_h.items() for name, value in scores.items()}
             tx.write_metrics(run_id, version_id, "backtest", finite_scores(named), start, end)
+        for model, trail in result.summary.get("policy", {}).items():  # the policy trail: lstm.policy.promotions, ...
+            counts = {f"{model}.policy.{name}": value for name, value in trail["counts"].items()}
+            tx.write_metrics(run_id, version_id, "backtest", finite_scores(counts), start, end)
         run.commit(tx, RunOutcome(version_id, {"summary": json.loads(json.dumps(summary, default=str))}))
 
 

@@ -50,6 +50,11 @@ def test_csv_without_close_column(cli, tmp_path, price_csv):
     assert_one_line_error(result, "has no 'close' column")
 
 
+def test_unknown_policy(cli, price_csv):
+    args = ["backtest", "--source", f"csv:{price_csv}", "--start", "2023-03-01", "--end", "2023-03-10"]
+    assert_one_line_error(cli(*args, "--policy", "sometimes"), "policy must be production or schedule")
+
+
 def test_start_after_end(cli, price_csv):
     result = cli("backtest", "--source", f"csv:{price_csv}", "--start", "2023-03-10", "--end", "2023-03-01")
     assert_one_line_error(result, "--start 2023-03-10 is after --end 2023-03-01")
@@ -92,6 +97,8 @@ def test_backtest_writes_summary_forecasts_and_plots(cli, price_csv, tmp_path):
     assert {"u2", "coverage80", "coverage95", "winkler80", "winkler95", "pinball", "dm_stat"} <= set(summary["lstm"])
     assert "model" not in summary, "summary.json calls the LSTM by its name"
     assert summary["n_forecasts"] == 11 and summary["preset"] == "default"
+    counts = summary["policy"]["lstm"]["counts"]  # the deployed policy is the default
+    assert counts["sessions"] == 11 and counts["full_retrains"] >= 1 and len(summary["policy"]["lstm"]["trail"]) == 11
     assert {"start", "end", "seconds"} <= set(summary)
     forecasts = pd.read_csv(out / "forecasts.csv")
     assert set(forecasts["model"]) == {"lstm", "naive", "drift", "moving_average"}
