@@ -46,7 +46,8 @@ def main() -> None:
     from forecaster.models.baselines import Naive
     from forecaster.models.lstm import LSTMForecaster
     from forecaster.models.presets import get_preset
-    from forecaster.step import PolicyForecaster, trail_counts
+    from forecaster.policy import trail_counts
+    from forecaster.step import PolicyForecaster
 
     prices, preset = load_tsla(), get_preset(args.preset)
     origins = forecast_origins(prices, args.start, args.end)
@@ -103,8 +104,9 @@ def _table(rows: dict[str, dict[int, dict[str, float]]]) -> str:
     for h in sorted(next(iter(rows.values()))):
         for name, per_h in rows.items():
             s = per_h[h]
-            lines.append(f"| {names[name]} | {h} | {s['u2']:.3f} | {s['winkler80']:.2f} | {s['winkler95']:.2f} | "
-                         f"{s['coverage80']:.3f} | {s['coverage95']:.3f} | {s['pinball']:.3f} | {s['n']} |")  # fmt: skip
+            cells = [f"{s['u2']:.3f}", f"{s['winkler80']:.2f}", f"{s['winkler95']:.2f}", f"{s['coverage80']:.3f}",
+                     f"{s['coverage95']:.3f}", f"{s['pinball']:.3f}", str(s["n"])]  # fmt: skip
+            lines.append(f"| {names[name]} | {h} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

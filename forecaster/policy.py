@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 GATE_METRICS = ("pinball", "winkler80", "winkler95", "rmse")
 GateMetric = Literal["pinball", "winkler80", "winkler95", "rmse"]
@@ -132,3 +132,16 @@ def gate(
     if c <= tolerance * h:
         return GateDecision(True, f"promoted: {versus}")
     return GateDecision(False, f"rejected: {versus}")
+
+
+def trail_counts(trail: list[dict[str, Any]]) -> dict[str, int]:
+    """How often the policy did each thing over a trail (:meth:`StepResult.trail` records)."""
+    return {
+        "sessions": len(trail),
+        "full_retrains": sum(t["trained"] == "full" for t in trail),
+        "finetunes": sum(t["trained"] == "finetune" for t in trail),
+        "promotions": sum(t["gate"] == "promoted" for t in trail),
+        "rejections": sum(t["gate"] == "rejected" for t in trail),
+        "fallbacks": sum(bool(t["fallback"]) for t in trail),
+        "dropped": sum(bool(t["dropped"]) for t in trail),
+    }

@@ -24,7 +24,7 @@ import copy
 import math
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -42,6 +42,7 @@ from forecaster.policy import (
     TrainingDecision,
     decide_training,
     gate,
+    trail_counts,
 )
 
 Role = Literal["champion", "challenger", "candidate"]
@@ -295,21 +296,3 @@ class PolicyForecaster:
     def policy_counts(self) -> dict[str, int]:
         """Counts of the trail: full retrains, fine-tunes, promotions, rejections (each a fallback), dropped."""
         return trail_counts(self.trail_)
-
-
-def trail_counts(trail: list[dict[str, Any]]) -> dict[str, int]:
-    """How often the policy did each thing over a trail (:meth:`StepResult.trail` records)."""
-    return {
-        "sessions": len(trail),
-        "full_retrains": sum(t["trained"] == "full" for t in trail),
-        "finetunes": sum(t["trained"] == "finetune" for t in trail),
-        "promotions": sum(t["gate"] == "promoted" for t in trail),
-        "rejections": sum(t["gate"] == "rejected" for t in trail),
-        "fallbacks": sum(bool(t["fallback"]) for t in trail),
-        "dropped": sum(bool(t["dropped"]) for t in trail),
-    }
-
-
-def with_ref(version: Version, ref: Any) -> Version:
-    """``version`` with the caller's handle set (the daily job's registry id)."""
-    return replace(version, ref=ref)

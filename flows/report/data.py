@@ -11,6 +11,7 @@ import pandas as pd
 from db.repository import Repository
 from forecaster.data.calendar import is_session
 from forecaster.errors import ForecasterError
+from forecaster.policy import trail_counts
 
 REPORT_SESSIONS = 120  # every figure and table looks back this many sessions
 RUN_KIND = "daily"
@@ -34,6 +35,7 @@ class ReportInputs:
     parent: dict[str, Any] | None
     candidate: dict[str, Any] | None  # the version trained by this run (promoted or not)
     last_bar: dict[str, Any] | None  # date, source, fetched_at of the newest stored bar
+    policy: dict[str, int]  # the policy's counts over the daily runs of the last REPORT_SESSIONS sessions
 
 
 def load_report_inputs(repo: Repository, ticker: str, as_of: dt.date | None = None) -> ReportInputs:
@@ -71,7 +73,16 @@ def load_report_inputs(repo: Repository, ticker: str, as_of: dt.date | None = No
         parent=_version(repo.model_version(version.parent_id)) if version.parent_id else None,
         candidate=_version(repo.model_version(candidate_id)) if candidate_id else None,
         last_bar=repo.price_bar_info(ticker, day),
+        policy=_policy_counts(repo, ticker, day),
     )
+
+
+def _policy_counts(repo: Repository, ticker: str, day: dt.date) -> dict[str, int]:
+    """Full retrains, fine-tunes, promotions, rejections (fallbacks) of the daily runs up to ``day``."""
+    runs = [r for r in repo.recent_runs(RUN_KIND, ticker, limit=4 * REPORT_SESSIONS)
+            if r.status == "succeeded" and r.as_of <= day][:REPORT_SESSIONS]  # fmt: skip
+    trail = [{k: (r.details or {}).get(k) for k in ("trained", "gate", "fallback", "dropped")} for r in runs]
+    return trail_counts(trail)
 
 
 def _find_run(repo: Repository, ticker: str, as_of: dt.date | None):

@@ -103,6 +103,7 @@ def build_summary(inputs: ReportInputs, *, drift_u2: float, generated_at: dt.dat
         },
         "coverage_by_horizon": coverage,
         "gate": _gate_summary(details, inputs.candidate),
+        "policy": inputs.policy | {"lookback_sessions": REPORT_SESSIONS},
         "freshness": _freshness(inputs),
         "warnings": warnings,
         "figures": [name for name, _ in FIGURES],
@@ -154,14 +155,15 @@ def _model_summary(version: dict[str, Any], parent: dict[str, Any] | None) -> di
 
 
 def _gate_summary(details: dict[str, Any], candidate: dict[str, Any] | None) -> dict[str, Any]:
-    scores = (candidate or {}).get("metrics", {}).get("gate", {})
+    scores = details.get("gate_scores") or (candidate or {}).get("metrics", {}).get("gate", {})
     return {
         "training_decision": details.get("decision"),
-        "gate_decision": details.get("gate"),
+        "gate_decision": details.get("gate_text", details.get("gate")),  # older runs kept the words in "gate"
         "promoted": details.get("promoted"),
         "candidate_version_id": details.get("candidate_version_id"),
         "candidate_kind": candidate["kind"] if candidate else None,
-        "candidate_scores": scores.get("candidate"),
+        "candidate_role": (candidate or {}).get("config", {}).get("role"),
+        "challenger_scores": scores.get("challenger", scores.get("candidate")),
         "champion_scores": scores.get("champion"),
     }
 

@@ -18,7 +18,7 @@ import pandas as pd
 from forecaster.errors import ConfigError, NotEnoughDataError
 from forecaster.evaluation import metrics
 from forecaster.models.base import Forecaster
-from forecaster.step import trail_counts
+from forecaster.policy import trail_counts
 
 
 @dataclass
