@@ -7,7 +7,9 @@
 
 Every model walks forward on the same origins (``forecaster.evaluation.backtest.walk_forward``). The baselines are
 naive, SES
-and drift, each with plain split-conformal and with EWMA-scaled conformal intervals. For horizons 1 and 5 it reports
+and drift, each with plain split-conformal and with EWMA-scaled conformal intervals, plus the naive point with
+Garman-Klass + gap range-EWMA and GARCH(1,1)-t intervals (``benchmarks/intervals.py`` compares the scales per
+horizon). For horizons 1 and 5 it reports
 RMSE, Theil's U2, 80%/95% coverage, 80% coverage per volatility tercile (trailing 20-day mean |log return| at the
 origin), the Winkler score W80/W95 and the Diebold-Mariano (HLN) p-value of squared errors against naive.
 Prints a table per preset and writes benchmarks/results/<name>.json.
@@ -27,7 +29,7 @@ from _common import load_tsla, write_json
 
 from forecaster.evaluation.backtest import forecast_origins, walk_forward
 from forecaster.evaluation.metrics import score, with_volatility
-from forecaster.models.baselines import SES, Drift, Naive
+from forecaster.models.baselines import SES, Drift, Garch, Naive, RangeEWMA
 from forecaster.models.lstm import LSTMForecaster
 from forecaster.models.presets import get_preset
 
@@ -46,10 +48,11 @@ def _override(text: str) -> tuple[str, object]:
 
 
 def _baselines() -> dict[str, Any]:
-    return {
+    plain_and_ewma = {
         f"{cls.name}_{interval}": cls(interval=interval)
         for cls, interval in itertools.product((Naive, SES, Drift), ("plain", "ewma"))
     }
+    return plain_and_ewma | {"range_ewma": RangeEWMA(), "garch": Garch()}
 
 
 def _run(label: str, model: Any, prices: pd.DataFrame, origins, args) -> tuple[pd.DataFrame, float]:

@@ -241,8 +241,30 @@ def _fit_alpha(close: np.ndarray) -> float:
     return float(minimize_scalar(sse, bounds=(0.01, 1.0), method="bounded").x)
 
 
+LONG_RUN = 250  # sessions in the long-run mean variance that a mean-reverting range scale reverts to
+
+
+def range_term_structure(prices: pd.DataFrame, horizon: int, persistence: float) -> np.ndarray:
+    """h-day log-return volatility at each row from the range EWMA, mean-reverting: ``(n, horizon)``.
+
+    With ``v`` the EWMA (lambda 0.94) of the Garman-Klass + gap² variances and ``m`` their mean over the last
+    :data:`LONG_RUN` bars (both known at the row), day ``k`` ahead gets ``m + persistence**(k - 1) * (v - m)`` and
+    the h-day scale is the square root of the sum over ``k = 1..h``; ``persistence = 1`` is ``sqrt(h) * sqrt(v)``.
+    """
+    var = daily_variance(prices, "gk_gap").clip(lower=0.0)
+    v = ewma_mean(var.to_numpy())
+    m = var.rolling(LONG_RUN, min_periods=20).mean().to_numpy()
+    m = np.where(np.isfinite(m), m, v)
+    decay = persistence ** np.arange(horizon)
+    daily = m[:, None] + decay[None, :] * (v - m)[:, None]
+    return np.maximum(np.sqrt(np.cumsum(daily, axis=1)), 1e-6)
+
+
 class RangeEWMA(Naive):
-    """Naive point, intervals scaled by an EWMA (lambda 0.94) of Garman-Klass plus overnight-gap² variances, sqrt(h).
+    """Naive point, intervals scaled by an EWMA (lambda 0.94) of Garman-Klass plus overnight-gap² variances.
+
+    ``persistence = 1`` (default) scales horizon ``h`` by ``sqrt(h)``; below 1 the daily variance reverts to its
+    250-session mean (:func:`range_term_structure`), as GARCH and HAR forecasts do.
 
     >>> import numpy as np, pandas as pd
     >>> from forecaster.data.calendar import sessions
@@ -255,8 +277,21 @@ class RangeEWMA(Naive):
 
     name = "range_ewma"
 
-    def __init__(self, calibration: int = 250, interval: str = "gk_gap") -> None:
+    def __init__(self, calibration: int = 250, interval: str = "gk_gap", persistence: float = 1.0) -> None:
         super().__init__(calibration=calibration, interval=interval)
+        self.persistence = persistence
+
+    def fit(self, prices: pd.DataFrame) -> Self:
+        """Store the prices; the scales of every row follow on first use."""
+        self.terms_: dict[int, np.ndarray] = {}
+        return super().fit(prices)
+
+    def _scale(self, t: np.ndarray, horizon: int) -> np.ndarray:
+        if self.persistence >= 1.0:
+            return super()._scale(t, horizon)
+        if horizon not in self.terms_:
+            self.terms_[horizon] = range_term_structure(self.prices_, horizon, self.persistence)
+        return self.terms_[horizon][t]
 
 
 class Garch(Naive):

@@ -36,7 +36,7 @@ import pandas as pd
 from forecaster.errors import ConfigError, NotEnoughDataError, NotFittedError
 from forecaster.evaluation import metrics
 from forecaster.models import networks, training
-from forecaster.models.baselines import one_day_volatility
+from forecaster.models.baselines import LONG_RUN, range_term_structure
 from forecaster.models.conformal import (
     EWMA_SPAN,
     INTERVALS,
@@ -289,7 +289,8 @@ class LSTMForecaster:
             raise NotFittedError("LSTMForecaster is not fitted: call fit(prices) first")
 
     def _set_recent(self, prices: pd.DataFrame) -> None:
-        keep = max(warmup_rows(self.preset_.features) + self.preset_.window, EWMA_SPAN + 1) + self.horizon + 5
+        scale_rows = LONG_RUN + 1 if self.preset_.scale_blend > 0 else EWMA_SPAN + 1
+        keep = max(warmup_rows(self.preset_.features) + self.preset_.window, scale_rows) + self.horizon + 5
         self.recent_ = prices.tail(keep).copy()
         self.origin_ = prices.index[-1]
 
@@ -315,14 +316,15 @@ class LSTMForecaster:
         kind, h = self.preset_.interval, self.horizon
         if kind == "plain":
             return np.ones((len(samples), h))
-        tail = prices.iloc[-(len(data.dates) + warmup_rows(self.preset_.features) + EWMA_SPAN + 1) :]
+        tail = prices.iloc[-(len(data.dates) + warmup_rows(self.preset_.features) + max(EWMA_SPAN, LONG_RUN) + 1) :]
         at_origin = data.dates[data.origin_index(0) + samples]
         if kind == "head":
             log_head = self.y_scaler_.inverse_transform(scaled)[:, h:]
             w = self.preset_.scale_blend
             if w > 0:
-                vol = pd.Series(one_day_volatility(tail, "gk_gap"), index=tail.index).reindex(at_origin).to_numpy()
-                log_head = (1.0 - w) * log_head + w * np.log(horizon_scale(vol, h))
+                terms = range_term_structure(tail, h, self.preset_.blend_persistence)
+                partner = pd.DataFrame(terms, index=tail.index).reindex(at_origin).to_numpy()
+                log_head = (1.0 - w) * log_head + w * np.log(partner)
             return np.maximum(np.exp(log_head), SIGMA_FLOOR)
         sigma = pd.Series(ewma_volatility(tail["close"].to_numpy()), index=tail.index)
         return horizon_scale(sigma.reindex(at_origin).to_numpy(), h)

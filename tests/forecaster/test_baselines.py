@@ -266,3 +266,17 @@ def test_garch_update_keeps_the_parameters_and_sees_no_future() -> None:
 def test_garch_without_enough_returns_before_calibration_names_the_numbers() -> None:
     with pytest.raises(NotEnoughDataError, match="300 rows leave 49 returns before the 250-origin calibration window"):
         Garch().fit(_ohlc().iloc[:300])
+
+
+def test_a_mean_reverting_range_scale_follows_the_hand_term_structure() -> None:
+    from forecaster.models.conformal import ewma_mean
+    from forecaster.models.features import daily_variance
+
+    bars = _ohlc()
+    model = RangeEWMA(calibration=60, persistence=0.8).fit(bars)
+    var = daily_variance(bars, "gk_gap").clip(lower=0).to_numpy()
+    v, m = ewma_mean(var)[-1], var[-250:].mean()
+    hand = np.sqrt(np.cumsum([m + 0.8**k * (v - m) for k in range(H)]))
+    np.testing.assert_allclose(model._scale(np.array([len(bars) - 1]), H)[0], hand, rtol=1e-10)
+    flat = RangeEWMA(calibration=60).fit(bars)._scale(np.array([len(bars) - 1]), H)[0]
+    np.testing.assert_allclose(flat, np.sqrt(v) * np.sqrt(np.arange(1, H + 1)), rtol=1e-10)

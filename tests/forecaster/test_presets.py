@@ -65,9 +65,20 @@ def test_fields_added_later_leave_the_fingerprint_alone_until_they_are_set():
 
     from forecaster.models.presets import LATER_FIELDS, get_preset
 
-    base = get_preset("default")
+    base = get_preset("default_v1")  # every later field at its default
     before = {k: v for k, v in base.to_dict().items() if k not in LATER_FIELDS and k != "extras"}
     old_fingerprint = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]  # as before them
     assert base.fingerprint() == old_fingerprint
     assert base.replace(scale_target="range").fingerprint() != base.fingerprint()
     assert base.replace(scale_blend=0.5).fingerprint() != base.fingerprint()
+
+
+def test_default_v1_keeps_the_previous_default_reproducible():
+    old = get_preset("default_v1")
+    assert old.features == ("log_return", "log_range", "log_body", "volume_change", "vol_20")
+    assert (old.interval, old.scale_target, old.scale_blend, old.lstm_units, old.shrink) == (
+        "head", "abs_return", 0.0, (16,), True,
+    )  # fmt: skip
+    previous = old.replace(name="default", description="Ours: multi-horizon log-return LSTM on scale-free features, "
+                           "tanh (cuDNN-eligible).")  # fmt: skip
+    assert previous.fingerprint() == "c2d0cfa64eb0", "the fingerprint of `default` before issue #19"
