@@ -65,6 +65,7 @@ class ChampionFacts:
     sessions_since_full_fit: int
     live_u2: float  # NaN when nothing has matured yet
     live_n: int
+    sessions_since_full_attempt: int | None = None  # a later full retrain that the gate rejected, if any
 
 
 def decide_training(
@@ -72,9 +73,10 @@ def decide_training(
 ) -> TrainingDecision:
     """``retrain=auto|full|finetune`` → full retrain or fine-tune, with the reason.
 
-    ``auto`` retrains fully when there is no usable champion, the config changed, the champion's last full fit is
-    ``max_age`` sessions old or more, or its live U2 over at least ``min_live`` matured forecasts exceeds
-    ``drift_u2``; otherwise it fine-tunes.
+    ``auto`` retrains fully when there is no usable champion, the config changed, the champion's live U2 over at
+    least ``min_live`` matured forecasts exceeds ``drift_u2``, or its last full fit is ``max_age`` sessions old or
+    more, unless a full retrain that the gate rejected was tried within the last ``max_age`` sessions (a rejected
+    one is not retried at every chance); otherwise it fine-tunes.
     """
     if mode not in ("auto", "full", "finetune"):
         raise ValueError(f"retrain must be auto, full or finetune, got '{mode}'")
@@ -90,11 +92,13 @@ def decide_training(
         return TrainingDecision(
             "full", f"live U2 {champion.live_u2:.3f} over {champion.live_n} forecasts exceeds {drift_u2:.2f}"
         )
-    age = champion.sessions_since_full_fit
+    age, attempt, waiting = champion.sessions_since_full_fit, champion.sessions_since_full_attempt, ""
     if age >= max_age:
-        return TrainingDecision("full", f"champion's full fit is {age} sessions old (max {max_age})")
+        if attempt is None or attempt >= max_age:
+            return TrainingDecision("full", f"champion's full fit is {age} sessions old (max {max_age})")
+        waiting = f", but a full retrain {attempt} sessions ago was rejected by the gate (next in {max_age - attempt})"
     u2 = "n/a" if math.isnan(champion.live_u2) else f"{champion.live_u2:.3f}"
-    return TrainingDecision("finetune", f"champion is {age} sessions from its full fit, live U2 {u2}")
+    return TrainingDecision("finetune", f"champion is {age} sessions from its full fit{waiting}, live U2 {u2}")
 
 
 @dataclass(frozen=True)

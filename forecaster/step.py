@@ -71,10 +71,12 @@ class Version:
 
 @dataclass(frozen=True)
 class PolicyState:
-    """The versions the policy holds between sessions."""
+    """What the policy holds between sessions: the versions, and the session of the newest full retrain (promoted
+    or not), so that a rejected one is not retried at every chance."""
 
     champion: Version | None = None
     challenger: Version | None = None
+    last_full: pd.Timestamp | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ def policy_step(
         mode: ``auto``, or ``full``/``finetune`` to train such a challenger today whatever is pending.
     """
     as_of = prices.index[-1]
-    champion, challenger = state.champion, state.challenger
+    champion, challenger, last_full = state.champion, state.challenger, state.last_full
     graded, verdict, scores = None, None, {}
     if challenger is not None and champion is None:
         graded = challenger
@@ -173,11 +175,12 @@ def policy_step(
     role: Literal["champion", "challenger"] | None = None
     if challenger is None or mode != "auto":
         dropped, wanted = challenger, fingerprint(preset, horizon)
-        decision = decide_training(mode, _facts(champion, prices, live), wanted, max_age=settings.max_age,
-                                   drift_u2=settings.drift_u2, min_live=settings.min_live)  # fmt: skip
+        facts = _facts(champion, state.last_full, prices, live)
+        decision = decide_training(mode, facts, wanted, max_age=settings.max_age, drift_u2=settings.drift_u2,
+                                   min_live=settings.min_live)  # fmt: skip
         if decision.kind == "full" or champion is None:
             candidate = LSTMForecaster(preset, horizon=horizon).fit(prices)
-            full_fit_on = as_of
+            full_fit_on = last_full = as_of
         else:
             candidate = champion.load().update(prices, finetune=True)
             full_fit_on = champion.full_fit_on
@@ -187,18 +190,21 @@ def policy_step(
 
     assert champion is not None
     forecasts = moved_to(champion.model, prices).predict(horizon)
-    return StepResult(PolicyState(champion, challenger), decision, candidate, role, graded, verdict, scores, dropped,
-                      champion, forecasts)  # fmt: skip
+    state = PolicyState(champion, challenger, last_full)
+    return StepResult(state, decision, candidate, role, graded, verdict, scores, dropped, champion, forecasts)
 
 
-def _facts(champion: Version | None, prices: pd.DataFrame, live: dict[str, float]) -> ChampionFacts | None:
+def _facts(champion: Version | None, last_full: pd.Timestamp | None, prices: pd.DataFrame,
+           live: dict[str, float]) -> ChampionFacts | None:  # fmt: skip
     if champion is None:
         return None
+    attempt = None if last_full is None or last_full <= champion.full_fit_on else sessions_after(prices, last_full)
     return ChampionFacts(
         fingerprint=champion.fingerprint,
         sessions_since_full_fit=sessions_after(prices, champion.full_fit_on),
         live_u2=float(live.get("u2", math.nan)),
         live_n=int(np.nan_to_num(live.get("n", 0))),
+        sessions_since_full_attempt=attempt,
     )
 
 

@@ -121,6 +121,16 @@ class ModelsMixin(ReaderBase):
         with self._session() as session:
             return session.scalars(query).first()
 
+    def latest_full_fit(self, ticker: str) -> dt.date | None:
+        """The data end of the newest live full fit of ``ticker``, promoted or not (backtest versions excluded)."""
+        v = versions_table.c
+        query = sa.select(v.config).where(v.ticker == ticker, v.kind == "full").order_by(v.id.desc())
+        with self.engine.connect() as conn:
+            for config in conn.scalars(query):
+                if (config or {}).get("scope", "live") == "live" and "data_end" in config:
+                    return as_date(config["data_end"])
+        return None
+
     def challenger(self, ticker: str) -> ModelVersion | None:
         """The pending challenger of ``ticker``: its newest live version with status ``candidate`` and role
         ``challenger`` (newer than the champion), if any."""

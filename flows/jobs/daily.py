@@ -230,7 +230,9 @@ def load_state(
             continue
         versions.append(Version(model, pd.Timestamp(row.config["data_end"]), pd.Timestamp(row.config["full_fit_as_of"]),
                                 row.config["fingerprint"], partial(load_version, repo, row), row.id))  # fmt: skip
-    return PolicyState(*versions), unusable, "; ".join(warnings) or None
+    last_full = repo.latest_full_fit(params.ticker)
+    state = PolicyState(*versions, last_full=None if last_full is None else pd.Timestamp(last_full))
+    return state, unusable, "; ".join(warnings) or None
 
 
 def _usable_model(repo: Repository, row: ModelVersion,

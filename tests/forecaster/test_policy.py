@@ -12,8 +12,8 @@ FP = "default-abc-h5"
 LIMITS = {"max_age": 20, "drift_u2": 1.10}
 
 
-def facts(age: int = 3, u2: float = 1.0, n: int = 20, fp: str = FP) -> ChampionFacts:
-    return ChampionFacts(fp, sessions_since_full_fit=age, live_u2=u2, live_n=n)
+def facts(age: int = 3, u2: float = 1.0, n: int = 20, attempt: int | None = None, fp: str = FP) -> ChampionFacts:
+    return ChampionFacts(fp, sessions_since_full_fit=age, live_u2=u2, live_n=n, sessions_since_full_attempt=attempt)
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,9 @@ def facts(age: int = 3, u2: float = 1.0, n: int = 20, fp: str = FP) -> ChampionF
         ("auto", facts(u2=1.2, n=9), "finetune", "3 sessions from its full fit"),  # too few to call drift
         ("auto", facts(u2=math.nan, n=0), "finetune", "live U2 n/a"),
         ("auto", facts(age=25, u2=1.5), "full", "live U2 1.500"),  # drift is named before age
+        ("auto", facts(age=25, attempt=3), "finetune", "a full retrain 3 sessions ago was rejected by the gate"),
+        ("auto", facts(age=45, attempt=20), "full", "45 sessions old"),
+        ("auto", facts(age=25, attempt=3, u2=1.5), "full", "live U2 1.500"),  # drift still retrains at once
     ],
 )
 def test_decide_training(mode, champion, kind, reason):

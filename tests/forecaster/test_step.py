@@ -88,3 +88,18 @@ def test_the_step_never_changes_the_versions_it_is_given(fitted):
     for v, (origin, residuals, weights) in zip((old, new), before, strict=True):
         assert v.model.origin_ == origin and np.array_equal(v.model.residuals_, residuals)
         assert all(np.array_equal(a, b) for a, b in zip(v.model.model_.get_weights(), weights, strict=True))
+
+
+@pytest.mark.slow
+def test_a_rejected_full_retrain_is_not_retried_until_max_age_has_passed_again(fitted):
+    prices, champion, _ = fitted
+    old = _version(champion)  # its full fit is 15 sessions old
+    settings = PolicySettings(max_age=5)
+    tried = policy_step(PolicyState(old, None, last_full=prices.index[-3]), prices, preset=old.model.preset_,
+                        horizon=H, settings=settings, live={})  # fmt: skip
+    assert tried.decision is not None and tried.decision.kind == "finetune"
+    assert "a full retrain 2 sessions ago was rejected by the gate (next in 3)" in tried.decision.reason
+    fresh = policy_step(PolicyState(old, None), prices, preset=old.model.preset_, horizon=H, settings=settings,
+                        live={})  # fmt: skip
+    assert fresh.decision is not None and fresh.decision.kind == "full" and "15 sessions old" in fresh.decision.reason
+    assert fresh.state.last_full == prices.index[-1] and tried.state.last_full == prices.index[-3]
