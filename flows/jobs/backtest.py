@@ -30,8 +30,9 @@ from forecaster.data.sources import parse_source
 from forecaster.data.validation import ensure_valid
 from forecaster.errors import ConfigError, NotEnoughDataError
 from forecaster.evaluation.backtest import forecast_origins, run_backtest
+from forecaster.evaluation.metrics import TRAFFIC
 from forecaster.models.base import Forecaster
-from forecaster.models.baselines import Drift, MovingAverage, Naive
+from forecaster.models.baselines import Drift, Garch, MovingAverage, Naive, RangeEWMA
 from forecaster.models.lstm import LSTMForecaster
 from forecaster.models.presets import get_preset
 from forecaster.plots import figures as plots
@@ -40,8 +41,8 @@ from forecaster.step import PolicyForecaster
 
 logger = logging.getLogger("flows.backtest")
 TABLE_METRICS = ("rmse", "mae", "mape", "r2", "mase", "u2", "directional_accuracy", "call_accuracy", "coverage80",
-                 "coverage95", "winkler80", "dm_pvalue")  # fmt: skip
-MODEL_NAMES = ("lstm", "lstm_schedule", "naive", "drift", "moving_average")
+                 "coverage95", "winkler80", "pinball", "cc_p80", "traffic80", "dm_pvalue")  # fmt: skip
+MODEL_NAMES = ("lstm", "lstm_schedule", "naive", "drift", "moving_average", "range_ewma", "garch")
 POLICIES = ("production", "schedule")  # summary.json and the database both use the models' names
 
 
@@ -144,13 +145,23 @@ def _walk_forward(params: BacktestParams):
         lstm = PolicyForecaster(preset, params.horizon, PolicySettings(**(params.policy_settings or {})))
         schedule.name = "lstm_schedule"
     lstms = [lstm, schedule] if params.policy == "production" and params.compare_schedule else [lstm]
-    models = [*lstms, Naive(), Drift(), MovingAverage()]
+    models = [*lstms, Naive(), Drift(), MovingAverage(), RangeEWMA(), *_garch(before)]
     logger.info("walk-forward over %d origins %s..%s, %s", len(origins), origins[0].date(), origins[-1].date(),
                 _cadence(params))  # fmt: skip
     with logging_redirect_tqdm(), tqdm(total=len(origins) * len(models), unit="origin", desc="walk-forward") as bar:
         result = run_backtest(models, prices, params.start, params.end, horizon=params.horizon,
                               refit_every=params.refit_every or None, on_step=bar.update)  # fmt: skip
     return result, lstm
+
+
+def _garch(rows: int) -> list[Garch]:
+    """The GARCH baseline, when the rows up to the first origin are enough to estimate it out of sample."""
+    garch = Garch()
+    if rows > garch.calibration + garch.MIN_RETURNS:
+        return [garch]
+    logger.warning("garch baseline left out: %d rows up to the first origin, it needs more than %d", rows,
+                   garch.calibration + garch.MIN_RETURNS)  # fmt: skip
+    return []
 
 
 def _final_model(lstm: Forecaster) -> LSTMForecaster:
@@ -200,14 +211,29 @@ def _persist(run: TrackedRun, params: BacktestParams, result, summary: dict, lst
 
 
 def format_table(summary: dict) -> str:
-    """A fixed-width table: one row per model, the metrics as columns."""
+    """A fixed-width table: one row per model, the metrics as columns (traffic lights in words); then the policy's
+    counts when the LSTM ran as the production policy."""
     names = [n for n in MODEL_NAMES if n in summary]
     widths = [max(8, len(m)) + 1 for m in TABLE_METRICS]
     rows = [f"{'h=1':<15}" + "".join(f"{m:>{w}}" for m, w in zip(TABLE_METRICS, widths, strict=True))]
     for name in names:
-        cells = (f"{summary[name].get(m, float('nan')):>{w}.4g}" for m, w in zip(TABLE_METRICS, widths, strict=True))
+        cells = (
+            f"{_cell(m, summary[name].get(m, float('nan'))):>{w}}" for m, w in zip(TABLE_METRICS, widths, strict=True)
+        )
         rows.append(f"{name:<15}" + "".join(cells))
+    for name, trail in summary.get("policy", {}).items():
+        c = trail["counts"]
+        rows.append(
+            f"policy ({name}): {c['sessions']} sessions, {c['full_retrains']} full retrains, {c['finetunes']} "
+            f"fine-tunes, {c['promotions']} promotions, {c['rejections']} rejections (each a fallback)"
+        )
     return "\n".join(rows)
+
+
+def _cell(metric: str, value: float) -> str:
+    if metric.startswith("traffic") and value == value:
+        return TRAFFIC[int(value)]
+    return f"{value:.4g}"
 
 
 def _cadence(params: BacktestParams) -> str:

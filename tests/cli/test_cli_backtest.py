@@ -101,7 +101,7 @@ def test_backtest_writes_summary_forecasts_and_plots(cli, price_csv, tmp_path):
     assert counts["sessions"] == 11 and counts["full_retrains"] >= 1 and len(summary["policy"]["lstm"]["trail"]) == 11
     assert {"start", "end", "seconds"} <= set(summary)
     forecasts = pd.read_csv(out / "forecasts.csv")
-    assert set(forecasts["model"]) == {"lstm", "naive", "drift", "moving_average"}
+    assert set(forecasts["model"]) == {"lstm", "naive", "drift", "moving_average", "range_ewma", "garch"}
     assert (out / "track_record.png").stat().st_size > 5000
     assert "walk-forward" in result.stderr, "a progress bar is shown"
     run_id = re.search(r"stored as backtest run (\d+)", result.stdout).group(1)

@@ -13,7 +13,7 @@ from tests.flows.conftest import db_state, store_digest
 
 START, END = dt.date(2024, 6, 3), dt.date(2024, 6, 14)  # 10 sessions
 ARGS = {"start": START, "end": END, "source": "synthetic:3", "preset": "smoke", "horizon": 3, "refit_every": 5}
-MODELS = {"lstm", "naive", "drift", "moving_average"}
+MODELS = {"lstm", "naive", "drift", "moving_average", "range_ewma", "garch"}
 
 
 @pytest.fixture
