@@ -214,7 +214,7 @@ def format_table(summary: dict) -> str:
     """A fixed-width table: one row per model, the metrics as columns (traffic lights in words); then the policy's
     counts when the LSTM ran as the production policy."""
     names = [n for n in MODEL_NAMES if n in summary]
-    widths = [max(8, len(m)) + 1 for m in TABLE_METRICS]
+    widths = [max(9, len(m)) + 1 for m in TABLE_METRICS]
     rows = [f"{'h=1':<15}" + "".join(f"{m:>{w}}" for m, w in zip(TABLE_METRICS, widths, strict=True))]
     for name in names:
         cells = (
