@@ -38,13 +38,15 @@ def _quiet_prefect_tracebacks() -> None:
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
 
     def strip(record: logging.LogRecord) -> bool:
+        if not record.name.startswith("prefect"):
+            return True
         if quiet and record.levelno >= logging.ERROR:
             return False
         if record.exc_info and describe_error(record.exc_info[1]) is not None:
             record.exc_info, record.exc_text = None, None
         return True
 
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):  # Prefect's handlers and the root's
         for handler in logging.getLogger(name).handlers:
             handler.addFilter(strip)
 
