@@ -98,7 +98,7 @@ def run_backtest_job(params: BacktestParams, output: Path, repo: Repository | No
     details = {"params": params.to_dict()}
     with tracked_run(repo, key, settings, details=details, flow_run_id=flow_run_id) as run:
         if run.done is not None:
-            stored = run.done.details["summary"] | {"run_id": run.done.id, "status": "already_done"}
+            stored = (run.done.details or {})["summary"] | {"run_id": run.done.id, "status": "already_done"}
             if (output / "summary.json").exists():
                 logger.info("backtest %s already stored as run %d: nothing to do", params.to_dict(), run.done.id)
                 return stored

@@ -130,9 +130,10 @@ def _run_job(run: TrackedRun, params: JobParams, settings: Settings, fetch: Fetc
     if step.verdict is not None:
         logger.info("%s: gate: %s", tag, step.verdict.reason)
     if step.decision is not None:
+        kind = step.decision.kind
         reason = step.decision.reason if warning is None else f"{step.decision.reason} ({warning})"
-        step = replace(step, decision=TrainingDecision(step.decision.kind, reason))
-        logger.info("%s: %s retrain: %s -> %s", tag, step.decision.kind, reason, step.candidate_role)
+        step = replace(step, decision=TrainingDecision(kind, reason))
+        logger.info("%s: %s retrain: %s -> %s", tag, kind, reason, step.candidate_role)
     logger.info("%s: forecast by version %s: %d horizons", tag, step.forecast_by.ref or "new", len(step.forecasts))
     artifact = None if step.candidate is None else pack_model(step.candidate)
     used, version_id = _persist(run, params, step, fetched, live, artifact, unusable)
@@ -231,7 +232,8 @@ def load_state(
         versions.append(Version(model, pd.Timestamp(row.config["data_end"]), pd.Timestamp(row.config["full_fit_as_of"]),
                                 row.config["fingerprint"], partial(load_version, repo, row), row.id))  # fmt: skip
     last_full = repo.latest_full_fit(params.ticker)
-    state = PolicyState(*versions, last_full=None if last_full is None else pd.Timestamp(last_full))
+    champion, challenger = versions
+    state = PolicyState(champion, challenger, None if last_full is None else pd.Timestamp(last_full))
     return state, unusable, "; ".join(warnings) or None
 
 

@@ -69,7 +69,7 @@ def load_report_inputs(repo: Repository, ticker: str, as_of: dt.date | None = No
         prices=repo.load_prices(ticker, start=start, end=day).tail(REPORT_SESSIONS),
         forecast=forecast,
         outcomes=repo.outcomes_until(ticker, day, sessions=REPORT_SESSIONS),
-        version=_version(version),
+        version=_version(version) or {},
         parent=_version(repo.model_version(version.parent_id)) if version.parent_id else None,
         candidate=_version(repo.model_version(candidate_id)) if candidate_id else None,
         last_bar=repo.price_bar_info(ticker, day),

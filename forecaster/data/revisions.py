@@ -15,6 +15,7 @@ made on those dates into the new units.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,6 @@ def price_revisions(stored: pd.DataFrame, restated: pd.DataFrame, rel_tol: float
     return revisions
 
 
-def describe(revisions: list[PriceRevision]) -> str:
+def describe(revisions: Sequence[PriceRevision]) -> str:
     """One line for the log and the run details, e.g. ``2010-06-29..2024-12-18 x0.333333 (3,633 sessions)``."""
     return "; ".join(f"{r.first_date}..{r.last_date} x{r.ratio:g} ({r.sessions:,} sessions)" for r in revisions)

@@ -125,7 +125,7 @@ def coverage_by_horizon(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
         for level in LEVELS:
             hits = round(s[f"coverage{level}"] * s["n"]) if s["n"] else 0
             row[f"hits{level}"] = hits
-            row[f"pvalue{level}"] = calibration.coverage_pvalue(hits, s["n"], int(level) / 100)
+            row[f"pvalue{level}"] = calibration.coverage_pvalue(hits, int(s["n"]), int(level) / 100)
         rows.append(row)
     return rows
 
