@@ -39,7 +39,7 @@ def backfill(
     if start > end:
         raise ConfigError(f"backfill start {start} is after end {end}")
     latest = resolve_as_of(None)
-    days = [d.date() for d in sessions(start, min(end, latest))]
+    days = [] if latest is None else [d.date() for d in sessions(start, min(end, latest))]
     counts = {"succeeded": 0, "already_done": 0}
     for day in tqdm(days, desc="backfill", unit="day"):
         for ticker in tickers or Settings().tickers:

@@ -235,7 +235,7 @@ def main() -> None:
             typer.echo(ctx.get_help(), err=True)
             raise SystemExit(2) from None
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        fail(f"{exc.format_message()}{hint}", code=getattr(exc, "exit_code", 2))
+        fail(f"{exc.format_message()}{hint}", code=getattr(exc, "exit_code", 2))  # type: ignore[attr-defined]
     except CLICK_ABORTS:
         fail("aborted", code=130)
     except Exception as exc:  # noqa: BLE001 - last line of defence: expected errors only get one line

@@ -89,7 +89,7 @@ def describe_error(exc: BaseException) -> str | None:
     try:
         from db.errors import DatabaseError
     except ImportError:  # pragma: no cover - db layer always present in the distribution
-        DatabaseError = ()  # type: ignore[assignment]  # noqa: N806
+        DatabaseError = ()  # type: ignore[assignment,misc]  # noqa: N806
     if isinstance(exc, DatabaseError):
         return str(exc)
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):

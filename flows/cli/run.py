@@ -42,7 +42,7 @@ def _quiet_prefect_tracebacks() -> None:
             return True
         if quiet and record.levelno >= logging.ERROR:
             return False
-        if record.exc_info and describe_error(record.exc_info[1]) is not None:
+        if record.exc_info and record.exc_info[1] is not None and describe_error(record.exc_info[1]) is not None:
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -72,7 +72,7 @@ def run_daily(*, tickers: list[str] | None, as_of: dt.date | None, source: str |
     if address:
         from prefect_dask import DaskTaskRunner
 
-        flow = daily_forecast.with_options(task_runner=DaskTaskRunner(address=address))
+        flow = daily_forecast.with_options(task_runner=DaskTaskRunner(address=address))  # type: ignore[arg-type]
     results = flow(tickers=tickers, as_of=as_of, source=source, retrain=retrain, horizon=horizon, preset=preset)
     if not results:
         typer.echo(f"{as_of} is not an NYSE trading day: nothing to do")
@@ -124,7 +124,7 @@ def show_history(*, ticker: str | None, last: int, horizon: int | None = None) -
 
 
 def _yes_no(value: object) -> str:
-    return "-" if value is None or value != value else "yes" if int(value) else "no"  # noqa: PLR0124 - NaN
+    return "-" if value is None or value != value else "yes" if float(value) else "no"  # type: ignore[arg-type]  # NaN
 
 
 def latest_forecasts(*, ticker: str | None) -> list[dict]:

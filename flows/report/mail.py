@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -70,7 +71,8 @@ def _secret_block(name: str) -> SecretStr:
     """The value of a Prefect Secret block (loaded only when a block name is configured)."""
     from prefect.blocks.system import Secret
 
-    return SecretStr(str(Secret.load(name).get()))
+    secret: Any = Secret.load(name)  # a sync call in a sync context: the block itself, not a coroutine
+    return SecretStr(str(secret.get()))
 
 
 def content_id(name: str) -> str:
@@ -99,7 +101,7 @@ def build_message(
     msg["Date"], msg["Message-ID"] = formatdate(localtime=False), make_msgid(domain="tsla-forecast")
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
-    html_part = msg.get_payload()[-1]
+    html_part: Any = msg.get_payload()[-1]  # type: ignore[index]  # the html alternative just added
     for cid, (name, png) in inline_images.items():
         html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>", filename=name,
                               disposition="inline")  # fmt: skip
