@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 from db.repository import Repository
 from flows.jobs.backtest import BacktestParams, format_table, run_backtest_job
 from flows.settings import Settings
+from flows.tickers import Ticker
 
 logger = logging.getLogger("flows.backtest")
 
@@ -27,7 +28,7 @@ logger = logging.getLogger("flows.backtest")
 def backtest(
     start: dt.date,
     end: dt.date,
-    ticker: str | None = None,
+    ticker: Ticker | None = None,
     source: str | None = None,
     preset: str | None = None,
     refit_every: int = 20,

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -133,6 +134,8 @@ def _walk_forward(params: BacktestParams):
     if params.epochs:
         preset = preset.replace(epochs=params.epochs)
     prices = load_validated_prices(params.source, params.ticker, end=params.end)
+    if short := past_the_data(prices, params.end):
+        logger.warning("%s", short)
     origins = forecast_origins(prices, params.start, params.end)
     before = int((prices.index <= origins[0]).sum())
     if before < preset.window + 2:
@@ -152,6 +155,14 @@ def _walk_forward(params: BacktestParams):
         result = run_backtest(models, prices, params.start, params.end, horizon=params.horizon,
                               refit_every=params.refit_every or None, on_step=bar.update)  # fmt: skip
     return result, lstm
+
+
+def past_the_data(prices: pd.DataFrame, end: dt.date) -> str | None:
+    """What to say when ``end`` is after the last bar of the source: the scores stop at that bar."""
+    last = prices.index[-1].date() if len(prices) else None
+    if last is None or end <= last:
+        return None
+    return f"--end {end} is past the data: the source's last bar is {last}, so targets are scored up to {last} only"
 
 
 def _garch(rows: int) -> list[Garch]:

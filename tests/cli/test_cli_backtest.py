@@ -1,5 +1,6 @@
 """The backtest and sine commands: outputs on success, one clear line and a non-zero exit on bad input."""
 
+import datetime as dt
 import json
 import re
 import subprocess
@@ -53,6 +54,16 @@ def test_csv_without_close_column(cli, tmp_path, price_csv):
 def test_unknown_policy(cli, price_csv):
     args = ["backtest", "--source", f"csv:{price_csv}", "--start", "2023-03-01", "--end", "2023-03-10"]
     assert_one_line_error(cli(*args, "--policy", "sometimes"), "policy must be production or schedule")
+
+
+def test_an_end_past_the_data_is_said_not_silently_truncated(price_csv):
+    from flows.jobs.backtest import past_the_data
+
+    prices = pd.read_csv(price_csv, index_col="date", parse_dates=True)
+    last = prices.index[-1].date()
+    assert past_the_data(prices, last) is None
+    said = past_the_data(prices, dt.date(2030, 1, 2))
+    assert said is not None and said.startswith(f"--end 2030-01-02 is past the data: the source's last bar is {last}")
 
 
 def test_start_after_end(cli, price_csv):

@@ -1,7 +1,8 @@
 """A final bar that is late: Yahoo has no bar for ``as_of`` when the run starts, and has it a little later.
 
-The run is retried (only for that error) after the delays of ``final_bar_retry_delays``, each attempt leaving its
-own ``failed`` run row that names the missing bar, and the attempt that succeeds records the wait on its run.
+A scheduled run (``as_of`` left out, so the session that has just closed) on a live source is retried (only for
+that error) after the delays of ``final_bar_retry_delays``, each attempt leaving its own ``failed`` run row that
+names the missing bar, and the attempt that succeeds records the wait on its run.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+import flows.daily
 from flows.daily import daily_forecast
 from forecaster.data.sources import YahooSource, generate_prices
 from tests.fixtures.yahoo import yahoo_download_frame
@@ -37,7 +39,8 @@ class LateYahoo:
 def test_a_late_final_bar_is_waited_for_and_the_wait_is_recorded(repo, monkeypatch):
     monkeypatch.setenv("TSLA_FORECAST_FINAL_BAR_RETRY_DELAYS", "[0.2, 0.2, 0.2]")
     monkeypatch.setattr(YahooSource, "_download", LateYahoo(late_calls=2))
-    (result,) = daily_forecast(as_of=DAY, **ARGS)
+    monkeypatch.setattr(flows.daily, "resolve_as_of", lambda as_of: as_of or DAY)  # DAY has just closed
+    (result,) = daily_forecast(**ARGS)
     assert result["status"] == "succeeded" and "attempt 3" in result["final_bar_wait"]
     runs = repo.find_runs("daily", "TSLA", DAY, status=None)
     assert [r.status for r in runs] == ["succeeded", "failed", "failed"]
@@ -48,8 +51,9 @@ def test_a_late_final_bar_is_waited_for_and_the_wait_is_recorded(repo, monkeypat
 def test_a_bar_still_missing_after_every_retry_fails_the_run(repo, monkeypatch):
     monkeypatch.setenv("TSLA_FORECAST_FINAL_BAR_RETRY_DELAYS", "[0.2]")
     monkeypatch.setattr(YahooSource, "_download", LateYahoo(late_calls=99))
+    monkeypatch.setattr(flows.daily, "resolve_as_of", lambda as_of: as_of or DAY)
     with pytest.raises(Exception, match="has no final bar for TSLA on 2024-06-03"):
-        daily_forecast(as_of=DAY, **ARGS)
+        daily_forecast(**ARGS)
     assert [r.status for r in repo.find_runs("daily", "TSLA", DAY, status=None)] == ["failed", "failed"]
 
 

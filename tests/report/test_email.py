@@ -15,6 +15,7 @@ import pytest
 
 from flows.daily import daily_forecast
 from flows.report.mail import DeliveryError, SmtpConfig, build_message, send_with_retries
+from flows.report.render import FIGURES
 from flows.retries import is_transient_smtp
 from flows.settings import Settings
 from forecaster.errors import ConfigError
@@ -57,7 +58,7 @@ def test_daily_flow_emails_the_report_with_both_parts_inline_pngs_and_summary(pr
     assert "Next close" in text.get_content() and "HOW GOOD IS IT" in text.get_content()
     cids = set(re.findall(r'src="cid:([^"]+)"', html.get_content()))
     images = {part["Content-ID"].strip("<>"): part for part in msg.walk() if part.get_content_type() == "image/png"}
-    assert len(images) == 6 and set(images) == cids, "every figure is inline and referenced from the HTML"
+    assert len(images) == len(FIGURES) and set(images) == cids, "every figure is inline and referenced from the HTML"
     for part in images.values():
         assert_png(part.get_content())
 
