@@ -115,9 +115,12 @@ def skill_table(
 
 def coverage_by_horizon(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
     """Per horizon: matured forecasts ``n``, closes inside the 80% and 95% intervals (``hits80``, ``coverage80``,
-    ...), the two-sided binomial p-value of each coverage against its level (``pvalue80``, ``pvalue95``) and the
-    Winkler interval scores (USD; width plus the penalised miss distance, lower is better)."""
-    keys = ("coverage80", "coverage95", "winkler80", "winkler95")
+    ...), the two-sided binomial p-value of each coverage against its level (``pvalue80``, ``pvalue95``), the
+    coverage backtests risk teams run for VaR (Kupiec ``pof_p80``, Christoffersen conditional coverage ``cc_p80``
+    and its traffic light ``light80``: green, yellow or red; the same for 95) and the Winkler interval scores (USD;
+    width plus the penalised miss distance, lower is better)."""
+    keys = ("coverage80", "coverage95", "winkler80", "winkler95", "pof_p80", "cc_p80", "traffic80", "pof_p95", "cc_p95",
+            "traffic95")  # fmt: skip
     scores = metrics.score_by_horizon(matured(outcomes), metrics=keys)
     rows = []
     for h, s in scores.items():
@@ -126,6 +129,8 @@ def coverage_by_horizon(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
             hits = round(s[f"coverage{level}"] * s["n"]) if s["n"] else 0
             row[f"hits{level}"] = hits
             row[f"pvalue{level}"] = calibration.coverage_pvalue(hits, int(s["n"]), int(level) / 100)
+            light = s[f"traffic{level}"]
+            row[f"light{level}"] = metrics.TRAFFIC[int(light)] if light == light else None
         rows.append(row)
     return rows
 

@@ -114,6 +114,20 @@ def test_coverage_by_horizon_counts_each_horizon():
     assert rows[2]["winkler95"] == pytest.approx(np.mean(h3["hi95"] - h3["lo95"] + 40 * miss))
 
 
+def test_coverage_rows_carry_the_kupiec_and_christoffersen_tests_with_a_traffic_light():
+    from forecaster.evaluation import metrics
+
+    frame = _outcomes(n=30, horizon=3)
+    rows = rt.coverage_by_horizon(frame)
+    for h, row in zip((1, 2, 3), rows, strict=True):
+        rows_h = frame[frame["horizon"] == h].sort_values("as_of").iloc[::h]  # every h-th origin: no overlap
+        misses = metrics.interval_misses(rows_h["actual"], rows_h["lo80"], rows_h["hi80"])
+        assert row["pof_p80"] == pytest.approx(metrics.kupiec_pof(misses, alpha=0.2)[1])
+        cc_p = metrics.christoffersen(misses, alpha=0.2)[3]
+        assert row["cc_p80"] == pytest.approx(cc_p)
+        assert row["light80"] == metrics.TRAFFIC[int(metrics.traffic_light(cc_p))]
+
+
 def test_forecast_rows_carry_change_from_last_close():
     frame = pd.DataFrame({"as_of": pd.Timestamp("2024-12-20"), "horizon": [2, 1],
                           "target_date": pd.to_datetime(["2024-12-24", "2024-12-23"]), "naive": 400.0,
