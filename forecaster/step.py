@@ -21,6 +21,7 @@ backtest (:class:`PolicyForecaster`) the versions it made earlier, and both get 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import tempfile
 from collections.abc import Callable
@@ -45,7 +46,7 @@ from forecaster.policy import (
     trail_counts,
 )
 
-Role = Literal["champion", "challenger", "candidate"]
+logger = logging.getLogger("forecaster.step")
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ def policy_step(
     settings: PolicySettings,
     live: dict[str, float],
     mode: str = "auto",
+    label: str = "",
 ) -> StepResult:
     """One session of the champion/challenger policy (see the module docstring).
 
@@ -149,6 +151,7 @@ def policy_step(
         settings: the policy's knobs.
         live: the champion's live scores up to the as-of (:data:`forecaster.evaluation.metrics.LIVE`).
         mode: ``auto``, or ``full``/``finetune`` to train such a challenger today whatever is pending.
+        label: the prefix of the step's log lines (the daily job's ticker and session).
     """
     as_of = prices.index[-1]
     champion, challenger, last_full = state.champion, state.challenger, state.last_full
@@ -170,6 +173,8 @@ def policy_step(
         verdict = gate(scores["challenger"], scores["champion"], metric=settings.gate_metric,
                        tolerance=settings.gate_tolerance, max_u2=settings.gate_max_u2)  # fmt: skip
         champion, challenger = (challenger, None) if verdict.promote else (champion, None)
+    if verdict is not None:
+        logger.info("%sgate: %s", label and f"{label}: ", verdict.reason)
 
     decision = candidate = dropped = None
     role: Literal["champion", "challenger"] | None = None
@@ -178,6 +183,7 @@ def policy_step(
         facts = _facts(champion, state.last_full, prices, live)
         decision = decide_training(mode, facts, wanted, max_age=settings.max_age, drift_u2=settings.drift_u2,
                                    min_live=settings.min_live)  # fmt: skip
+        logger.info("%s%s retrain: %s", label and f"{label}: ", decision.kind, decision.reason)
         if decision.kind == "full" or champion is None:
             candidate = LSTMForecaster(preset, horizon=horizon).fit(prices)
             full_fit_on = last_full = as_of

@@ -126,14 +126,9 @@ def _run_job(run: TrackedRun, params: JobParams, settings: Settings, fetch: Fetc
     live = score(outcomes, metrics=LIVE)
     state, unusable, warning = load_state(repo, params, fetched.revisions)
     step = policy_step(state, prices, preset=get_preset(params.preset), horizon=params.horizon,
-                       settings=settings.policy(), live=live, mode=params.retrain)  # fmt: skip
-    if step.verdict is not None:
-        logger.info("%s: gate: %s", tag, step.verdict.reason)
-    if step.decision is not None:
-        kind = step.decision.kind
-        reason = step.decision.reason if warning is None else f"{step.decision.reason} ({warning})"
-        step = replace(step, decision=TrainingDecision(kind, reason))
-        logger.info("%s: %s retrain: %s -> %s", tag, kind, reason, step.candidate_role)
+                       settings=settings.policy(), live=live, mode=params.retrain, label=tag)  # fmt: skip
+    if step.decision is not None and warning is not None:
+        step = replace(step, decision=TrainingDecision(step.decision.kind, f"{step.decision.reason} ({warning})"))
     logger.info("%s: forecast by version %s: %d horizons", tag, step.forecast_by.ref or "new", len(step.forecasts))
     artifact = None if step.candidate is None else pack_model(step.candidate)
     used, version_id = _persist(run, params, step, fetched, live, artifact, unusable)
