@@ -63,16 +63,17 @@ def run_daily(*, tickers: list[str] | None, as_of: dt.date | None, source: str |
     tickers, source, preset = tickers or settings.tickers, source or settings.source, preset or settings.preset
     retrain, horizon = retrain or settings.retrain, horizon or settings.horizon
     check_run_inputs(tickers, source, preset, resolve_as_of(as_of), settings)  # a future date fails here too
+    address = dask or settings.dask_address
+    runner = None
+    if address:  # every worker must report to this process's Prefect API: refused (one line) before any work
+        from flows.cluster import dask_task_runner
+
+        runner = dask_task_runner(address)
     prepare_database(settings.db_url)
     from flows.daily import daily_forecast  # deliberately lazy: Prefect only once the inputs are known good
 
     _quiet_prefect_tracebacks()
-    flow = daily_forecast
-    address = dask or settings.dask_address
-    if address:
-        from prefect_dask import DaskTaskRunner
-
-        flow = daily_forecast.with_options(task_runner=DaskTaskRunner(address=address))  # type: ignore[arg-type]
+    flow = daily_forecast.with_options(task_runner=runner) if runner else daily_forecast  # type: ignore[arg-type]
     results = flow(tickers=tickers, as_of=as_of, source=source, retrain=retrain, horizon=horizon, preset=preset)
     if not results:
         typer.echo(f"{as_of} is not an NYSE trading day: nothing to do")

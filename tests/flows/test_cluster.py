@@ -11,10 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,68 +18,13 @@ import pytest
 from db import migrate
 from db.repository import Repository
 from tests.db.fixtures import postgres_database
+from tests.flows.dask_procs import ROOT, Cluster
 
-ROOT = Path(__file__).resolve().parents[2]
 DAY1, DAY2 = dt.date(2024, 6, 3), dt.date(2024, 6, 4)
 TICKERS = ["AAA", "BBB", "CCC", "DDD"]
 ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    """A scheduler process and worker processes started with their own environments; stopped by pid."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env, self.port, self.workers = env, _free_port(), []
-        self.address = f"tcp://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
-               str(self.port), "--no-dashboard"]  # fmt: skip
-        self.scheduler = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def start_workers(self, homes: list[Path]) -> None:
-        from distributed import Client
-
-        for home in homes:
-            home.mkdir(parents=True)
-            env = self.env | {"TSLA_FORECAST_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
-            cmd = [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
-                   "--no-dashboard", "--no-nanny", "--memory-limit", "4GiB"]  # fmt: skip
-            self.workers.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                                 stderr=subprocess.DEVNULL))  # fmt: skip
-        with Client(self.address, timeout="60s") as client:
-            client.wait_for_workers(len(homes), timeout=180)
-
-    def stop_workers(self) -> None:
-        for proc in self.workers:
-            _stop(proc)
-        self.workers = []
-        deadline = time.monotonic() + 60
-        from distributed import Client
-
-        with Client(self.address, timeout="60s") as client:
-            while client.scheduler_info()["workers"] and time.monotonic() < deadline:
-                time.sleep(0.5)
-
-    def close(self) -> None:
-        for proc in self.workers:
-            _stop(proc)
-        _stop(self.scheduler)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture

@@ -1,0 +1,84 @@
+"""``--dask``: a Dask task runner whose workers all report to the client's Prefect API and share the load.
+
+Prefect sends the client's settings (its API URL included) with every task, so a worker reports to whatever API the
+client uses. A client in ephemeral mode has no URL to send: each worker would then start a private Prefect server
+of its own (invisible to the flow's API, and orphaned when the worker is killed). :func:`dask_task_runner` therefore
+refuses a client without ``PREFECT_API_URL``, checks that every worker reaches that API, and sets it in the workers'
+environment (a worker plugin, so workers that join later get it too).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from forecaster.errors import ConfigError
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from prefect_dask import DaskTaskRunner
+
+HOW = ("start a Prefect server (`prefect server start --host 0.0.0.0`) and set PREFECT_API_URL=http://HOST:4200/api "
+       "for this command and every Dask worker")  # fmt: skip
+CONNECT_TIMEOUT = "30s"
+
+
+class PrefectApiError(ConfigError):
+    """A ``--dask`` run without one Prefect API that the client and every worker share."""
+
+
+class PrefectApiPlugin(WorkerPlugin):
+    """Sets ``PREFECT_API_URL`` in each worker's environment (present and future workers alike)."""
+
+    name = "tsla-forecast-prefect-api"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def setup(self, worker) -> None:  # noqa: ANN001 - distributed.Worker
+        os.environ["PREFECT_API_URL"] = self.url
+
+
+def shared_api_url() -> str:
+    """The client's Prefect API URL; :class:`PrefectApiError` in ephemeral mode, which workers cannot share."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise PrefectApiError(f"--dask needs a Prefect server shared with the workers, and PREFECT_API_URL is not set: "
+                              f"{HOW}")  # fmt: skip
+    return str(url)
+
+
+def api_problem(url: str) -> str | None:
+    """Run on a worker: None when ``url``'s health check answers, else the reason."""
+    import httpx
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=10).raise_for_status()
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def share_api(client: Client, url: str) -> None:
+    """Hand ``url`` to every worker; :class:`PrefectApiError` names the first worker that cannot reach it."""
+    client.register_plugin(PrefectApiPlugin(url))
+    problems = {w: p for w, p in client.run(api_problem, url).items() if p}
+    if problems:
+        worker, problem = next(iter(sorted(problems.items())))
+        raise PrefectApiError(f"Dask worker {worker} cannot reach the Prefect API at {url} ({problem}): {HOW}")
+
+
+def dask_task_runner(address: str) -> DaskTaskRunner:
+    """A :class:`~prefect_dask.DaskTaskRunner` on the scheduler at ``address``, once every worker shares the client's
+    Prefect API (see the module docstring)."""
+    from distributed import Client
+    from prefect_dask import DaskTaskRunner
+
+    url = shared_api_url()
+    with Client(address, timeout=CONNECT_TIMEOUT) as client:
+        share_api(client, url)
+    return DaskTaskRunner(address=address)
