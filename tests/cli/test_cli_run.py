@@ -29,7 +29,7 @@ def _env(home: Path) -> dict[str, str]:
         "TSLA_FORECAST_HOME": str(home),
         "TSLA_FORECAST_FETCH_RETRIES": "0",
         "TSLA_FORECAST_FINAL_BAR_RETRY_DELAYS": "[]",
-        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_HOME": os.environ["PREFECT_HOME"],  # one per session: its database is migrated once, not per run
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
 

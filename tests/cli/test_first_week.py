@@ -27,8 +27,7 @@ ONE_LINE_WITHIN_S = 10.0
 def _env(home: Path) -> dict[str, str]:
     """A user's environment: the default retries and waits (nothing turned off), an empty home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TSLA_FORECAST_")}
-    return env | {"TSLA_FORECAST_HOME": str(home), "PREFECT_HOME": str(home.parent / "prefect"),
-                  "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+    return env | {"TSLA_FORECAST_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
 
 
 def _cli(
