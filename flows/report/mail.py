@@ -10,6 +10,7 @@ logged, never put in an error message (error texts are scrubbed of it anyway).
 from __future__ import annotations
 
 import email.policy
+import functools
 import logging
 import re
 import smtplib
@@ -21,9 +22,6 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from prefect.runtime import task_run
 from pydantic import SecretStr
 
 from flows.retries import exception_of, retry_smtp, smtp_delays
@@ -151,10 +149,11 @@ class Delivery:
     error: str | None = None
 
 
-@task(name="email-delivery", cache_policy=NO_CACHE, retry_condition_fn=retry_smtp)
 def deliver(message: bytes, smtp: SmtpConfig) -> int:
-    """One delivery attempt (a Prefect task: Prefect retries it); returns the attempt number. A failure is logged
-    and re-raised with the attempt number on it (``exc.attempt``)."""
+    """One delivery attempt (run as a Prefect task, :func:`delivery_task`: Prefect retries it); returns the attempt
+    number. A failure is logged and re-raised with the attempt number on it (``exc.attempt``)."""
+    from prefect.runtime import task_run
+
     attempt = int(task_run.run_count or 1)
     try:
         send_message(message, smtp)
@@ -166,10 +165,20 @@ def deliver(message: bytes, smtp: SmtpConfig) -> int:
     return attempt
 
 
+@functools.cache
+def delivery_task() -> Any:
+    """:func:`deliver` as a Prefect task, built on first use: building a report (``tsla-forecast report`` without
+    ``--email``) never imports Prefect."""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(name="email-delivery", cache_policy=NO_CACHE, retry_condition_fn=retry_smtp)(deliver)
+
+
 def send_with_retries(message: bytes, smtp: SmtpConfig, *, retries: int, delay: float) -> Delivery:
     """Deliver with Prefect's task retries: up to ``1 + retries`` attempts, ``delay``, ``2 x delay``, ... seconds
     apart, for transient failures only (:func:`flows.retries.retry_smtp`); never raises for delivery errors."""
-    send = deliver.with_options(retries=retries, retry_delay_seconds=smtp_delays(retries, delay) or 0)
+    send = delivery_task().with_options(retries=retries, retry_delay_seconds=smtp_delays(retries, delay) or 0)
     state = send(message, smtp, return_state=True)
     if state.is_completed():
         return Delivery(True, int(state.result()))

@@ -37,7 +37,10 @@ def test_redact_hides_the_password_even_in_malformed_urls(url: str) -> None:
     assert SECRET not in redact(url) and "me:***@" in redact(url)
 
 
-def test_sqlite_engine_creates_its_folder_and_sets_wal_and_foreign_keys(tmp_path: Path) -> None:
+def test_sqlite_engine_creates_its_folder_under_the_home_and_sets_wal_and_foreign_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TSLA_FORECAST_HOME", str(tmp_path))  # only folders under the home are created (#20 item 4)
     engine = make_engine(f"sqlite:///{tmp_path / 'new' / 'dir' / 'forecast.db'}")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
