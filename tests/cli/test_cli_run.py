@@ -146,18 +146,12 @@ def test_unknown_preset(env):
     _assert_one_clean_error(result, 1, "unknown preset 'nope'")
 
 
+SYNTHETIC_RUN = ("run", "--source", "synthetic", "--as-of", "2024-06-03", "--preset", "smoke")  # a day it has
+
+
 def test_unreachable_database_is_one_error_line(env):
     url = "postgresql+psycopg://nobody@127.0.0.1:1/x"
-    result = run_cli(
-        "run",
-        "--source",
-        "synthetic",
-        "--as-of",
-        "2024-06-03",
-        "--preset",
-        "smoke",
-        env=env | {"TSLA_FORECAST_DATABASE_URL": url},
-    )
+    result = run_cli(*SYNTHETIC_RUN, env=env | {"TSLA_FORECAST_DATABASE_URL": url})
     _assert_one_clean_error(result, 1, "cannot connect to database", "127.0.0.1:1")
 
 
@@ -170,16 +164,7 @@ def test_unreachable_database_is_one_error_line(env):
     ],
 )
 def test_malformed_database_url_is_one_error_line(env, url):
-    result = run_cli(
-        "run",
-        "--source",
-        "synthetic",
-        "--as-of",
-        "2024-06-03",
-        "--preset",
-        "smoke",
-        env=env | {"TSLA_FORECAST_DATABASE_URL": url},
-    )
+    result = run_cli(*SYNTHETIC_RUN, env=env | {"TSLA_FORECAST_DATABASE_URL": url})
     _assert_one_clean_error(result, 1, "database URL")
 
 
