@@ -30,9 +30,10 @@ def chromium() -> str:
     pytest.skip(f"{message}: screenshot check skipped outside CI")
 
 
-def screenshot(html: Path, out: Path, profile: Path, height: int = 2400) -> np.ndarray:
+def screenshot(html: Path, out: Path, profile: Path, height: int = 4000) -> np.ndarray:
     """Render ``html`` at 1000 px wide with headless Chromium (no network needed) and return the RGB pixels."""
     cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+           "--virtual-time-budget=10000",  # wait until the page and its inline figures have loaded
            f"--user-data-dir={profile}", f"--window-size=1000,{height}", f"--screenshot={out}",
            html.as_uri()]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=os.environ | {"HOME": str(profile)})
@@ -44,7 +45,7 @@ def screenshot(html: Path, out: Path, profile: Path, height: int = 2400) -> np.n
 def test_report_screenshot_is_not_blank_and_shows_the_figures(repo, seeded, tmp_path):
     archived = make_report(repo, Settings(), "TSLA")
     pixels = screenshot(archived.html_path, tmp_path / "report.png", tmp_path / "profile")
-    assert pixels.shape[:2] == (2400, 1000)
+    assert pixels.shape[:2] == (4000, 1000)  # tall enough for both forecast fans below the warnings
     gray = pixels.mean(axis=2)
     assert gray.std() > 20, "the page is one flat colour"
     assert (gray < 128).mean() > 0.01, "hardly any dark pixels: no text was drawn"
