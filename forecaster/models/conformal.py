@@ -9,6 +9,11 @@ price, wider on wild days. ``sigma = 1`` is plain split-conformal. Scales:
 * ``ewma``: RiskMetrics (lambda 0.94) one-day volatility of the log returns up to the origin, times ``sqrt(h)``;
 * ``head``: the LSTM's own scale forecast (see :mod:`forecaster.models.lstm`).
 
+``quantile`` replaces the symmetric band by conformalised quantile regression (CQR, Romano, Patterson and Candès
+2019): a head forecasts the :data:`QUANTILE_LEVELS` quantiles of the normalised h-day log return ``z``; the score of
+a band ``[q_lo, q_hi]`` is ``max(q_lo - z, z - q_hi)`` (:func:`cqr_scores`, negative inside the band) and the
+band becomes ``[q_lo - Q, q_hi + Q]`` with ``Q`` the conformal quantile of the signed scores (:func:`cqr_quantiles`).
+
 :func:`aci_levels` adds adaptive conformal inference (Gibbs and Candès 2021) on top of any of them.
 """
 
@@ -27,8 +32,10 @@ from forecaster.models.base import FORECAST_COLUMNS
 
 LEVELS: tuple[float, ...] = (0.80, 0.95)
 MIN_RESIDUALS = 10
-Interval = Literal["plain", "ewma", "head"]
-INTERVALS: tuple[str, ...] = ("plain", "ewma", "head")
+Interval = Literal["plain", "ewma", "head", "quantile"]
+INTERVALS: tuple[str, ...] = ("plain", "ewma", "head", "quantile")
+QUANTILE_LEVELS: tuple[float, ...] = (0.025, 0.10, 0.90, 0.975)  # the quantile head's outputs, ascending
+BAND_QUANTILES: dict[float, tuple[int, int]] = {0.80: (1, 2), 0.95: (0, 3)}  # level -> (lo, hi) in QUANTILE_LEVELS
 EWMA_LAMBDA, EWMA_SPAN = 0.94, 100  # RiskMetrics decay; 0.94**100 = 0.2%, so a finite window changes nothing
 SIGMA_FLOOR = 1e-6
 
@@ -116,6 +123,7 @@ def conformal_quantiles(
     *,
     min_residuals: int = MIN_RESIDUALS,
     adjusted: dict[float, np.ndarray] | None = None,
+    signed: bool = False,
 ) -> dict[float, np.ndarray]:
     """Split-conformal quantiles of out-of-sample ``|log(actual / point)|`` residuals, per horizon.
 
@@ -129,6 +137,7 @@ def conformal_quantiles(
         levels: nominal coverage levels in ``(0, 1)``.
         min_residuals: fewest finite residuals accepted per horizon.
         adjusted: ``{level: per-horizon level actually used}`` (from :func:`aci_levels`); default the level.
+        signed: take the scores as they are (CQR scores, negative inside the band), not their absolute values.
 
     Returns:
         ``{level: array of shape (H,)}``.
@@ -145,7 +154,8 @@ def conformal_quantiles(
         raise ValueError(f"levels must lie in (0, 1), got {bad}")
     out = {lv: np.empty(res.shape[1]) for lv in levels}
     for h in range(res.shape[1]):
-        col = np.abs(res[:, h][np.isfinite(res[:, h])])
+        col = res[:, h][np.isfinite(res[:, h])]
+        col = col if signed else np.abs(col)
         if col.size < min_residuals:
             raise NotEnoughDataError(
                 f"conformal calibration needs at least {min_residuals} residuals for horizon {h + 1}, got {col.size}"
@@ -154,6 +164,35 @@ def conformal_quantiles(
         for lv in levels:
             used = lv if adjusted is None else float(adjusted[lv][h])
             out[lv][h] = col[_conformal_rank(col.size, used) - 1]
+    return out
+
+
+def cqr_scores(z: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """CQR conformity scores ``max(q_lo - z, z - q_hi)`` of each level's band, shape ``(n, len(LEVELS) * H)``.
+
+    Args:
+        z: realised normalised h-day log returns, shape ``(n, H)``.
+        quantiles: the forecast :data:`QUANTILE_LEVELS` quantiles of ``z``, shape ``(n, H, 4)``.
+
+    Returns:
+        The scores of the 80% band for horizons ``1..H``, then those of the 95% band (the order of :data:`LEVELS`).
+    """
+    z = np.asarray(z, dtype=float)
+    q = np.asarray(quantiles, dtype=float)
+    blocks = [np.maximum(q[..., BAND_QUANTILES[lv][0]] - z, z - q[..., BAND_QUANTILES[lv][1]]) for lv in LEVELS]
+    return np.concatenate(blocks, axis=1)
+
+
+def cqr_quantiles(scores: np.ndarray, *, gamma: float = 0.0) -> dict[float, np.ndarray]:
+    """Per level and horizon, the conformal quantile ``Q`` of the signed CQR scores of :func:`cqr_scores`
+    (with ACI when ``gamma > 0``): the band ``[q_lo - Q, q_hi + Q]`` covers at the level."""
+    res = np.asarray(scores, dtype=float)
+    n_h = res.shape[1] // len(LEVELS)
+    out = {}
+    for i, lv in enumerate(LEVELS):
+        block = res[:, i * n_h : (i + 1) * n_h]
+        adjusted = aci_levels(block, (lv,), gamma=gamma) if gamma > 0 else None
+        out[lv] = conformal_quantiles(block, (lv,), adjusted=adjusted, signed=True)[lv]
     return out
 
 
@@ -167,6 +206,7 @@ def forecast_frame(
     points: np.ndarray,
     quantiles: dict[float, np.ndarray],
     sigma: np.ndarray | None = None,
+    bands: dict[float, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """Build the :data:`~forecaster.models.base.FORECAST_COLUMNS` frame for horizons ``1..H``.
 
@@ -176,6 +216,8 @@ def forecast_frame(
         points: point forecasts for horizons ``1..H`` (price space).
         quantiles: ``{0.80: q, 0.95: q}`` from :func:`conformal_quantiles`, each of shape ``(H,)``.
         sigma: the scale of each horizon at the origin, shape ``(H,)`` (default 1: plain split-conformal).
+        bands: ``{level: (lo, hi)}`` price bands made elsewhere (CQR), used instead of ``quantiles`` and ``sigma``;
+            each is widened to hold the point.
 
     Returns:
         One row per horizon; target dates are the next ``H`` NYSE sessions after ``origin``;
@@ -204,11 +246,15 @@ def forecast_frame(
     if scale.size != n_h:
         raise ValueError(f"sigma has {scale.size} values but there are {n_h} horizons")
     for lv in LEVELS:
-        q = np.asarray(quantiles[lv], dtype=float).reshape(-1)
-        if q.size != n_h:
-            raise ValueError(f"quantiles[{lv}] has {q.size} values but there are {n_h} horizons")
-        q = q * scale
-        lo, hi = nested_bands(pts * np.exp(-q), pts * np.exp(q))
+        if bands is not None:
+            lo, hi = (np.asarray(b, dtype=float).reshape(-1) for b in bands[lv])
+            lo, hi = nested_bands(np.minimum(lo, pts), np.maximum(hi, pts))
+        else:
+            q = np.asarray(quantiles[lv], dtype=float).reshape(-1)
+            if q.size != n_h:
+                raise ValueError(f"quantiles[{lv}] has {q.size} values but there are {n_h} horizons")
+            q = q * scale
+            lo, hi = nested_bands(pts * np.exp(-q), pts * np.exp(q))
         frame[f"lo{_level_suffix(lv)}"] = lo
         frame[f"hi{_level_suffix(lv)}"] = hi
     return frame.loc[:, list(FORECAST_COLUMNS)]

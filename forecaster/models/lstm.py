@@ -9,7 +9,10 @@
   matured (truly out-of-sample: scores and track record), then optionally fine-tunes on the most recent
   samples with a lower learning rate.
 * ``predict`` returns H forecasts with volatility-aware conformal 80%/95% intervals in price space
-  (``preset.interval``: plain, EWMA or the network's own scale head; ``preset.aci_gamma`` adds ACI).
+  (``preset.interval``: plain, EWMA or the network's own scale head; ``preset.aci_gamma`` adds ACI), or, with
+  ``interval="quantile"``, the quantile head's bands conformalised per horizon (CQR, see
+  :mod:`forecaster.models.conformal`): it forecasts the quantiles of the h-day log return divided by 1 or by the
+  range EWMA's scale (``preset.quantile_norm``), optionally blended toward a normal prior (``preset.scale_blend``).
 
 **Never worse than naive by design.** With ``preset.shrink`` the predicted log returns are multiplied by a
 per-horizon factor in [0, 1] fitted on the validation slice, and the factor is set to 0 (the forecast is the last
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import statistics
 import threading
 from pathlib import Path
 from typing import Any, NamedTuple, Self
@@ -38,13 +42,17 @@ from forecaster.evaluation import metrics
 from forecaster.models import networks, training
 from forecaster.models.baselines import LONG_RUN, range_term_structure
 from forecaster.models.conformal import (
+    BAND_QUANTILES,
     EWMA_SPAN,
     INTERVALS,
     LEVELS,
     MIN_RESIDUALS,
+    QUANTILE_LEVELS,
     SIGMA_FLOOR,
     aci_levels,
     conformal_quantiles,
+    cqr_quantiles,
+    cqr_scores,
     ewma_volatility,
     forecast_frame,
     horizon_scale,
@@ -57,6 +65,7 @@ logger = logging.getLogger("forecaster.models.lstm")
 _TRAINING = threading.RLock()
 SKILL_Z = 1.645  # one-sided 5%: the shrinkage stays above 0 only on significant validation skill over naive
 SCALE_EPS = 1e-3  # the scale head learns log(|h-day log return| + SCALE_EPS)
+QUANTILE_NORMS = ("plain", "range")  # what the quantile head's h-day log returns are divided by
 TRACK_COLUMNS = ("point", "naive", "actual", "seen_until")
 
 
@@ -115,7 +124,12 @@ class LSTMForecaster:
         cal_idx = np.arange(cal.start, cal.stop)
         scaled = self._predict_scaled(x[cal])
         points, actual = self._to_price(data, cal_idx, scaled), self._actual_prices(data, cal_idx)
-        scores = np.abs(np.log(actual / points)) / self._scales(prices, data, cal_idx, scaled)
+        if p.interval == "quantile":
+            quantiles, norm = self._quantiles(prices, data, cal_idx, scaled)
+            last_close = data.close[data.origin_index(0) + cal_idx][:, None]
+            scores = cqr_scores(np.log(actual / last_close) / norm, quantiles)
+        else:
+            scores = np.abs(np.log(actual / points)) / self._scales(prices, data, cal_idx, scaled)
         self.residuals_ = scores[-p.calibration_size :]
         self.track_ = self._track(data, cal_idx, points[:, 0], actual[:, 0], _empty_track())
         self.validation_ = self._validation_scores(data, cal_idx, points, actual)
@@ -130,6 +144,8 @@ class LSTMForecaster:
             raise ConfigError(f"horizon must be >= 1, got {self.horizon}")
         if p.interval not in INTERVALS:
             raise ConfigError(f"interval must be one of {', '.join(INTERVALS)}, got '{p.interval}'")
+        if p.quantile_norm not in QUANTILE_NORMS:
+            raise ConfigError(f"quantile_norm must be one of {', '.join(QUANTILE_NORMS)}, got '{p.quantile_norm}'")
         span = prices if p.train_window is None else prices.tail(p.train_window + warmup_rows(p.features))
         data = WindowedData.build(span, p.features, p.window, self.horizon, p.target)
         n_lab = data.labelled()
@@ -143,9 +159,9 @@ class LSTMForecaster:
                 "(need >= 20 training samples)"
             )
         self.x_scaler_ = make_scaler(p.scaler).fit(data.x_raw[: data.origin_index(n_train - 1) + 1])
-        self.y_scaler_ = make_scaler(p.scaler).fit(self._raw_targets(data, 0, n_train))
+        self.y_scaler_ = make_scaler(p.scaler).fit(self._raw_targets(data, 0, n_train, prices))
         x = data.x_windows(self.x_scaler_, 0, n_lab)
-        y = self.y_scaler_.transform(self._raw_targets(data, 0, n_lab)).astype("float32")
+        y = self.y_scaler_.transform(self._raw_targets(data, 0, n_lab, prices)).astype("float32")
         val = slice(n_train + self.horizon, n_train + self.horizon + n_val)
         return TrainingSet(data, span, x, y, n_train, val, slice(n_lab - n_cal, n_lab))
 
@@ -177,7 +193,7 @@ class LSTMForecaster:
         if n_lab - start < 1:
             return self
         x = data.x_windows(self.x_scaler_, start, n_lab)
-        y = self.y_scaler_.transform(self._raw_targets(data, start, n_lab)).astype("float32")
+        y = self.y_scaler_.transform(self._raw_targets(data, start, n_lab, prices)).astype("float32")
         training.set_learning_rate(self.model_, p.learning_rate * p.finetune_lr_factor)
         self.history_ = training.fit(
             self.model_, x, y, None, epochs=p.finetune_epochs, batch_size=p.batch_size,
@@ -197,8 +213,18 @@ class LSTMForecaster:
         data = self._data(self.recent_, extra=0)
         last = np.array([data.n_origins - 1])
         scaled = self._predict_scaled(data.x_windows(self.x_scaler_, int(last[0])))
-        points, sigma = self._to_price(data, last, scaled), self._scales(self.recent_, data, last, scaled)
         gamma = self.preset_.aci_gamma
+        points = self._to_price(data, last, scaled)
+        if self.preset_.interval == "quantile":
+            qz, norm = self._quantiles(self.recent_, data, last, scaled)
+            widen = cqr_quantiles(self.residuals_, gamma=gamma)  # [q_lo - Q, q_hi + Q] in normalised units
+            last_close, bands = float(data.close[-1]), {}
+            for lv, (lo, hi) in BAND_QUANTILES.items():
+                bands[lv] = (last_close * np.exp(norm[0, :h] * (qz[0, :h, lo] - widen[lv][:h])),
+                             last_close * np.exp(norm[0, :h] * (qz[0, :h, hi] + widen[lv][:h])))  # fmt: skip
+            return forecast_frame(self.origin_, last_close, points[0, :h], {lv: q[:h] for lv, q in widen.items()},
+                                  bands=bands)  # fmt: skip
+        sigma = self._scales(self.recent_, data, last, scaled)
         levels = aci_levels(self.residuals_, LEVELS, gamma=gamma) if gamma > 0 else None
         quantiles = conformal_quantiles(self.residuals_, LEVELS, adjusted=levels)
         return forecast_frame(
@@ -228,7 +254,8 @@ class LSTMForecaster:
 
         self._check_fitted()
         twin = copy.copy(self)
-        twin.model_ = keras.models.clone_model(self.model_)
+        with keras.saving.custom_object_scope(networks.CUSTOM_OBJECTS):  # the quantile head's loss and metric
+            twin.model_ = keras.models.clone_model(self.model_)
         twin.model_.set_weights(self.model_.get_weights())
         return twin
 
@@ -289,7 +316,8 @@ class LSTMForecaster:
             raise NotFittedError("LSTMForecaster is not fitted: call fit(prices) first")
 
     def _set_recent(self, prices: pd.DataFrame) -> None:
-        scale_rows = LONG_RUN + 1 if self.preset_.scale_blend > 0 else EWMA_SPAN + 1
+        p = self.preset_
+        scale_rows = LONG_RUN + 1 if p.scale_blend > 0 or p.quantile_norm != "plain" else EWMA_SPAN + 1
         keep = max(warmup_rows(self.preset_.features) + self.preset_.window, scale_rows) + self.horizon + 5
         self.recent_ = prices.tail(keep).copy()
         self.origin_ = prices.index[-1]
@@ -299,11 +327,15 @@ class LSTMForecaster:
         rows = warmup_rows(p.features) + p.window + extra + 1
         return WindowedData.build(prices.tail(rows), p.features, p.window, self.horizon, p.target)
 
-    def _raw_targets(self, data: WindowedData, start: int, stop: int) -> np.ndarray:
+    def _raw_targets(self, data: WindowedData, start: int, stop: int, prices: pd.DataFrame) -> np.ndarray:
         """Targets of samples ``start..stop``; with the scale head also ``log(|h-day log return| + eps)`` or, with
-        ``scale_target="range"``, ``log(sqrt(sum of the next h days' Garman-Klass + gap² variances) + eps)``."""
+        ``scale_target="range"``, ``log(sqrt(sum of the next h days' Garman-Klass + gap² variances) + eps)``; with
+        the quantile head also the h-day log return divided by its normaliser (:meth:`_quantiles`)."""
         rows = slice(data.origin_index(start), data.origin_index(stop - 1) + 1)
         targets = data.targets[rows]
+        if self.preset_.interval == "quantile":
+            log_ret = targets if self.preset_.target == "log_return" else np.log(targets / data.close[rows, None])
+            return np.hstack([targets, log_ret / self._normaliser(prices, data, np.arange(start, stop))])
         if self.preset_.interval != "head":
             return targets
         if self.preset_.scale_target == "range":
@@ -316,18 +348,46 @@ class LSTMForecaster:
         kind, h = self.preset_.interval, self.horizon
         if kind == "plain":
             return np.ones((len(samples), h))
-        tail = prices.iloc[-(len(data.dates) + warmup_rows(self.preset_.features) + max(EWMA_SPAN, LONG_RUN) + 1) :]
-        at_origin = data.dates[data.origin_index(0) + samples]
         if kind == "head":
             log_head = self.y_scaler_.inverse_transform(scaled)[:, h:]
             w = self.preset_.scale_blend
             if w > 0:
-                terms = range_term_structure(tail, h, self.preset_.blend_persistence)
-                partner = pd.DataFrame(terms, index=tail.index).reindex(at_origin).to_numpy()
-                log_head = (1.0 - w) * log_head + w * np.log(partner)
+                log_head = (1.0 - w) * log_head + w * np.log(self._range_scale(prices, data, samples))
             return np.maximum(np.exp(log_head), SIGMA_FLOOR)
+        tail = self._tail(prices, data)
         sigma = pd.Series(ewma_volatility(tail["close"].to_numpy()), index=tail.index)
-        return horizon_scale(sigma.reindex(at_origin).to_numpy(), h)
+        return horizon_scale(sigma.reindex(data.dates[data.origin_index(0) + samples]).to_numpy(), h)
+
+    def _tail(self, prices: pd.DataFrame, data: WindowedData) -> pd.DataFrame:
+        """The rows of ``prices`` that every scale of ``data``'s origins depends on."""
+        return prices.iloc[-(len(data.dates) + warmup_rows(self.preset_.features) + max(EWMA_SPAN, LONG_RUN) + 1) :]
+
+    def _range_scale(self, prices: pd.DataFrame, data: WindowedData, samples: np.ndarray) -> np.ndarray:
+        """The range EWMA's h-day scale at each sample's origin (:func:`range_term_structure`): ``(n, H)``."""
+        tail = self._tail(prices, data)
+        terms = range_term_structure(tail, self.horizon, self.preset_.blend_persistence)
+        return pd.DataFrame(terms, index=tail.index).reindex(data.dates[data.origin_index(0) + samples]).to_numpy()
+
+    def _normaliser(self, prices: pd.DataFrame, data: WindowedData, samples: np.ndarray) -> np.ndarray:
+        """What the quantile head's h-day log returns are divided by: 1 or the range EWMA's scale, ``(n, H)``."""
+        if self.preset_.quantile_norm == "range":
+            return self._range_scale(prices, data, samples)
+        return np.ones((len(samples), self.horizon))
+
+    def _quantiles(self, prices: pd.DataFrame, data: WindowedData, samples: np.ndarray,
+                   scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """The quantile head's :data:`QUANTILE_LEVELS` quantiles of the normalised h-day log return of each sample,
+        ``(n, H, 4)``, and the normaliser, ``(n, H)``. With ``scale_blend = w`` the scaled quantiles are blended
+        toward a standard normal's (the training targets' mean and spread): ``(1 - w) * head + w * prior``."""
+        h = self.horizon
+        raw = np.asarray(networks.monotone_quantiles(scaled[:, h:], h), dtype=float)
+        w = self.preset_.scale_blend
+        if w > 0:
+            prior = np.array([statistics.NormalDist().inv_cdf(t) for t in QUANTILE_LEVELS])
+            raw = (1.0 - w) * raw + w * prior
+        columns = [self.y_scaler_.inverse_transform(np.hstack([np.zeros((len(raw), h)), raw[..., k]]))[:, h:]
+                   for k in range(len(QUANTILE_LEVELS))]  # fmt: skip
+        return np.stack(columns, axis=-1), self._normaliser(prices, data, samples)
 
     def _track(self, data: WindowedData, samples: np.ndarray, point: np.ndarray, actual: np.ndarray,
                track: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
@@ -345,7 +405,7 @@ class LSTMForecaster:
 
     def _to_price(self, data: WindowedData, samples: np.ndarray, scaled: np.ndarray) -> np.ndarray:
         """Inverse-scale model outputs for the given samples into prices, shape (n, H)."""
-        raw = self.y_scaler_.inverse_transform(scaled)[:, : self.horizon]
+        raw = self.y_scaler_.inverse_transform(scaled[:, : self.y_scaler_.n_features_in_])[:, : self.horizon]
         if self.preset_.target == "price":
             return raw
         last_close = data.close[data.origin_index(0) + samples][:, None]
@@ -371,10 +431,17 @@ class LSTMForecaster:
         scaled = self._predict_scaled(x)
         shape = (len(targets), self.horizon, -1)
         points = self._to_price(data, origins, scaled).reshape(shape)
-        sigma = self._scales(prices, data, origins, scaled).reshape(shape)
         diag = points[:, h - 1, h - 1]  # forecast of horizon h from origin t - h
         actual = data.close[data.origin_index(0) + targets][:, None]
-        scores = np.abs(np.log(actual / diag)) / sigma[:, h - 1, h - 1]
+        if self.preset_.interval == "quantile":
+            quantiles, norm = self._quantiles(prices, data, origins, scaled)
+            q_diag = quantiles.reshape(len(targets), self.horizon, self.horizon, -1)[:, h - 1, h - 1]
+            last_close = data.close[data.origin_index(0) + origins].reshape(len(targets), self.horizon)
+            z = np.log(actual / last_close) / norm.reshape(shape)[:, h - 1, h - 1]
+            scores = cqr_scores(z, q_diag)
+        else:
+            sigma = self._scales(prices, data, origins, scaled).reshape(shape)
+            scores = np.abs(np.log(actual / diag)) / sigma[:, h - 1, h - 1]
         self.residuals_ = np.vstack([self.residuals_, scores])[-self.preset_.calibration_size :]
         self.track_ = self._track(data, targets - 1, diag[:, 0], actual[:, 0], self.track_)
 

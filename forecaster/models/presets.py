@@ -41,13 +41,16 @@ class Preset:
     finetune_window: int = 250  # most recent samples used by a fine-tune
     calibration_size: int = 250  # most recent out-of-sample residuals kept for conformal intervals
     calibration_fraction: float = 0.10  # newest samples of a full fit held out of training for calibration
-    interval: str = "ewma"  # plain | ewma | head: the scale sigma_h of the conformal scores (forecasting.py)
+    interval: str = "ewma"  # plain | ewma | head: the scale sigma_h of the conformal scores (conformal.py);
+    #                         quantile: a quantile (pinball) head, conformalised per horizon (CQR)
     aci_gamma: float = 0.0  # adaptive conformal inference step (Gibbs and Candes 2021); 0 = off
     shrink: bool = False  # shrink predicted log returns toward naive; 0 unless validation skill is significant
     scale_target: str = "abs_return"  # scale head target: log |h-day return| or "range": log sqrt(sum of the h
     #                                   future days' Garman-Klass + gap² variances), far less noisy
     scale_blend: float = 0.0  # weight of the range-EWMA scale in a log-space blend with the head's scale
     blend_persistence: float = 1.0  # the range scale's daily persistence toward its 250-day mean (1 = sqrt(h))
+    quantile_norm: str = "plain"  # quantile head: its h-day log returns divided by 1 (plain) or by the range EWMA's
+    #                               sqrt(h) scale known at the origin ("range": the head learns a correction to it)
     seed: int = 42
     extras: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -78,7 +81,7 @@ class Preset:
 
 
 LATER_FIELDS: dict[str, tuple[Any]] = {"scale_target": ("abs_return",), "scale_blend": (0.0,),
-                                        "blend_persistence": (1.0,)}  # fmt: skip
+                                        "blend_persistence": (1.0,), "quantile_norm": ("plain",)}  # fmt: skip
 
 PRESETS: dict[str, Preset] = {
     "default": Preset(
