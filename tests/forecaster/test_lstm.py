@@ -153,7 +153,7 @@ def test_the_range_scale_target_and_the_range_ewma_blend(long_prices, tiny_prese
     from forecaster.models.lstm import SCALE_EPS
 
     history = long_prices.iloc[:400]
-    preset = tiny_preset.replace(scale_target="range", epochs=1)
+    preset = tiny_preset.replace(interval="head", quantile_norm="plain", scale_target="range", epochs=1)
     model = LSTMForecaster(preset, horizon=3).fit(history)
     data = model._data(history, extra=50)
     rows = slice(data.origin_index(0), data.origin_index(9) + 1)

@@ -71,6 +71,8 @@ def test_fields_added_later_leave_the_fingerprint_alone_until_they_are_set():
     assert base.fingerprint() == old_fingerprint
     assert base.replace(scale_target="range").fingerprint() != base.fingerprint()
     assert base.replace(scale_blend=0.5).fingerprint() != base.fingerprint()
+    assert base.replace(quantile_norm="range").fingerprint() != base.fingerprint()
+    assert base.replace(interval="quantile").fingerprint() != base.fingerprint()
 
 
 def test_default_v1_keeps_the_previous_default_reproducible():
@@ -82,3 +84,18 @@ def test_default_v1_keeps_the_previous_default_reproducible():
     previous = old.replace(name="default", description="Ours: multi-horizon log-return LSTM on scale-free features, "
                            "tanh (cuDNN-eligible).")  # fmt: skip
     assert previous.fingerprint() == "c2d0cfa64eb0", "the fingerprint of `default` before issue #19"
+
+
+def test_default_v2_keeps_the_scale_head_default_of_issue_19_reproducible():
+    old = get_preset("default_v2")
+    assert (old.interval, old.scale_target, old.scale_blend, old.quantile_norm) == ("head", "range", 0.75, "plain")
+    previous = old.replace(name="default", description="Ours: multi-horizon log-return LSTM on scale-free and range "
+                           "features; its scale head learns the future Garman-Klass + gap range volatility and is "
+                           "blended with the range EWMA (issue #19).")  # fmt: skip
+    assert previous.fingerprint() == "4b8ca5dda8eb", "the fingerprint of `default` before the quantile head"
+
+
+def test_default_is_the_quantile_head_selected_on_2021():
+    new = get_preset("default")
+    assert (new.interval, new.quantile_norm, new.scale_blend) == ("quantile", "range", 0.5)
+    assert new.features == get_preset("default_v2").features
