@@ -1,112 +1,415 @@
-"""Throughput of the daily flow on Dask: tickers per minute on 1 worker and on 2, and the cost by ticker count.
+"""Scale-out of ``tsla-forecast run --dask``: 1 vs 2 pinned Dask workers, a real Prefect server, real PostgreSQL.
 
-A temporary local Prefect API (``prefect_test_harness``) serves the flow and every worker.
-Each configuration gets a local cluster of worker *processes* (one Dask thread each) whose TensorFlow intra-op pool is
-set so that the workers together use the machine's cores once (``TF_NUM_INTRAOP_THREADS`` = cores / workers, one
-inter-op thread), and a fresh database (PostgreSQL when reachable, else SQLite). Every run is one daily run (a full
-retrain, since each run uses tickers of its own) of ``--tickers`` tickers from the synthetic source, whose series
-differ per ticker. Workers are warmed up (TensorFlow and the job imported) before anything is timed; the wall time
-is the flow call, Prefect's task orchestration included.
+What runs (all on this machine, every process started by this script and stopped by pid):
 
-    python benchmarks/scale.py                      # default preset, 1 and 2 workers, 1/2/4/8 tickers (~5 min)
-    python benchmarks/scale.py --preset smoke       # quicker, dominated by orchestration
+- a Prefect server (``prefect server start``, its own PREFECT_HOME and port); client and workers use its API;
+- a fresh PostgreSQL database per worker count (``--pg-url`` names the server): the one shared store;
+- a ``dask scheduler`` and 1 or 2 ``dask worker --nthreads 1 --no-nanny`` processes, each pinned to its own core
+  (``taskset -c CORE``) with one TensorFlow/OpenMP thread (``TF_NUM_INTRAOP_THREADS=1``,
+  ``TF_NUM_INTEROP_THREADS=1``, ``OMP_NUM_THREADS=1``) and a TSLA_FORECAST_HOME and PREFECT_HOME of its own;
+  warmed up (TensorFlow, Keras and the job imported) before anything is timed;
+- per run, the real CLI: ``tsla-forecast -q run --dask ADDRESS --as-of AS_OF --source csv:TSLA_CSV --ticker ...``
+  for N new tickers (a plain CSV path serves the same TSLA series for every ticker), so each ticker is day 1: a
+  full fit, forecast, store and report.
+
+Each configuration (worker count, ticker count) runs ``--repeats`` times; the figures are medians. Beside the wall
+time, the CPU seconds of every process (psutil ``cpu_times`` user+system of the Prefect server, the scheduler and
+the workers before and after the run; the client's from ``os.wait4``) are recorded. A ticker's own work is measured
+separately, without Prefect or Dask, in a pinned one-thread process: the model (``policy_step``), the whole job
+(``run_ticker``) and the report (``make_report``). Orchestration CPU per ticker = (client + Prefect server +
+scheduler + workers) / N - (job + report). The client, the scheduler and the Prefect server share the cores of the
+workers here, so the script also prints the speed-up those costs allow on this machine and an estimate for 8
+one-core worker machines.
+
+    python benchmarks/scale.py                          # 8 and 24 tickers, 1 and 2 workers, 3 repeats (~9 min)
+    python benchmarks/scale.py --counts 8 --repeats 1   # a quick look
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
+import signal
+import socket
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import ROOT, new_postgres_database, write_json  # noqa: E402
+from benchmarks._common import ROOT, SHARED_CSV, new_postgres_database, write_json  # noqa: E402
 
-AS_OF = dt.date(2024, 6, 3)
-COUNTS = (1, 2, 4, 8)
+AS_OF = dt.date(2024, 12, 31)
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+BIN = Path(sys.executable).parent
+ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
+QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
+         "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONPATH": str(ROOT)}  # fmt: skip
 
 
-def _database(home: Path, pg_url: str | None) -> str:
-    """A new, migrated database for one configuration."""
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live children (0 once it is gone)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop one process this script started (and its children), by pid."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(children, timeout=10)
+
+
+def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
+    """``prefect server start`` with its own PREFECT_HOME and port; returns it and its API URL once healthy."""
+    import httpx
+
+    port = _free_port()
+    env = os.environ | QUIET | {"PREFECT_HOME": str(home / "prefect-server"), "PREFECT_UI_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = (home / "prefect-server.log").open("w")
+    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    _stop(proc)
+    raise SystemExit(f"the Prefect server did not start: see {home / 'prefect-server.log'}")
+
+
+@dataclass
+class Cluster:
+    """A ``dask scheduler`` and pinned ``dask worker`` processes, each with an environment of its own."""
+
+    home: Path
+    env: dict[str, str]
+    cores: list[int]
+    address: str = ""
+    scheduler: subprocess.Popen | None = None
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+    def start(self) -> None:
+        port = _free_port()
+        self.address = f"tcp://127.0.0.1:{port}"
+        self.scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                           "--no-dashboard"], env=self.env, cwd=self.home,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        for i, core in enumerate(self.cores):
+            home = self.home / f"worker-{i}"
+            home.mkdir(parents=True)
+            env = self.env | ONE_THREAD | {"TSLA_FORECAST_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+            cmd = ["taskset", "-c", str(core), str(BIN / "dask"), "worker", self.address, "--nthreads", "1",
+                   "--no-dashboard", "--no-nanny", "--memory-limit", "6GiB"]  # fmt: skip
+            self.workers.append(subprocess.Popen(cmd, env=env, cwd=home, stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.DEVNULL))  # fmt: skip
+        from distributed import Client
+
+        with Client(self.address, timeout="60s") as client:
+            client.wait_for_workers(len(self.cores), timeout=180)
+            client.run(_warm)
+
+    def pids(self) -> dict[str, list[int]]:
+        assert self.scheduler is not None
+        return {"scheduler": [self.scheduler.pid], "workers": [w.pid for w in self.workers]}
+
+    def close(self) -> None:
+        for proc in [*self.workers, *([self.scheduler] if self.scheduler else [])]:
+            _stop(proc)
+
+
+def _warm() -> str:
+    """Run on each worker: import what a ticker's task needs, so no timed run pays for it."""
+    import keras  # noqa: F401
+    import tensorflow as tf
+
+    import flows.daily  # noqa: F401
+    import flows.jobs.daily  # noqa: F401
+    import forecaster.models.lstm  # noqa: F401
+    import forecaster.models.networks  # noqa: F401
+
+    return tf.__version__
+
+
+def run_cli(address: str, tickers: list[str], env: dict[str, str], home: Path, preset: str, horizon: int,
+            profile: Path | None = None) -> tuple[float, float]:  # fmt: skip
+    """One ``tsla-forecast run --dask`` (under cProfile into ``profile``); returns (wall s, the client's CPU s)."""
+    prog = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "flows.cli"] if profile else [
+        str(BIN / "tsla-forecast")]  # fmt: skip
+    cmd = [*prog, "-q", "run", "--dask", address, "--as-of", str(AS_OF), "--source",
+           f"csv:{SHARED_CSV}", "--preset", preset, "--horizon", str(horizon), "--retrain", "auto"]  # fmt: skip
+    for t in tickers:
+        cmd += ["--ticker", t]
+    log = (home / "client.log").open("a")
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"tsla-forecast run failed ({proc.returncode}): see {home / 'client.log'}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def measure(n_workers: int, counts: list[int], repeats: int, args: argparse.Namespace, base: Path,
+            server: dict[str, object]) -> list[dict]:  # fmt: skip
+    """Every (ticker count, repeat) on a fresh cluster of ``n_workers`` pinned workers and a fresh database."""
+    home = base / f"{n_workers}w"
+    home.mkdir()
+    db_url = new_postgres_database(args.pg_url, "tsla_scale")
+    if db_url is None:
+        raise SystemExit("this benchmark needs PostgreSQL (--pg-url)")
+    env = os.environ | QUIET | {"PREFECT_API_URL": str(server["url"]), "TSLA_FORECAST_DATABASE_URL": db_url,
+                                "TSLA_FORECAST_FETCH_RETRIES": "0"}  # fmt: skip
+    cluster = Cluster(home, env, args.cores[:n_workers])
+    client_env = env | {"TSLA_FORECAST_HOME": str(home / "client"), "PREFECT_HOME": str(home / "client" / "prefect")}
+    rows = []
+    try:
+        cluster.start()
+        for n in counts:
+            for rep in range(repeats):
+                tickers = [f"W{n_workers}N{n}R{rep}T{i}" for i in range(n)]
+                pids = cluster.pids() | {"prefect_server": [int(server["pid"])]}  # type: ignore[call-overload]
+                before = {k: sum(_cpu(p) for p in v) for k, v in pids.items()}
+                profile = args.profile / f"client-{n_workers}w-{n}t.prof" if args.profile and rep == 0 else None
+                if profile:
+                    worker_profile(cluster.address, None)  # forget the samples of earlier runs
+                wall, client_cpu = run_cli(cluster.address, tickers, client_env, home, args.preset, args.horizon,
+                                           profile)  # fmt: skip
+                if profile:
+                    worker_profile(cluster.address, args.profile / f"workers-{n_workers}w-{n}t.txt")
+                cpu = {k: round(sum(_cpu(p) for p in v) - before[k], 2) for k, v in pids.items()}
+                cpu["client"] = round(client_cpu, 2)
+                rows.append({"workers": n_workers, "tickers": n, "repeat": rep, "wall_s": round(wall, 2), "cpu_s": cpu})
+                print(f"  {n_workers} worker(s), {n:2d} tickers, run {rep + 1}: {wall:5.1f} s; CPU s {cpu}", flush=True)
+    finally:
+        cluster.close()
+    return rows
+
+
+def worker_profile(address: str, path: Path | None, top: int = 40) -> None:
+    """Write the functions the workers' task threads spent the most samples in since the last call (Dask's own
+    statistical profiler), inclusive, with their share of all samples; then forget the samples."""
+    from collections import Counter
+
+    from distributed import Client
+
+    with Client(address, timeout="60s") as client:
+        tree = client.profile()
+        client.run(lambda dask_worker: dask_worker.profile_history.clear())
+    if path is None:
+        return
+    counts: Counter[str] = Counter()
+
+    def walk(node: dict, seen: frozenset[str]) -> None:
+        name = node["description"]["filename"].split("site-packages/")[-1] + ":" + node["description"]["name"]
+        if name not in seen:
+            counts[name] += node["count"]
+        for child in node["children"].values():
+            walk(child, seen | {name})
+
+    walk(tree, frozenset())
+    total = max(tree["count"], 1)
+    path.write_text("\n".join(f"{100 * c / total:5.1f}%  {name}" for name, c in counts.most_common(top)) + "\n")
+
+
+JOB_CPU = """
+import json, os, sys, time, statistics
+sys.path.insert(0, {root!r})
+import datetime as dt
+from benchmarks._common import load_tsla
+from db.repository import Repository
+from flows.jobs.daily import JobParams, run_ticker
+from flows.report.archive import make_report
+from flows.settings import Settings
+from forecaster.models.presets import get_preset
+from forecaster.step import PolicyState, policy_step
+as_of, settings = dt.date.fromisoformat({as_of!r}), Settings()
+prices = load_tsla({as_of!r})
+runs = []
+with Repository.from_url(settings.db_url) as repo:
+    for i in range({repeats} + 1):
+        t0 = time.process_time()
+        policy_step(PolicyState(), prices, preset=get_preset({preset!r}), horizon={horizon},
+                    settings=settings.policy(), live={{}})
+        t1 = time.process_time()
+        params = JobParams(f"JOB{{i}}", as_of, {source!r}, "auto", {horizon}, {preset!r})
+        run_ticker(params, settings, repo)
+        t2 = time.process_time()
+        make_report(repo, settings, params.ticker, as_of)
+        runs.append((t1 - t0, t2 - t1, time.process_time() - t2))
+print(json.dumps([statistics.median(r[k] for r in runs[1:]) for k in range(3)]))
+"""
+
+
+def job_cpu(core: int, args: argparse.Namespace, base: Path) -> dict[str, float]:
+    """CPU seconds of one ticker's own work without Prefect or Dask, in a pinned one-thread process like a worker
+    (after one warm-up ticker; medians of ``--repeats``): the model (``policy_step``: full fit and forecast), the
+    whole job (``run_ticker``: database reads, the model, packing, the transaction) and the report
+    (``make_report``: figures, HTML, archive, index)."""
+    db_url = new_postgres_database(args.pg_url, "tsla_scale")
+    if db_url is None:
+        raise SystemExit("this benchmark needs PostgreSQL (--pg-url)")
     from db import migrate
 
-    url = new_postgres_database(pg_url, "tsla_scale") or f"sqlite:///{home / 'forecast.db'}"
-    migrate.upgrade(url)
-    return url
+    migrate.upgrade(db_url)
+    code = JOB_CPU.format(root=str(ROOT), as_of=str(AS_OF), preset=args.preset, horizon=args.horizon,
+                          repeats=args.repeats, source=f"csv:{SHARED_CSV}")  # fmt: skip
+    env = os.environ | QUIET | ONE_THREAD | {"TSLA_FORECAST_DATABASE_URL": db_url,
+                                             "TSLA_FORECAST_HOME": str(base / "job")}  # fmt: skip
+    done = subprocess.run(["taskset", "-c", str(core), sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, cwd=ROOT)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"the job CPU measurement failed:\n{done.stderr[-3000:]}")
+    model, job, report = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"model": round(model, 3), "job": round(job, 3), "report": round(report, 3)}
 
 
-def _warm(client) -> None:
-    def imports() -> int:
-        import tensorflow as tf
+def summarise(rows: list[dict], own: dict[str, float]) -> list[dict]:
+    """Medians per (workers, tickers): wall time, CPU per process, and the orchestration CPU per ticker: all CPU
+    less N x the ticker's own work (the job and its report, measured without Prefect: :func:`job_cpu`)."""
+    out = []
+    for key in sorted({(r["workers"], r["tickers"]) for r in rows}):
+        runs = [r for r in rows if (r["workers"], r["tickers"]) == key]
+        n = key[1]
+        cpu = {p: round(statistics.median(r["cpu_s"][p] for r in runs), 2) for p in runs[0]["cpu_s"]}
+        total = statistics.median(sum(r["cpu_s"].values()) for r in runs)
+        out.append({"workers": key[0], "tickers": n, "wall_s": round(statistics.median(r["wall_s"] for r in runs), 2),
+                    "walls": [r["wall_s"] for r in runs], "cpu_s": cpu, "cpu_total_s": round(total, 2),
+                    "orchestration_cpu_per_ticker_s": round(total / n - own["job"] - own["report"], 3),
+                    "cpu_per_ticker_less_model_s": round(total / n - own["model"], 3)})  # fmt: skip
+    return out
 
-        import flows.jobs.daily  # noqa: F401
-        import forecaster.models.lstm  # noqa: F401
 
-        return tf.__version__
+def estimate(table: list[dict], cores: int) -> dict:
+    """What the measured costs allow, from the 1-worker runs at the smallest and largest ticker count: the fixed
+    wall time F, the per-ticker CPU on the workers (w) and in the shared processes (s: client, scheduler, Prefect
+    server). Here everything shares ``cores`` cores, so N tickers take at least F + N (w + s) / cores; on M
+    one-core worker machines (the shared processes on a machine of their own) at least F + N max(w / M, s)."""
+    one = sorted((r for r in table if r["workers"] == 1), key=lambda r: r["tickers"])
+    if len(one) < 2:
+        return {}
+    lo, hi, n = one[0], one[-1], one[-1]["tickers"]
+    dn = hi["tickers"] - lo["tickers"]
+    w = (hi["cpu_s"]["workers"] - lo["cpu_s"]["workers"]) / dn
+    s = sum(hi["cpu_s"][p] - lo["cpu_s"][p] for p in ("client", "scheduler", "prefect_server")) / dn
+    fixed = lo["wall_s"] - lo["tickers"] * (hi["wall_s"] - lo["wall_s"]) / dn
 
-    client.run(imports)
+    def ratio(wall: float) -> float:
+        return round(hi["wall_s"] / wall, 2)
 
-
-def measure(workers: int, preset: str, pg_url: str | None, counts: tuple[int, ...]) -> dict:
-    """Start a ``workers``-process cluster, run each ticker count once, return the timings."""
-    from distributed import Client, LocalCluster
-    from prefect.settings import PREFECT_API_URL
-    from prefect_dask import DaskTaskRunner
-
-    from flows.daily import daily_forecast
-
-    cores = os.cpu_count() or 2
-    intra = max(1, cores // workers)
-    home = Path(tempfile.mkdtemp(prefix=f"scale-{workers}w-"))
-    url = _database(home, pg_url)
-    os.environ.update(TSLA_FORECAST_HOME=str(home), TSLA_FORECAST_DATABASE_URL=url, TSLA_FORECAST_FETCH_RETRIES="0")
-    env = {"TF_NUM_INTRAOP_THREADS": str(intra), "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": str(intra),
-           "PYTHONPATH": str(ROOT), "TSLA_FORECAST_HOME": str(home), "TSLA_FORECAST_DATABASE_URL": url,
-           "PREFECT_API_URL": str(PREFECT_API_URL.value())}  # fmt: skip
-    runs = []
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit="6GiB", env=env) as cluster, Client(cluster) as client:  # fmt: skip
-        _warm(client)
-        flow = daily_forecast.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address))
-        for n in counts:
-            tickers = [f"W{workers}N{n}T{i}" for i in range(n)]
-            start = time.perf_counter()
-            results = flow(tickers=tickers, as_of=AS_OF, source="synthetic:7", preset=preset, horizon=5)
-            wall = time.perf_counter() - start
-            assert all(r["status"] == "succeeded" for r in results), results
-            runs.append({"tickers": n, "wall_s": round(wall, 2), "tickers_per_min": round(60 * n / wall, 2)})
-            print(f"  {workers} worker(s), {n} ticker(s): {wall:.1f} s ({60 * n / wall:.1f} tickers/min)")
-    return {"workers": workers, "intra_op_threads": intra, "database": url.split(":")[0], "runs": runs}
+    return {"fixed_wall_s": round(fixed, 2), "worker_cpu_per_ticker_s": round(w, 3),
+            "shared_cpu_per_ticker_s": round(s, 3), "tickers": n,
+            f"limit_here_{cores}_workers": ratio(fixed + n * (w + s) / cores),
+            "estimate_8_machines": ratio(fixed + n * max(w / 8, s)),
+            "estimate_8_machines_tickers_per_min": round(60 * n / (fixed + n * max(w / 8, s)), 1)}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="default")
-    parser.add_argument("--pg-url", default=os.environ.get("TSLA_FORECAST_TEST_POSTGRES_URL", PG_DEFAULT))
-    parser.add_argument("--counts", default=",".join(map(str, COUNTS)), help="ticker counts, comma-separated")
+    parser.add_argument("--counts", default="8,24", help="ticker counts, comma-separated (default 8,24)")
+    parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated (default 1,2)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per configuration; medians (default 3)")
+    parser.add_argument("--cores", default="0,1", help="cores the workers are pinned to, in order (default 0,1)")
+    parser.add_argument("--preset", default="default", help="model preset (default: default)")
+    parser.add_argument("--horizon", type=int, default=5, help="forecast horizon (default 5)")
+    parser.add_argument("--pg-url", default=os.environ.get("TSLA_FORECAST_TEST_POSTGRES_URL", PG_DEFAULT),
+                        help="PostgreSQL server; a fresh database is created on it per worker count")  # fmt: skip
+    parser.add_argument("--profile", type=Path, help="write the client's cProfile and the workers' sampled profile "
+                        "of the first run of each configuration into this folder")  # fmt: skip
+    parser.add_argument("--name", default="scale", help="JSON name under benchmarks/results (default scale)")
     args = parser.parse_args()
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    counts = tuple(int(c) for c in args.counts.split(","))
-    from prefect.testing.utilities import prefect_test_harness
+    args.cores = [int(c) for c in args.cores.split(",")]
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    counts = [int(c) for c in args.counts.split(",")]
+    workers = [int(w) for w in args.workers.split(",")]
+    if max(workers) > len(args.cores):
+        raise SystemExit(f"{max(workers)} workers need {max(workers)} --cores")
+    if not SHARED_CSV.exists():
+        raise SystemExit(f"benchmark needs {SHARED_CSV}")
 
     began = time.perf_counter()
-    with prefect_test_harness(server_startup_timeout=180):  # one local API for the flow and every worker
-        configs = [measure(w, args.preset, args.pg_url, counts) for w in (1, 2)]
-    top = [next(r for r in c["runs"] if r["tickers"] == max(counts)) for c in configs]
-    ratio = round(top[1]["tickers_per_min"] / top[0]["tickers_per_min"], 2)
-    load = os.getloadavg()
-    rates = f"1 worker {top[0]['tickers_per_min']}/min, 2 workers {top[1]['tickers_per_min']}/min"
-    print(f"{max(counts)} tickers: {rates}, ratio {ratio}x (goal 1.6x); load average {load[0]:.1f}; "
-          f"total {time.perf_counter() - began:.0f} s")  # fmt: skip
-    path = write_json("scale", {"preset": args.preset, "as_of": str(AS_OF), "source": "synthetic:7", "horizon": 5,
-                                "configs": configs, "ratio_2_vs_1": ratio, "goal_ratio": 1.6,
-                                "load_average": [round(x, 2) for x in load]})  # fmt: skip
+    base = Path(tempfile.mkdtemp(prefix="scale-"))
+    print("one ticker's own CPU without Prefect (pinned, 1 thread): ", end="", flush=True)
+    own = job_cpu(args.cores[0], args, base)
+    print(f"model {own['model']} s, job {own['job']} s, report {own['report']} s")
+    server, url = start_prefect_server(base)
+    try:
+        rows = [r for w in workers for r in measure(w, counts, args.repeats, args, base,
+                                                    {"url": url, "pid": server.pid})]  # fmt: skip
+    finally:
+        _stop(server)
+    table = summarise(rows, own)
+    print(f"\n| workers | tickers | wall s (median of {args.repeats}) | CPU s: client | Prefect server | scheduler | "
+          "workers | orchestration CPU s/ticker |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in table:
+        c = r["cpu_s"]
+        print(f"| {r['workers']} | {r['tickers']} | {r['wall_s']} | {c['client']} | {c['prefect_server']} | "
+              f"{c['scheduler']} | {c['workers']} | {r['orchestration_cpu_per_ticker_s']} |")  # fmt: skip
+    ratios = {}
+    for n in counts:
+        walls = {r["workers"]: r["wall_s"] for r in table if r["tickers"] == n}
+        if 1 in walls and 2 in walls:
+            ratios[str(n)] = round(walls[1] / walls[2], 2)
+            print(f"{n} tickers: 2 workers vs 1: {ratios[str(n)]}x (goal 1.7x)")
+    limits = estimate(table, len(args.cores))
+    print(f"estimate: {limits}")
+    load = [round(x, 2) for x in os.getloadavg()]
+    print(f"load average {load}; total {time.perf_counter() - began:.0f} s")
+    path = write_json(args.name, {"as_of": str(AS_OF), "source": "csv:tsla_daily.csv", "preset": args.preset,
+                                  "horizon": args.horizon, "repeats": args.repeats, "cores": args.cores,
+                                  "own_cpu_per_ticker_s": own, "table": table, "ratios_2_vs_1": ratios,
+                                  "goal_ratio": 1.7, "estimate": limits, "runs": rows,
+                                  "load_average": load})  # fmt: skip
     print(f"wrote {path}")
 
 
