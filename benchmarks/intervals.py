@@ -1,14 +1,16 @@
-"""Interval skill per horizon: the LSTM's scale head beside plain, EWMA, range-EWMA and GARCH-t scales (issue #19).
+"""Interval skill per horizon: the LSTM's interval heads beside plain, EWMA, range-EWMA and GARCH-t scales (issue #19).
 
     python benchmarks/intervals.py                                     # 2024 and 2022-23, default preset
-    python benchmarks/intervals.py --presets default default_v1 --periods 2024
+    python benchmarks/intervals.py --presets default default_v2 default_v1 --periods 2024
+    python benchmarks/intervals.py --presets "default_v2+interval='quantile'+quantile_norm='range'" --no-baselines
     python benchmarks/intervals.py --presets none --periods 2023 --until 2023-12-29 --name intervals-select
                                                                        # selection: data up to 2023 only
-    python benchmarks/intervals.py --presets "default+scale_target='range'" --no-baselines   # a variant
 
 Every model has the naive point and split-conformal intervals from its last 250 matured normalised residuals; they
-differ only in the scale known at the origin. Every model walks forward on the same origins
-(``forecaster.evaluation.backtest.walk_forward``, refit every 20) and is scored by
+differ only in the scale known at the origin, except the quantile head (``interval="quantile"``, today's
+``default``), whose own quantile band is conformalised per horizon (CQR) on its last 250 matured scores. Every
+model walks forward on the same origins (``forecaster.evaluation.backtest.walk_forward``, refit every 20) and is
+scored by
 ``forecaster.evaluation.metrics.score``: W80 (80% Winkler score, USD, lower is better), cov80/cov95, the 80%
 coverage per tercile of the trailing 20-day volatility at the origin, and the Kupiec (POF) and Christoffersen
 (conditional coverage) p-values, computed on every h-th origin at horizon h (non-overlapping targets).
