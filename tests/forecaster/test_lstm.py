@@ -158,7 +158,7 @@ def test_the_range_scale_target_and_the_range_ewma_blend(long_prices, tiny_prese
     data = model._data(history, extra=50)
     rows = slice(data.origin_index(0), data.origin_index(9) + 1)
     expected = np.log(data.future_range_volatility(3)[rows] + SCALE_EPS)
-    np.testing.assert_allclose(model._raw_targets(data, 0, 10)[:, 3:], expected)
+    np.testing.assert_allclose(model._raw_targets(data, 0, 10, history)[:, 3:], expected)
     model.preset_ = preset.replace(scale_blend=1.0)  # all weight on the range EWMA: its scale times sqrt(h)
     last = np.array([data.n_origins - 1])
     scaled = model._predict_scaled(data.x_windows(model.x_scaler_, int(last[0])))
