@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 _TMP_HOME = Path(tempfile.mkdtemp(prefix="tsla-forecast-tests-"))
@@ -73,6 +74,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if pg_skipped:
         print(f"\nERROR: {len(pg_skipped)} PostgreSQL test(s) were skipped but CI requires them: {pg_skipped[:3]}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """One Prefect API per test process (``prefect_test_harness``), shared by in-process flows and CLI subprocesses.
+
+    Its URL is exported as ``PREFECT_API_URL``, so a ``tsla-forecast`` subprocess reports to it instead of starting
+    an ephemeral server of its own (about 6 s of CPU per command). Tests of a user's default environment remove the
+    variable for their subprocess (``tests/cli/test_first_week.py``) and so still meet ephemeral mode.
+    """
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    before = os.environ.get("PREFECT_API_URL")
+    with prefect_test_harness(server_startup_timeout=120):
+        os.environ["PREFECT_API_URL"] = url = str(PREFECT_API_URL.value())
+        try:
+            yield url
+        finally:
+            if before is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = before
 
 
 @pytest.fixture(scope="session")

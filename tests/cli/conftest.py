@@ -22,6 +22,13 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
     )  # fmt: skip
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_prefect_api(prefect_api: str) -> str:
+    """Every command reports to the session's Prefect API (no ephemeral server per command), except where a test
+    takes a user's default environment (see ``prefect_api`` in tests/conftest.py)."""
+    return prefect_api
+
+
 @pytest.fixture
 def cli():
     return run_cli

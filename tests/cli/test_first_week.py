@@ -25,8 +25,9 @@ ONE_LINE_WITHIN_S = 10.0
 
 
 def _env(home: Path) -> dict[str, str]:
-    """A user's environment: the default retries and waits (nothing turned off), an empty home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TSLA_FORECAST_")}
+    """A user's environment: the default retries and waits (nothing turned off), an empty home, and no Prefect API
+    (each command starts Prefect's ephemeral server, as on a new machine)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TSLA_FORECAST_") and k != "PREFECT_API_URL"}
     return env | {"TSLA_FORECAST_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
 
 

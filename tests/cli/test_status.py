@@ -45,7 +45,8 @@ def test_live_summary_is_u2_and_coverage_of_the_last_horizon_1_forecasts(repo):
     assert live_summary(frame.iloc[:0])["20"] == {"n": 0, "u2": None, "coverage80": None}
 
 
-def test_a_run_on_time_is_healthy_and_one_missed_session_is_not(repo):
+def test_a_run_on_time_is_healthy_and_one_missed_session_is_not(repo, monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # no Prefect API (the session's test API is not this one's)
     seeded = seed_history(repo, runs=80)
     last = seeded.days[-1]
     healthy = collect_status(Settings(), now=_evening(last))

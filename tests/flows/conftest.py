@@ -1,4 +1,4 @@
-"""Flow tests: one Prefect test harness per session, a fresh home (SQLite + model store) per test.
+"""Flow tests: the session's Prefect API (one harness per test process), a fresh home (SQLite + model store) per test.
 
 ``home`` and ``repo`` (tests/conftest.py) give an SQLite home. ``backend_home`` and ``backend_repo`` give the same
 home on each backend (SQLite and PostgreSQL, see :data:`tests.db.fixtures.BACKENDS`): the flows read
@@ -25,11 +25,9 @@ HomeFactory = Callable[[Path], Repository]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def prefect_harness(prefect_api: str) -> str:
+    """Every flow test reports to the session's Prefect API (tests/conftest.py)."""
+    return prefect_api
 
 
 @pytest.fixture(params=BACKENDS)

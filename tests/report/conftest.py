@@ -1,9 +1,8 @@
 """Report tests: a fresh home per test, a seeded history written through the repository (no training), a real
-SMTP server (aiosmtpd) on a loopback port, and one Prefect test harness shared with tests/flows when it runs."""
+SMTP server (aiosmtpd) on a loopback port, and the session's Prefect API (``prefect_api``, tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass, field
 
@@ -13,20 +12,6 @@ from tests.report.seed import SeededHistory, seed_history
 
 SMTP_USER, SMTP_PASSWORD = "reporter", "pw-Zq81-never-logged"
 RECIPIENTS = ["ops@example.com", "audit@example.com"]
-
-
-@pytest.fixture(scope="session")
-def prefect_api():
-    """A Prefect API for flow runs: the harness tests/flows already started in this process, or a new one."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    current = PREFECT_API_URL.value()
-    if current and current != os.environ.get("PREFECT_API_URL"):  # set in-process by a running harness
-        yield
-        return
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture
