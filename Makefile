@@ -10,6 +10,8 @@ SHARED_CSV ?= ../shared/data/tsla_daily.csv
 DEMO_HOME ?= $(HOME)/.tsla-forecast-demo
 DEMO_ARGS  = --source csv:$(SHARED_CSV) --as-of 2024-12-20
 RUN_ARGS  ?=
+# Test processes (pytest-xdist). Most tests wait on subprocesses, servers and sleeps, so 4 beat 2 on 2 cores.
+TEST_WORKERS ?= 4
 DEMO       = $(if $(strip $(RUN_ARGS)),,$(wildcard $(SHARED_CSV)))
 
 .PHONY: install run test lint
@@ -27,7 +29,7 @@ run: $(STAMP)
 	$(if $(DEMO),TSLA_FORECAST_HOME=$(DEMO_HOME) ,)$(VENV)/bin/tsla-forecast run $(if $(DEMO),$(DEMO_ARGS),$(RUN_ARGS))
 
 test: $(STAMP) lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
