@@ -29,7 +29,7 @@ run: $(STAMP)
 	$(if $(DEMO),TSLA_FORECAST_HOME=$(DEMO_HOME) ,)$(VENV)/bin/tsla-forecast run $(if $(DEMO),$(DEMO_ARGS),$(RUN_ARGS))
 
 test: $(STAMP) lint
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -48,9 +48,26 @@ def _stored(repo: Repository) -> tuple[pd.DataFrame, list[dict]]:
     return forecasts, decisions
 
 
+@pytest.fixture(scope="module")
+def policy_backtest(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, pd.DataFrame]:
+    """The backtest of the span under the acting settings (its summary and LSTM forecasts). It reads and writes no
+    database, so it runs once and is compared with the daily job on each backend."""
+    out = tmp_path_factory.mktemp("policy-backtest")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TSLA_FORECAST_HOME", str(out / "home"))
+        env.delenv("TSLA_FORECAST_DATABASE_URL", raising=False)
+        for name, value in ACTING.items():
+            env.setenv(f"TSLA_FORECAST_{name}", value)
+        params = BacktestParams.from_settings(Settings(), _next(START), _next(END), ticker="TSLA", **ARGS)
+        summary = run_backtest_job(params, out / "bt", None)
+    backtest = pd.read_csv(out / "bt" / "forecasts.csv", parse_dates=["as_of", "target_date"])
+    return summary, backtest[backtest["model"] == "lstm"].sort_values(["as_of", "horizon"]).reset_index(drop=True)
+
+
 @pytest.mark.slow
+@pytest.mark.xdist_group("policy-parity")  # both backends in one process, so the backtest runs once
 def test_backtest_production_policy_equals_the_daily_job_where_the_policy_acts(
-    tmp_path: Path, make_home: HomeFactory, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, make_home: HomeFactory, monkeypatch: pytest.MonkeyPatch, policy_backtest: tuple[dict, pd.DataFrame]
 ) -> None:
     repo = make_home(tmp_path / "home")
     for name, value in ACTING.items():
@@ -58,11 +75,8 @@ def test_backtest_production_policy_equals_the_daily_job_where_the_policy_acts(
     assert backfill(start=START, end=END, **ARGS)["succeeded"] == 31
     daily_forecasts, daily_decisions = _stored(repo)
 
-    params = BacktestParams.from_settings(Settings(), _next(START), _next(END), ticker="TSLA", **ARGS)
-    summary = run_backtest_job(params, tmp_path / "bt", None)
+    summary, backtest = policy_backtest
     trail = summary["policy"]["lstm"]["trail"]
-    backtest = pd.read_csv(tmp_path / "bt" / "forecasts.csv", parse_dates=["as_of", "target_date"])
-    backtest = backtest[backtest["model"] == "lstm"].sort_values(["as_of", "horizon"]).reset_index(drop=True)
 
     assert [{k: t[k] for k in DECISION} for t in trail] == daily_decisions
     counts = summary["policy"]["lstm"]["counts"]
