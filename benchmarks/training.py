@@ -56,6 +56,8 @@ def reference_model(preset, n_features: int, horizon: int):
     import keras
     from keras import layers
 
+    from forecaster.models.networks import OUTPUTS_PER_HORIZON, quantile_head_loss
+
     keras.utils.set_random_seed(preset.seed)
     stack: list[Any] = [keras.Input((preset.window, n_features))]
     last = len(preset.lstm_units) - 1
@@ -64,8 +66,9 @@ def reference_model(preset, n_features: int, horizon: int):
     stack += [layers.Dense(u, activation="relu") for u in preset.dense_units]
     stack += [layers.Dropout(preset.dropout)] if preset.dropout else []
     stack += [layers.BatchNormalization()] if preset.batch_norm else []
-    model = keras.Sequential([*stack, layers.Dense(horizon * (2 if preset.interval == "head" else 1))])
-    model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss="mse", metrics=["mae"])
+    model = keras.Sequential([*stack, layers.Dense(horizon * OUTPUTS_PER_HORIZON.get(preset.interval, 1))])
+    loss = quantile_head_loss if preset.interval == "quantile" else "mse"  # the quantile head's loss is ours
+    model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss=loss, metrics=["mae"])
     return model
 
 

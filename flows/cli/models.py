@@ -1,7 +1,8 @@
 """``tsla-forecast models ...``: the model registry and its stored artefacts (list, show, export, prune).
 
 Reads the database only and never imports TensorFlow or Prefect: an exported bundle is unpacked from its archive,
-and ``LSTMForecaster.load(DIR)`` (or ``keras.saving.load_model(DIR/model.keras)``) opens it.
+and ``LSTMForecaster.load(DIR)`` opens it (plain Keras: ``keras.saving.load_model(DIR/model.keras, compile=False)``;
+the quantile head's loss is ours, so compiling needs ``custom_objects=forecaster.models.networks.CUSTOM_OBJECTS``).
 """
 
 from __future__ import annotations
