@@ -24,10 +24,11 @@ def fitted(long_prices, tiny_preset):
     return prices, champion, challenger
 
 
-def _version(model: LSTMForecaster, *, widen: float = 1.0) -> Version:
-    """A stored version of ``model``; ``widen`` scales its conformal scores (intervals that much wider)."""
+def _version(model: LSTMForecaster, *, widen: float = 0.0) -> Version:
+    """A stored version of ``model``; ``widen`` is added to its conformal scores (normalised units), which widens
+    the intervals of either head (scale-head scores are non-negative ratios; quantile-head CQR scores are signed)."""
     model = moved_to(model, model.recent_)  # a copy
-    model.residuals_ = model.residuals_ * widen
+    model.residuals_ = model.residuals_ + widen
     return Version(model, model.origin_, model.origin_, fingerprint(model.preset_, H), bytes_loader(model))
 
 
@@ -40,7 +41,7 @@ def _step(prices, champion, challenger, **knobs):
 @pytest.mark.slow
 def test_a_challenger_with_worse_intervals_is_rejected_and_the_champion_keeps_forecasting(fitted):
     prices, champion, challenger = fitted
-    old, worse = _version(champion), _version(challenger, widen=3.0)
+    old, worse = _version(champion), _version(challenger, widen=2.0)
     result = _step(prices, old, worse)
     assert result.verdict is not None and not result.verdict.promote, result.verdict
     assert result.gate["challenger"]["rmse"] == result.gate["champion"]["rmse"], "points tie: intervals decide"
@@ -52,7 +53,7 @@ def test_a_challenger_with_worse_intervals_is_rejected_and_the_champion_keeps_fo
 @pytest.mark.slow
 def test_a_challenger_with_better_intervals_is_promoted_and_forecasts_today(fitted):
     prices, champion, challenger = fitted
-    old, better = _version(champion, widen=3.0), _version(challenger)
+    old, better = _version(champion, widen=2.0), _version(challenger)
     result = _step(prices, old, better, gate_tolerance=0.99)  # a tie on points alone would not promote
     assert result.verdict is not None and result.verdict.promote, result.verdict
     assert result.forecast_by is better and result.state.champion is better
