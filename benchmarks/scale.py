@@ -156,6 +156,14 @@ class Cluster:
             client.wait_for_workers(len(self.cores), timeout=180)
             client.run(_warm)
 
+    def rehome(self, name: str) -> None:
+        """Give each worker the new TSLA_FORECAST_HOME ``worker-I/NAME``."""
+        from distributed import Client
+
+        with Client(self.address, timeout="60s") as client:
+            for i, address in enumerate(sorted(client.scheduler_info()["workers"])):
+                client.run(_set_home, str(self.home / f"worker-{i}" / name), workers=[address])
+
     def pids(self) -> dict[str, list[int]]:
         assert self.scheduler is not None
         return {"scheduler": [self.scheduler.pid], "workers": [w.pid for w in self.workers]}
@@ -163,6 +171,10 @@ class Cluster:
     def close(self) -> None:
         for proc in [*self.workers, *([self.scheduler] if self.scheduler else [])]:
             _stop(proc)
+
+
+def _set_home(path: str) -> None:
+    os.environ["TSLA_FORECAST_HOME"] = path
 
 
 def _warm() -> str:
@@ -209,13 +221,16 @@ def measure(n_workers: int, counts: list[int], repeats: int, args: argparse.Name
     env = os.environ | QUIET | {"PREFECT_API_URL": str(server["url"]), "TSLA_FORECAST_DATABASE_URL": db_url,
                                 "TSLA_FORECAST_FETCH_RETRIES": "0"}  # fmt: skip
     cluster = Cluster(home, env, args.cores[:n_workers])
-    client_env = env | {"TSLA_FORECAST_HOME": str(home / "client"), "PREFECT_HOME": str(home / "client" / "prefect")}
+    client_env = env | {"PREFECT_HOME": str(home / "client" / "prefect")}
     rows = []
     try:
         cluster.start()
         for n in counts:
             for rep in range(repeats):
                 tickers = [f"W{n_workers}N{n}R{rep}T{i}" for i in range(n)]
+                run_home = f"run-{n}t-{rep}"  # each run's reports index only its own tickers, as a fixed set would
+                cluster.rehome(run_home)
+                client_env["TSLA_FORECAST_HOME"] = str(home / "client" / run_home)
                 pids = cluster.pids() | {"prefect_server": [int(server["pid"])]}  # type: ignore[call-overload]
                 before = {k: sum(_cpu(p) for p in v) for k, v in pids.items()}
                 profile = args.profile / f"client-{n_workers}w-{n}t.prof" if args.profile and rep == 0 else None
@@ -340,16 +355,31 @@ def estimate(table: list[dict], cores: int) -> dict:
     dn = hi["tickers"] - lo["tickers"]
     w = (hi["cpu_s"]["workers"] - lo["cpu_s"]["workers"]) / dn
     s = sum(hi["cpu_s"][p] - lo["cpu_s"][p] for p in ("client", "scheduler", "prefect_server")) / dn
-    fixed = lo["wall_s"] - lo["tickers"] * (hi["wall_s"] - lo["wall_s"]) / dn
+    fixed = max(0.0, lo["wall_s"] - lo["tickers"] * (hi["wall_s"] - lo["wall_s"]) / dn)
 
-    def ratio(wall: float) -> float:
-        return round(hi["wall_s"] / wall, 2)
+    def ratio(wall: float, machines: int) -> float:  # w is one worker's: with fewer tickers each, M is the bound
+        return round(min(hi["wall_s"] / wall, machines), 2)
 
     return {"fixed_wall_s": round(fixed, 2), "worker_cpu_per_ticker_s": round(w, 3),
             "shared_cpu_per_ticker_s": round(s, 3), "tickers": n,
-            f"limit_here_{cores}_workers": ratio(fixed + n * (w + s) / cores),
-            "estimate_8_machines": ratio(fixed + n * max(w / 8, s)),
+            f"limit_here_{cores}_workers": ratio(fixed + n * (w + s) / cores, cores),
+            "estimate_8_machines": ratio(fixed + n * max(w / 8, s), 8),
             "estimate_8_machines_tickers_per_min": round(60 * n / (fixed + n * max(w / 8, s)), 1)}  # fmt: skip
+
+
+def run_all(args: argparse.Namespace, counts: list[int], workers: list[int]) -> tuple[list[dict], dict[str, float]]:
+    """The job CPU, then every configuration on one Prefect server; returns the runs and the job CPU."""
+    base = Path(tempfile.mkdtemp(prefix="scale-"))
+    print("one ticker's own CPU without Prefect (pinned, 1 thread): ", end="", flush=True)
+    own = job_cpu(args.cores[0], args, base)
+    print(f"model {own['model']} s, job {own['job']} s, report {own['report']} s")
+    server, url = start_prefect_server(base)
+    try:
+        rows = [r for w in workers for r in measure(w, counts, args.repeats, args, base,
+                                                    {"url": url, "pid": server.pid})]  # fmt: skip
+    finally:
+        _stop(server)
+    return rows, own
 
 
 def main() -> None:
@@ -364,6 +394,9 @@ def main() -> None:
                         help="PostgreSQL server; a fresh database is created on it per worker count")  # fmt: skip
     parser.add_argument("--profile", type=Path, help="write the client's cProfile and the workers' sampled profile "
                         "of the first run of each configuration into this folder")  # fmt: skip
+    parser.add_argument("--combine", nargs="+", type=Path, metavar="JSON",
+                        help="no runs: summarise the runs of earlier JSON results together (e.g. one per worker "
+                        "count, each run as its own shorter command)")  # fmt: skip
     parser.add_argument("--name", default="scale", help="JSON name under benchmarks/results (default scale)")
     args = parser.parse_args()
     args.cores = [int(c) for c in args.cores.split(",")]
@@ -377,16 +410,13 @@ def main() -> None:
         raise SystemExit(f"benchmark needs {SHARED_CSV}")
 
     began = time.perf_counter()
-    base = Path(tempfile.mkdtemp(prefix="scale-"))
-    print("one ticker's own CPU without Prefect (pinned, 1 thread): ", end="", flush=True)
-    own = job_cpu(args.cores[0], args, base)
-    print(f"model {own['model']} s, job {own['job']} s, report {own['report']} s")
-    server, url = start_prefect_server(base)
-    try:
-        rows = [r for w in workers for r in measure(w, counts, args.repeats, args, base,
-                                                    {"url": url, "pid": server.pid})]  # fmt: skip
-    finally:
-        _stop(server)
+    if args.combine:
+        loaded = [json.loads(p.read_text()) for p in args.combine]
+        rows = [r for d in loaded for r in d["runs"]]
+        own = {k: statistics.median(d["own_cpu_per_ticker_s"][k] for d in loaded) for k in ("model", "job", "report")}
+        counts = sorted({r["tickers"] for r in rows})
+    else:
+        rows, own = run_all(args, counts, workers)
     table = summarise(rows, own)
     print(f"\n| workers | tickers | wall s (median of {args.repeats}) | CPU s: client | Prefect server | scheduler | "
           "workers | orchestration CPU s/ticker |")  # fmt: skip

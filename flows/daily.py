@@ -7,6 +7,7 @@ import logging
 
 import pandas as pd
 from prefect import flow, get_run_logger, task, unmapped
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 
 from db.repository import Repository
@@ -16,8 +17,10 @@ from flows.jobs.daily import JobParams, fetch_prices, resolve_as_of, run_ticker
 from flows.retries import FETCH_RETRY_DELAYS, final_bar_condition, retry_fetch, waits_for_final_bar
 from flows.settings import Settings
 from flows.tickers import Ticker
+from forecaster.data.sources import is_live, parse_source
 
 logger = logging.getLogger("flows.daily")
+REPORTED = ("succeeded", "already_done")  # the statuses whose forecasts are stored, hence reported
 
 
 @task(name="fetch-prices", retries=2, retry_delay_seconds=list(FETCH_RETRY_DELAYS), retry_condition_fn=retry_fetch)
@@ -26,19 +29,34 @@ def fetch_bars(source: str, ticker: str, start: dt.date, end: dt.date) -> pd.Dat
     return fetch_prices(source, ticker, start, end)
 
 
-@task(name="forecast-ticker")
+@task(name="forecast-ticker", cache_policy=NO_CACHE)  # never cached: no cache key to compute on every run
 def forecast_ticker(ticker: str, as_of: dt.date, source: str | None = None, retrain: str | None = None,
-                    horizon: int | None = None, preset: str | None = None, kind: str = "daily") -> dict:  # fmt: skip
-    """The whole daily job for one ticker (see :func:`flows.jobs.daily.run_ticker`); None takes the setting."""
+                    horizon: int | None = None, preset: str | None = None, kind: str = "daily",
+                    report: bool = False) -> dict:  # fmt: skip
+    """The whole daily job for one ticker (see :func:`flows.jobs.daily.run_ticker`); None takes the setting.
+
+    With ``report``, the ticker's report is made right after, in the same task (on the Dask worker that ran it):
+    its outcome is the result's ``report`` (None when nothing was stored to report on).
+    """
     settings = Settings()
     params = JobParams.from_settings(settings, ticker, as_of, kind, source=source, retrain=retrain, horizon=horizon,
                                      preset=preset)  # fmt: skip
-    fetch = fetch_bars.with_options(retries=settings.fetch_retries)
+    result = _run(params, settings)
+    if report:
+        result["report"] = report_ticker(result) if result["status"] in REPORTED else None
+    return result
+
+
+def _run(params: JobParams, settings: Settings) -> dict:
+    """:func:`run_ticker` on a repository of its own; a file or synthetic source is read directly, a live one
+    through ``fetch-prices`` (Prefect retries what could not answer now)."""
+    live = is_live(parse_source(params.source))
+    fetch = fetch_bars.with_options(retries=settings.fetch_retries) if live else fetch_prices
     with Repository.from_url(settings.db_url, artifact_retention=settings.artifact_retention) as repo:
         result = run_ticker(params, settings, repo, fetch=fetch, flow_run_id=_flow_run_id()).to_dict()
         attempt = int(task_run.run_count or 1)
         if attempt > 1 and result["status"] == "succeeded":  # earlier attempts found no final bar: say so on the run
-            waited = f"attempt {attempt}: the first {attempt - 1} found no final bar for {as_of} yet"
+            waited = f"attempt {attempt}: the first {attempt - 1} found no final bar for {params.as_of} yet"
             repo.merge_run_details(result["run_id"], {"final_bar_wait": waited})
             result["final_bar_wait"] = waited
         return result
@@ -75,28 +93,17 @@ def daily_forecast(
     settings = Settings()
     tickers = tickers or settings.tickers
     replay_one, run_one = ticker_task(settings, source, False), ticker_task(settings, source, as_of is None)
-    caught: list[dict] = []
-    try:
-        catchup.replay(catchup.find_missed(tickers, day),
-                       lambda t, d: replay_one(t, d, source, retrain, horizon, preset), into=caught)  # fmt: skip
-    except Exception:
-        report_step(caught)
-        raise
+    # each caught-up session is reported by its own task, so a later failure leaves the earlier reports made
+    caught = catchup.replay(catchup.find_missed(tickers, day),
+                            lambda t, d: replay_one(t, d, source, retrain, horizon, preset, report=True))  # fmt: skip
     futures = run_one.map(tickers, unmapped(day), unmapped(source), unmapped(retrain), unmapped(horizon),
-                                  unmapped(preset))  # fmt: skip
+                          unmapped(preset), report=unmapped(True))  # fmt: skip
     results = [f.result() for f in futures]
     artifacts.publish_run_summary(caught + results)
-    reports = {(r["ticker"], r["as_of"]): r for r in report_step(caught + results)}
     days = {t: [r["as_of"] for r in caught if r["ticker"] == t] for t in tickers}
-    return [r | {"report": reports.get((r["ticker"], r["as_of"])), "caught_up": days[r["ticker"]]} for r in results]
+    return [r | {"caught_up": days[r["ticker"]]} for r in results]
 
 
-def report_step(results: list[dict]) -> list[dict]:
-    """A report per ticker whose forecasts are stored (archive, artifacts, email); a failure is only a warning."""
-    return [report_ticker(r) for r in results if r["status"] in ("succeeded", "already_done")]
-
-
-@task(name="report-ticker")
 def report_ticker(result: dict) -> dict:
     """Archive, publish and (when enabled) email one ticker's report. Never raises: the forecast is already stored,
     so a report or delivery failure is logged and recorded as a warning on the run."""

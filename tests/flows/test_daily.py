@@ -164,3 +164,19 @@ def test_a_rejected_challenger_is_retired_the_champion_keeps_forecasting_and_a_n
 def _runs(repo):
     """Every run in start order (by id; PostgreSQL ids need not be 1..n)."""
     return [repo.run(row[0]) for row in table_snapshot(repo, "runs")]
+
+
+def test_one_task_run_per_ticker_the_report_and_a_files_fetch_run_inside_it(repo, home):
+    """#22: a ticker's report (and the read of a file source) runs in its own ``forecast-ticker`` task, on the
+    worker that forecast it, not as more task runs in the flow's process."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    state = daily_forecast(tickers=["AAA", "BBB"], as_of=DAY1, return_state=True, **ARGS)
+    results = state.result()
+    assert all(r["report"]["warning"] is None and r["report"]["report"] for r in results), results
+    assert all((home / "reports" / str(DAY1) / t / "report.html").exists() for t in ("AAA", "BBB"))
+    flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    with get_client(sync_client=True) as prefect:
+        names = sorted(r.name.rsplit("-", 1)[0] for r in prefect.read_task_runs(flow_run_filter=flow_run))
+    assert names == ["forecast-ticker", "forecast-ticker"], names

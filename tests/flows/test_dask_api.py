@@ -82,7 +82,7 @@ def test_a_client_in_ephemeral_mode_is_refused_with_one_line_and_no_worker_start
     _kill_workers_and_check_no_server_survives(cluster)
 
 
-def test_workers_report_to_the_clients_api_and_both_run_tickers(cluster, repo):
+def test_workers_report_to_the_clients_api_and_both_run_tickers(cluster, repo, home, tmp_path):
     from distributed import Client
     from prefect.settings import PREFECT_API_URL
 
@@ -98,4 +98,7 @@ def test_workers_report_to_the_clients_api_and_both_run_tickers(cluster, repo):
     assert set(env.values()) == {PREFECT_API_URL.value()}, "the workers were handed the client's API URL"
     new = [r for r in _ticker_task_runs() if r.id not in before]  # every ticker's task run is in the flow's API
     assert len(new) == len(TICKERS) and all(r.state and r.state.is_completed() for r in new), new
+    made = [p.parent.name for m in ("machine-1", "machine-2") for p in (tmp_path / m).glob("reports/*/*/report.html")]
+    assert sorted(made) == TICKERS, "#22: each report is made on the worker that forecast its ticker"
+    assert not (home / "reports").exists(), "and none in the client's process"
     _kill_workers_and_check_no_server_survives(cluster)
