@@ -29,6 +29,7 @@ from forecaster.plots import figures as plots
 logger = logging.getLogger("flows.report")
 INDEX_NAME = "index.html"
 ALL_SESSIONS = 1_000_000  # "the whole history" for Repository.outcomes_until
+FIGURE_CACHE = ".index-figures"  # each ticker's track-record figure, drawn once per archived report
 
 
 def index_rows(reports_dir: Path) -> list[dict[str, Any]]:
@@ -56,6 +57,26 @@ def track_record_png(repo: Repository, ticker: str, as_of: dt.date) -> bytes:
     return plots.png_bytes(plots.plot_track_record(outcomes, sessions=max(len(outcomes), 1)))
 
 
+def cached_track_record(repo: Repository, reports_dir: Path, row: dict[str, Any]) -> bytes:
+    """:func:`track_record_png` of the newest report ``row`` of a ticker, drawn once per archived report.
+
+    Kept in ``<reports_dir>/.index-figures/<TICKER>.png`` under a key of the report's day and the modification time
+    of its ``summary.json``: a new or rerun report redraws its own ticker only, so an index of N tickers costs one
+    figure per report, not N (callers hold the index lock).
+    """
+    summary = reports_dir / Path(row["href"]).parent / "summary.json"
+    key = f"{row['as_of']} {summary.stat().st_mtime_ns}"
+    folder = reports_dir / FIGURE_CACHE
+    png, stamp = folder / f"{row['ticker']}.png", folder / f"{row['ticker']}.key"
+    if stamp.is_file() and png.is_file() and stamp.read_text(encoding="utf-8") == key:
+        return png.read_bytes()
+    data = track_record_png(repo, row["ticker"], dt.date.fromisoformat(row["as_of"]))
+    folder.mkdir(exist_ok=True)
+    png.write_bytes(data)
+    stamp.write_text(key, encoding="utf-8")  # last: a process killed before this redraws next time
+    return data
+
+
 def render_index(rows: list[dict[str, Any]], figures: dict[str, str]) -> str:
     """The index page (``figures``: ticker -> image ``src``)."""
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -68,8 +89,8 @@ def write_index(repo: Repository, reports_dir: Path) -> Path:
     reports_dir.mkdir(parents=True, exist_ok=True)
     with _locked(reports_dir / ".index.lock"):
         rows = index_rows(reports_dir)
-        newest = {r["ticker"]: dt.date.fromisoformat(r["as_of"]) for r in reversed(rows)}
-        figures = {t: data_uri(track_record_png(repo, t, day)) for t, day in sorted(newest.items())}
+        newest = {r["ticker"]: r for r in reversed(rows)}
+        figures = {t: data_uri(cached_track_record(repo, reports_dir, row)) for t, row in sorted(newest.items())}
         target = reports_dir / INDEX_NAME
         _atomic_write(target, render_index(rows, figures))
     return target

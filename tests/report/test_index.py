@@ -47,6 +47,29 @@ def test_the_index_is_self_contained_with_a_whole_history_track_record(repo, see
     assert html.count('src="data:image/png;base64,') == 1, "one embedded track-record figure per ticker"
 
 
+def test_a_report_redraws_only_its_own_tickers_track_record_in_the_index(repo, seeded, monkeypatch):
+    """Issue #22: with N tickers, each report drew all N index figures (N² per run); now only its own."""
+    from flows.report import index
+
+    day = seeded.days[-1]
+    reports = Settings().reports_dir
+    make_report(repo, Settings(), "TSLA", day)
+    summary = json.loads((reports / str(day) / "TSLA" / "summary.json").read_text())
+    for ticker in ("AAA", "BBB"):  # two more tickers in the archive, from copies of TSLA's report
+        (reports / str(day) / ticker).mkdir()
+        (reports / str(day) / ticker / "summary.json").write_text(json.dumps(summary | {"ticker": ticker}))
+    write_index(repo, reports)
+    drawn: list[str] = []
+    real = index.track_record_png
+    monkeypatch.setattr(index, "track_record_png", lambda r, t, d: drawn.append(t) or real(r, t, d))
+    make_report(repo, Settings(), "TSLA", day)
+    assert drawn == ["TSLA"], "only the ticker whose report changed is redrawn"
+    write_index(repo, reports)
+    assert drawn == ["TSLA"], "an unchanged archive redraws nothing"
+    html = (reports / "index.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 3, "still one track-record figure per ticker"
+
+
 def test_a_damaged_summary_is_skipped_not_fatal(repo, seeded, tmp_path):
     make_report(repo, Settings(), "TSLA", seeded.days[-1])
     reports = Settings().reports_dir
