@@ -84,22 +84,18 @@ class Preset:
 LATER_FIELDS: dict[str, tuple[Any]] = {"scale_target": ("abs_return",), "scale_blend": (0.0,),
                                         "blend_persistence": (1.0,), "quantile_norm": ("plain",)}  # fmt: skip
 
+# The inputs of `default` and `default_v2`: scale-free price features, the overnight gap and the 1/5/22-day (HAR)
+# log Garman-Klass + gap range volatilities.
+RANGE_HAR_FEATURES = ("log_return", "log_range", "log_body", "volume_change", "gap",
+                      "lv_gk_gap_1", "lv_gk_gap_5", "lv_gk_gap_22")  # fmt: skip
+
 PRESETS: dict[str, Preset] = {
     "default": Preset(
         name="default",
         description="Ours: multi-horizon log-return LSTM on scale-free and range features; a quantile (pinball) head "
         "forecasts the h-day return divided by the range EWMA's scale, blended half toward a normal prior and "
         "conformalised per horizon (CQR, issue #19).",
-        features=(
-            "log_return",
-            "log_range",
-            "log_body",
-            "volume_change",
-            "gap",
-            "lv_gk_gap_1",
-            "lv_gk_gap_5",
-            "lv_gk_gap_22",
-        ),
+        features=RANGE_HAR_FEATURES,
         window=30,
         lstm_units=(16,),
         dropout=0.0,
@@ -192,16 +188,7 @@ PRESETS: dict[str, Preset] = {
         name="default_v2",
         description="The default of issue #19 until the quantile head: its scale head learns the future Garman-Klass "
         "+ gap range volatility and is blended with the range EWMA.",
-        features=(
-            "log_return",
-            "log_range",
-            "log_body",
-            "volume_change",
-            "gap",
-            "lv_gk_gap_1",
-            "lv_gk_gap_5",
-            "lv_gk_gap_22",
-        ),
+        features=RANGE_HAR_FEATURES,
         window=30,
         lstm_units=(16,),
         dropout=0.0,
