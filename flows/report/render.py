@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -241,6 +242,13 @@ _FILTERS: dict[str, Callable[..., str]] = {"usd": _usd, "pct": _pct, "num": _num
 
 def _template(name: str) -> jinja2.Template:
     """A template from ``flows/report/templates`` (HTML autoescaped), with the number and date filters."""
+    return _environment().get_template(name)
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """One environment per process: it compiles each template once and reloads one only when its file changed
+    (jinja's auto-reload), instead of compiling every template for every report (about 0.1 s of CPU each time)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("flows.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "html.j2"]),
@@ -249,4 +257,4 @@ def _template(name: str) -> jinja2.Template:
         lstrip_blocks=True,
     )
     env.filters.update(_FILTERS)
-    return env.get_template(name)
+    return env

@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter
 from matplotlib.transforms import ScaledTranslation
 
@@ -29,6 +30,7 @@ _RC_LOCK = threading.RLock()  # rc_context changes process-wide rcParams: one st
 
 FIGSIZE: tuple[float, float] = (9.0, 4.0)  # 900 x 400 px at dpi 100: email width
 DPI = 100
+PAD_INCHES = 0.1  # the white margin around a saved figure (matplotlib's default for a tight bounding box)
 DATE_FORMAT = "%d %b %Y"
 EMPTY_TEXT = "no matured forecasts yet"
 
@@ -106,10 +108,20 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
 
 
 def png_bytes(fig: Figure) -> bytes:
-    """``fig`` as PNG bytes, exactly as :func:`save_figure` writes it."""
+    """``fig`` as PNG bytes, exactly as :func:`save_figure` writes it.
+
+    A figure with constrained layout (every figure here) is drawn once, at its own size (900 px wide for email),
+    with an edge pad of ``PAD_INCHES``: the layout already fits titles, labels and legends inside it. Any other
+    figure is cropped to a tight bounding box, which costs a second draw (about a fifth of the saving time).
+    """
     buffer = io.BytesIO()
+    engine = fig.get_layout_engine()
+    tight = not isinstance(engine, ConstrainedLayoutEngine)
+    if isinstance(engine, ConstrainedLayoutEngine):
+        engine.set(w_pad=PAD_INCHES, h_pad=PAD_INCHES)
     with _RC_LOCK, mpl.rc_context(STYLE):  # ticks made while drawing read rcParams too
-        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight" if tight else None, pad_inches=PAD_INCHES,
+                    facecolor="white")  # fmt: skip
     return buffer.getvalue()
 
 

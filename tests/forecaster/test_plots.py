@@ -335,6 +335,27 @@ def test_png_bytes_are_what_save_figure_writes(tmp_path: Path) -> None:
     assert plots.save_figure(fig, tmp_path / "same.png").read_bytes() == data
 
 
+@pytest.mark.parametrize("draw", ["fan", "residuals"])
+def test_a_saved_figure_keeps_its_email_size_and_every_text_inside(draw: str) -> None:
+    """Drawn at its own size (900 px wide), not cropped to a tight box (a second layout pass), and the constrained
+    layout keeps every title, label, tick label and legend entry inside the picture."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    prices = _prices()
+    fig = plots.plot_forecast_fan(prices, _forecast(prices)) if draw == "fan" else plots.plot_residuals(_outcomes())
+    width, height = (round(v * fig.dpi) for v in fig.get_size_inches())
+    assert Image.open(io.BytesIO(plots.png_bytes(fig))).size == (width, height)
+    renderer = FigureCanvasAgg(fig).get_renderer()  # measures the layout that the save above computed
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]  # what each axes draws: titles, labels, ticks, legend
+    boxes += [artist.get_window_extent(renderer) for artist in [*fig.legends, *fig.texts]]
+    assert len(boxes) >= len(fig.axes) >= 1
+    for box in boxes:
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, box
+
+
 def test_save_figure_creates_parent_folders(tmp_path: Path) -> None:
     out = plots.save_figure(plots.plot_calibration(_outcomes()), tmp_path / "a" / "b" / "c.png")
     assert out.read_bytes()[:8] == PNG_MAGIC
