@@ -13,10 +13,9 @@ from prefect import flow
 from tqdm import tqdm
 
 from flows.daily import forecast_ticker
-from flows.jobs.daily import resolve_as_of
 from flows.settings import Settings
 from flows.tickers import Ticker
-from forecaster.data.calendar import sessions
+from forecaster.data.calendar import resolve_as_of, sessions
 from forecaster.errors import ConfigError
 
 logger = logging.getLogger("flows.backfill")

@@ -13,10 +13,11 @@ from prefect.runtime import flow_run, task_run
 from db.repository import Repository
 from flows import alerts, artifacts
 from flows.jobs import catchup
-from flows.jobs.daily import JobParams, fetch_prices, resolve_as_of, run_ticker
+from flows.jobs.daily import JobParams, fetch_prices, run_ticker
 from flows.retries import FETCH_RETRY_DELAYS, final_bar_condition, retry_fetch, waits_for_final_bar
 from flows.settings import Settings
 from flows.tickers import Ticker
+from forecaster.data.calendar import resolve_as_of
 from forecaster.data.sources import is_live, parse_source
 
 logger = logging.getLogger("flows.daily")

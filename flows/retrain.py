@@ -7,9 +7,9 @@ import datetime as dt
 from prefect import flow, unmapped
 
 from flows.daily import forecast_ticker
-from flows.jobs.daily import resolve_as_of
 from flows.settings import Settings
 from flows.tickers import Ticker
+from forecaster.data.calendar import resolve_as_of
 
 
 @flow(name="retrain-model", log_prints=True)

@@ -57,7 +57,7 @@ def run_daily(*, tickers: list[str] | None, as_of: dt.date | None, source: str |
 
     Parameters left out (None) take their values from the settings.
     """
-    from flows.jobs.daily import resolve_as_of
+    from forecaster.data.calendar import resolve_as_of  # light: a bad date fails before the job loads
 
     settings = Settings()
     tickers, source, preset = tickers or settings.tickers, source or settings.source, preset or settings.preset
@@ -90,7 +90,7 @@ def run_daily(*, tickers: list[str] | None, as_of: dt.date | None, source: str |
 def run_backfill(*, start: dt.date, end: dt.date, tickers: list[str] | None, source: str | None,
                  retrain: str | None, preset: str | None, horizon: int | None) -> dict:  # fmt: skip
     """Run the ``backfill`` flow in-process; parameters left out (None) take their values from the settings."""
-    from flows.jobs.daily import resolve_as_of
+    from forecaster.data.calendar import resolve_as_of  # light: a bad date fails before the job loads
 
     settings = Settings()
     tickers, source, preset = tickers or settings.tickers, source or settings.source, preset or settings.preset

@@ -22,12 +22,12 @@ from db.schema import ModelVersion
 from flows.jobs.bundles import artifact_hint, load_version, pack_model
 from flows.jobs.lifecycle import RunKey, RunOutcome, TrackedRun, tracked_run
 from flows.settings import Settings
-from forecaster.data.calendar import is_session, last_completed_session
+from forecaster.data.calendar import last_completed_session
 from forecaster.data.revisions import PriceRevision, price_revisions, restated_dates
 from forecaster.data.revisions import describe as describe_revisions
 from forecaster.data.sources import parse_source
 from forecaster.data.validation import ensure_valid
-from forecaster.errors import ConfigError, FinalBarMissingError, SourceError
+from forecaster.errors import FinalBarMissingError, SourceError
 from forecaster.evaluation.metrics import LIVE, score
 from forecaster.models.lstm import LSTMForecaster  # no TensorFlow at import: Keras loads on the first fit or load
 from forecaster.models.networks import ArtifactError
@@ -84,20 +84,6 @@ class JobResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for Prefect results)."""
         return asdict(self)
-
-
-def resolve_as_of(as_of: str | dt.date | None) -> dt.date | None:
-    """The session to forecast from: ``as_of`` or the last completed NYSE session; None on a non-trading day."""
-    latest = last_completed_session().date()
-    if as_of is None:
-        return latest
-    day = pd.Timestamp(as_of).date()
-    if day > latest:
-        raise ConfigError(f"as_of {day} has no final bar yet: the last completed NYSE session is {latest}")
-    if not is_session(day):
-        logger.info("%s is not an NYSE trading day: nothing to do", day)
-        return None
-    return day
 
 
 def fetch_prices(source: str, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import warnings
 from functools import lru_cache
 from typing import TypeAlias
@@ -10,6 +11,9 @@ from typing import TypeAlias
 import exchange_calendars as xcals
 import pandas as pd
 
+from forecaster.errors import ConfigError
+
+logger = logging.getLogger("forecaster.data.calendar")
 DateLike: TypeAlias = str | dt.date | pd.Timestamp
 
 
@@ -91,3 +95,21 @@ def last_completed_session(now: pd.Timestamp | None = None) -> pd.Timestamp:
     day = now.tz_convert("America/New_York").tz_localize(None).normalize()
     candidate = day if is_session(day) else previous_session(day)
     return candidate if is_bar_final(candidate, now) else previous_session(candidate)
+
+
+def resolve_as_of(as_of: str | dt.date | None) -> dt.date | None:
+    """The session to forecast from: ``as_of`` or the last completed NYSE session; None on a non-trading day.
+
+    Raises:
+        ConfigError: ``as_of`` is after the last completed session (it has no final bar yet).
+    """
+    latest = last_completed_session().date()
+    if as_of is None:
+        return latest
+    day = pd.Timestamp(as_of).date()
+    if day > latest:
+        raise ConfigError(f"as_of {day} has no final bar yet: the last completed NYSE session is {latest}")
+    if not is_session(day):
+        logger.info("%s is not an NYSE trading day: nothing to do", day)
+        return None
+    return day

@@ -92,6 +92,27 @@ def test_input_errors_fail_fast_write_nothing_and_create_no_database(tmp_path, c
     assert not home.exists()
 
 
+INPUT_ERRORS = {"preset": ["--preset", "bogus"], "future date": ["--as-of", "2099-01-02"],
+                "missing file": ["--source", "csv:no-such-file.csv"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("args", list(INPUT_ERRORS.values()), ids=list(INPUT_ERRORS))
+def test_an_input_error_fails_before_the_job_prefect_or_tensorflow_load(tmp_path, args):
+    """Item 2: the inputs are checked on light modules only, so the one line comes after about a second of CPU, not
+    after the job's imports (scipy, scikit-learn and the rest: about a second more), Prefect or TensorFlow."""
+    heavy = ("flows.jobs.daily", "flows.daily", "prefect", "tensorflow", "keras", "sklearn")
+    code = (
+        f"import sys; sys.argv = ['tsla-forecast', '-q', 'run', '--source', 'synthetic', *{args!r}]\n"
+        "from flows.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+        f"print(code, sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            env=_env(tmp_path / "home"), timeout=120)  # fmt: skip
+    assert result.stdout.strip().splitlines()[-1] == "1 []", result.stdout + result.stderr[-2000:]
+    assert result.stderr.count("error:") == 1, result.stderr
+
+
 def test_an_existing_database_is_left_exactly_as_it_was(tmp_path, csv_to):
     home = tmp_path / "home"
     assert run_cli("db", "upgrade", env=_env(home)).returncode == 0

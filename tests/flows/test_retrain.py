@@ -50,8 +50,9 @@ def test_the_weekly_retrain_registers_a_champion_per_ticker_once(
 ) -> None:
     """The weekly deployment passes no parameters: every one comes from the settings, as_of is the last session."""
     repo = backend_repo
-    monkeypatch.setattr("flows.jobs.daily.last_completed_session",
-                        functools.partial(last_completed_session, now=SUNDAY_6AM))  # fmt: skip
+    sunday_clock = functools.partial(last_completed_session, now=SUNDAY_6AM)
+    for where in ("forecaster.data.calendar", "flows.jobs.daily"):  # resolve_as_of's and the job's clock
+        monkeypatch.setattr(f"{where}.last_completed_session", sunday_clock)
     for name, value in SCHEDULED_SETTINGS.items():
         monkeypatch.setenv(f"TSLA_FORECAST_{name}", value)
 
