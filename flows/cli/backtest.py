@@ -10,8 +10,8 @@ import typer
 
 from db.repository import Repository
 from flows.cli.run import prepare_database
-from flows.jobs.backtest import BacktestParams, format_table, run_backtest_job
 from flows.settings import Settings
+from forecaster.data.sources import parse_source
 from forecaster.errors import ConfigError
 from forecaster.models.presets import get_preset
 
@@ -30,6 +30,10 @@ def run_backtest_command(
     get_preset(preset)  # an unknown preset is a clear error before any data is fetched
     if start > end:
         raise ConfigError(f"--start {start.date()} is after --end {end.date()}")
+    parse_source(source or settings.source)  # an unknown source too
+    # the job (scipy, scikit-learn, the models) loads only once these inputs are known good: a typo fails in ~1 s
+    from flows.jobs.backtest import BacktestParams, format_table, run_backtest_job
+
     params = BacktestParams.from_settings(settings, start.date(), end.date(), ticker=ticker, source=source,
                                           preset=preset, horizon=horizon, refit_every=refit_every, epochs=epochs,
                                           policy=policy, compare_schedule=compare_schedule)  # fmt: skip

@@ -28,6 +28,25 @@ def test_help_does_not_import_tensorflow(cli):
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--preset", "bogus"], "unknown preset 'bogus'"), (["--source", "ftp:x"], "unknown source 'ftp:x'"),
+     (["--start", "2023-03-11"], "is after --end")],
+    ids=["preset", "source", "dates"],
+)  # fmt: skip
+def test_an_input_error_fails_before_the_backtest_job_loads(tmp_path, args, message):
+    """A typo fails on light modules: the job (scipy, scikit-learn, the models) is not imported first."""
+    argv = ["tsla-forecast", "backtest", "--start", "2023-03-01", "--end", "2023-03-10", *args]
+    code = (
+        f"import sys; sys.argv = {argv!r}\nfrom flows.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "print(code, [m for m in ('flows.jobs.backtest', 'sklearn', 'tensorflow') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip().splitlines()[-1] == "1 []", out.stdout + out.stderr[-2000:]
+    assert_one_line_error(subprocess.CompletedProcess([], 1, out.stdout, out.stderr), message)
+
+
 def test_unknown_preset(cli, price_csv):
     args = ["backtest", "--source", f"csv:{price_csv}", "--start", "2023-03-01", "--end", "2023-03-10"]
     assert_one_line_error(cli(*args, "--preset", "bogus"), "unknown preset 'bogus'")
