@@ -337,8 +337,8 @@ def test_png_bytes_are_what_save_figure_writes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("draw", ["fan", "residuals"])
 def test_a_saved_figure_keeps_its_email_size_and_every_text_inside(draw: str) -> None:
-    """Drawn at its own size (900 px wide), not cropped to a tight box (a second layout pass), and the constrained
-    layout keeps every title, label, tick label and legend entry inside the picture."""
+    """Saved at its own size (900 px wide), not cropped to a tight box (an extra measuring pass), and the
+    constrained layout keeps every title, label, tick label and legend entry inside the picture."""
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
