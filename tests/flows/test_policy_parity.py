@@ -48,10 +48,11 @@ def _stored(repo: Repository) -> tuple[pd.DataFrame, list[dict]]:
     return forecasts, decisions
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def policy_backtest(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, pd.DataFrame]:
     """The backtest of the span under the acting settings (its summary and LSTM forecasts). It reads and writes no
-    database, so it runs once and is compared with the daily job on each backend."""
+    database, so it runs once and is compared with the daily job on each backend. Session-scoped: xdist may run
+    other modules' tests between the two backends in the same process, which would tear a module fixture down."""
     out = tmp_path_factory.mktemp("policy-backtest")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("TSLA_FORECAST_HOME", str(out / "home"))
