@@ -117,12 +117,12 @@ def png_bytes(fig: Figure) -> bytes:
     """
     buffer = io.BytesIO()
     engine = fig.get_layout_engine()
-    tight = not isinstance(engine, ConstrainedLayoutEngine)
+    bbox: str | None = "tight"
     if isinstance(engine, ConstrainedLayoutEngine):
         engine.set(w_pad=PAD_INCHES, h_pad=PAD_INCHES)
+        bbox = None
     with _RC_LOCK, mpl.rc_context(STYLE):  # ticks made while drawing read rcParams too
-        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight" if tight else None, pad_inches=PAD_INCHES,
-                    facecolor="white")  # fmt: skip
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches=bbox, pad_inches=PAD_INCHES, facecolor="white")
     return buffer.getvalue()
 
 
