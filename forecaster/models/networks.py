@@ -137,6 +137,13 @@ def private_keras_seeds(seed: int) -> Iterator[None]:
     import keras
 
     keras.utils.set_random_seed(seed)
+    with private_default_seeds(seed):
+        yield
+
+
+@contextmanager
+def private_default_seeds(seed: int) -> Iterator[None]:
+    """Keras' default layer seeds drawn from ``random.Random(seed)`` while the block runs; global seeds untouched."""
     try:
         from keras.src.random import seed_generator  # where Keras 3 draws default seeds (python_random.randint)
     except ImportError:  # pragma: no cover - another Keras layout: seeded globally only

@@ -18,21 +18,19 @@ Compiled functions are cached per model (weakly), so fine-tuning a model and pre
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 logger = logging.getLogger("forecaster.models.training")
-
-# Per-model compiled functions; an entry goes when its model is garbage-collected.
-_EPOCH_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_EVAL_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_PREDICT_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _epoch_logger(total: int, label: str):
@@ -103,34 +101,41 @@ def _fit_compiled_epochs(
     model: Any, x: np.ndarray, y: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None, *,
     epochs: int, batch_size: int, shuffle: bool, callbacks: list[Any], seed: int,
 ) -> dict[str, list[float]]:  # fmt: skip
-    """The epoch loop of ``keras.Model.fit`` (callbacks, metrics, early stopping), one compiled call per epoch."""
+    """The epoch loop of ``keras.Model.fit`` (callbacks, metrics, early stopping), one compiled call per epoch.
+
+    It trains the engine of ``model``'s architecture, into which ``model``'s weights and optimizer state are
+    assigned first and from which the result is assigned back.
+    """
     import keras
     import tensorflow as tf
 
-    run_epoch, evaluate = epoch_function(model, batch_size), eval_function(model)
     x_t, y_t = tf.constant(x), tf.constant(y)
     val = None if validation is None else (tf.constant(validation[0]), tf.constant(validation[1]))
     rng = np.random.default_rng(seed)
-    cbs = keras.callbacks.CallbackList(callbacks, model=model, add_history=False, epochs=epochs, verbose=0)
     history: dict[str, list[float]] = {}
-    model.stop_training = False
-    cbs.on_train_begin()
-    logs: dict[str, float] = {}
-    for epoch in range(epochs):
-        model.reset_metrics()
-        cbs.on_epoch_begin(epoch)
-        order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-        logs = _floats(run_epoch(x_t, y_t, tf.constant(order, dtype=tf.int32)))
-        if val is not None:
-            model.reset_metrics()
-            logs |= {f"val_{k}": v for k, v in _floats(evaluate(*val)).items()}
-        for key, value in logs.items():
-            history.setdefault(key, []).append(value)
-        cbs.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    model.optimizer.finalize_variable_values(model.trainable_weights)
-    cbs.on_train_end(logs)
+    with _engine(model) as engine:
+        engine.take(model, optimizer=True)
+        net, run_epoch = engine.model, engine.epoch(batch_size)
+        cbs = keras.callbacks.CallbackList(callbacks, model=net, add_history=False, epochs=epochs, verbose=0)
+        net.stop_training = False
+        cbs.on_train_begin()
+        logs: dict[str, float] = {}
+        for epoch in range(epochs):
+            net.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            logs = _floats(run_epoch(x_t, y_t, tf.constant(order, dtype=tf.int32)))
+            if val is not None:
+                net.reset_metrics()
+                logs |= {f"val_{k}": v for k, v in _floats(engine.evaluate(*val)).items()}
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            cbs.on_epoch_end(epoch, logs)
+            if net.stop_training:
+                break
+        net.optimizer.finalize_variable_values(net.trainable_weights)
+        cbs.on_train_end(logs)
+        engine.give(model)
     return history
 
 
@@ -149,94 +154,182 @@ class _Epoch:
     """One epoch of ``model.train_step`` over ``order`` in batches; then the epoch's metrics.
 
     A callable object rather than a closure: TensorFlow's frequent-retracing warning keys functions by their code,
-    so many models' closures (a walk-forward refitting every day) would look like one function retracing.
-    The model is held weakly, so the cache never keeps a model alive.
+    so several engines' closures would look like one function retracing.
     """
 
     def __init__(self, model: Any, batch_size: int) -> None:
-        self._model, self._batch = weakref.ref(model), batch_size
+        self._model, self._batch = model, batch_size
 
     def __call__(self, x, y, order):
         import tensorflow as tf
 
-        model = self._model()
         for start in tf.range(0, tf.shape(order)[0], self._batch):
             idx = order[start : start + self._batch]
-            model.train_step((tf.gather(x, idx), tf.gather(y, idx)))
-        return model.get_metrics_result()
+            self._model.train_step((tf.gather(x, idx), tf.gather(y, idx)))
+        return self._model.get_metrics_result()
 
 
 class _Evaluate:
-    """``model.test_step`` on the whole slice in one batch; then the metrics (held weakly, like :class:`_Epoch`)."""
+    """``model.test_step`` on the whole slice in one batch; then the metrics."""
 
     def __init__(self, model: Any) -> None:
-        self._model = weakref.ref(model)
+        self._model = model
 
     def __call__(self, x, y):
-        model = self._model()
-        model.test_step((x, y))
-        return model.get_metrics_result()
+        self._model.test_step((x, y))
+        return self._model.get_metrics_result()
 
 
 class _Infer:
-    """``model(x, training=False)`` (held weakly, like :class:`_Epoch`)."""
+    """``model(x, training=False)``."""
 
     def __init__(self, model: Any) -> None:
-        self._model = weakref.ref(model)
+        self._model = model
 
     def __call__(self, x):
-        return self._model()(x, training=False)
+        return self._model(x, training=False)
 
 
-def epoch_function(model: Any, batch_size: int) -> Callable:
-    """``run(x, y, order) -> metrics``: one epoch in one compiled call, cached per (model, batch size).
+class Engine:
+    """A private, built copy of one architecture and its compiled functions (an epoch per batch size, the
+    validation loss, inference), traced once and reused by every model of that architecture.
 
-    It retraces at most once more, for a new number of samples (``reduce_retracing``).
+    Tracing a new Keras model's functions costs far more CPU than a small model's training: about 97 % of a
+    ``smoke`` fit, and about 0.5-1 s of a ``default`` fit on TSLA (docs/performance.md). A walk-forward backtest,
+    a catch-up or a worker builds or loads a new model for nearly every fit, so a model does not train in its own
+    variables: its weights, non-trainable state (seed generators, batch-norm statistics) and optimizer state are
+    assigned into the engine, which runs the step, and the result is assigned back. The arithmetic is the same
+    as on the model itself, so the weights are bit-identical (``tests/forecaster/test_training.py``).
     """
-    import tensorflow as tf
 
-    cache = _EPOCH_FUNCTIONS.setdefault(model, {})
-    if batch_size not in cache:
-        cache[batch_size] = tf.function(_Epoch(model, batch_size), reduce_retracing=True)
-    return cache[batch_size]
+    def __init__(self, model: Any) -> None:
+        import tensorflow as tf
+
+        self.model = _rebuilt(model)
+        self._epochs: dict[int, Callable] = {}
+        self.evaluate = tf.function(_Evaluate(self.model), reduce_retracing=True)
+        spec = tf.TensorSpec((None, *self.model.inputs[0].shape[1:]), tf.float32)
+        self.infer = tf.function(_Infer(self.model), input_signature=[spec])
+
+    def epoch(self, batch_size: int) -> Callable:
+        """``run(x, y, order) -> metrics``: one epoch in one compiled call; it retraces at most once more, for a
+        new number of samples (``reduce_retracing``)."""
+        import tensorflow as tf
+
+        if batch_size not in self._epochs:
+            self._epochs[batch_size] = tf.function(_Epoch(self.model, batch_size), reduce_retracing=True)
+        return self._epochs[batch_size]
+
+    def take(self, model: Any, *, optimizer: bool) -> None:
+        """Assign ``model``'s variables (and, with ``optimizer``, its optimizer's) into the engine."""
+        _assign(_state(model, optimizer), _state(self.model, optimizer))
+
+    def give(self, model: Any) -> None:
+        """Assign the engine's variables and optimizer state back into ``model``."""
+        _assign(_state(self.model, True), _state(model, True))
 
 
-def eval_function(model: Any) -> Callable:
-    """``evaluate(x, y) -> metrics``: the validation loss in one compiled call, cached per model."""
-    import tensorflow as tf
+def _state(model: Any, optimizer: bool) -> list[Any]:
+    if not optimizer:
+        return list(model.variables)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    return [*model.variables, *model.optimizer.variables]
 
-    if model not in _EVAL_FUNCTIONS:
-        _EVAL_FUNCTIONS[model] = tf.function(_Evaluate(model), reduce_retracing=True)
-    return _EVAL_FUNCTIONS[model]
+
+def _assign(source: list[Any], target: list[Any]) -> None:
+    if [tuple(v.shape) for v in source] != [tuple(v.shape) for v in target]:  # a wrong architecture key
+        raise RuntimeError("a model and its training engine hold variables of different shapes")
+    for src, dst in zip(source, target, strict=True):
+        dst.assign(src)
+
+
+def _rebuilt(model: Any) -> Any:
+    """A new, built and compiled model of ``model``'s architecture and compile settings (its own variables).
+
+    Its initial weights are drawn from a private generator, so building it leaves Keras' global seeds alone.
+    """
+    import keras
+
+    from forecaster.models.networks import CUSTOM_OBJECTS, private_default_seeds
+
+    with private_default_seeds(0), keras.saving.custom_object_scope(CUSTOM_OBJECTS):
+        twin = keras.models.clone_model(model)
+        twin.compile_from_config(model.get_compile_config())
+    twin.optimizer.build(twin.trainable_variables)
+    return twin
+
+
+# Free engines by architecture key: a model checks one out for a fit or a forecast (a new one is built when all
+# of its architecture's are busy, so threads never share one), and returns it afterwards.
+_ENGINES: dict[str, list[Engine]] = {}
+_ENGINES_LOCK = threading.Lock()
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def architecture_key(model: Any) -> str:
+    """What decides a model's compiled functions: its layers and compile settings, without names or the
+    learning rate (a variable, assigned like the weights). Models with the same key share an :class:`Engine`."""
+    import keras
+
+    if model not in _KEYS:
+        config = keras.saving.serialize_keras_object(model)
+        _KEYS[model] = json.dumps(_without(config, {"name", "learning_rate"}), sort_keys=True, default=str)
+    return _KEYS[model]
+
+
+def _without(config: Any, keys: set[str]) -> Any:
+    if isinstance(config, dict):
+        return {k: _without(v, keys) for k, v in config.items() if k not in keys}
+    if isinstance(config, list | tuple):
+        return [_without(v, keys) for v in config]
+    return config
+
+
+@contextmanager
+def _engine(model: Any) -> Iterator[Engine]:
+    """A free engine for ``model``'s architecture, held by the caller until the block ends."""
+    key = architecture_key(model)
+    with _ENGINES_LOCK:
+        free = _ENGINES.setdefault(key, [])
+        engine = free.pop() if free else None
+    if engine is None:
+        engine = Engine(model)
+    try:
+        yield engine
+    finally:
+        with _ENGINES_LOCK:
+            _ENGINES[key].append(engine)
+
+
+def engine_count() -> int:
+    """How many engines this process holds (one per architecture, more where threads used one at once)."""
+    with _ENGINES_LOCK:
+        return sum(len(free) for free in _ENGINES.values())
 
 
 def predict_function(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """``predict(x) -> np.ndarray``: ``model(x, training=False)`` traced once for any number of samples (cached).
+    """``predict(x) -> np.ndarray``: ``model(x, training=False)`` compiled once per architecture, for any number
+    of samples.
 
     The same numbers as ``model.predict(x)``, without its per-call set-up: this is what makes one daily forecast
     take milliseconds. On other Keras backends it calls the model directly.
     """
     import keras
 
-    if model in _PREDICT_FUNCTIONS:
-        return _PREDICT_FUNCTIONS[model]
-    infer = _Infer(model)
     if keras.backend.backend() != "tensorflow":
 
         def call(x: np.ndarray) -> np.ndarray:
-            return keras.ops.convert_to_numpy(infer(x))
+            return keras.ops.convert_to_numpy(model(x, training=False))
 
-        _PREDICT_FUNCTIONS[model] = call
         return call
     import tensorflow as tf
 
-    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
-    traced = tf.function(infer, input_signature=[spec])
-
     def predict(x: np.ndarray) -> np.ndarray:
-        return traced(tf.constant(x, dtype=tf.float32)).numpy()
+        with _engine(model) as engine:
+            engine.take(model, optimizer=False)
+            return engine.infer(tf.constant(x, dtype=tf.float32)).numpy()
 
-    _PREDICT_FUNCTIONS[model] = predict
     return predict
 
 

@@ -69,19 +69,55 @@ def test_predict_function_gives_model_predict_numbers_for_any_batch(tiny_preset,
     predict = training.predict_function(model)
     for rows in (x[:1], x[:7], x):
         np.testing.assert_allclose(predict(rows), model.predict(rows, verbose=0), rtol=1e-6, atol=1e-7)
-    assert training.predict_function(model) is predict, "one traced function per model"
 
 
-def test_finetuning_reuses_the_compiled_epoch(tiny_preset, arrays):
+def _tracings() -> int:
+    """How often all engines of this process have traced any of their functions."""
+    with training._ENGINES_LOCK:
+        engines = [engine for free in training._ENGINES.values() for engine in free]
+    functions = [f for e in engines for f in (e.evaluate, e.infer, *e._epochs.values())]
+    return sum(f.experimental_get_tracing_count() for f in functions)
+
+
+def test_a_new_model_of_a_known_architecture_traces_nothing(tiny_preset, arrays):
+    """Fitting, fine-tuning and forecasting with a new model reuses the functions its architecture compiled once,
+    although every build names its layers anew."""
     x, y, val = arrays
-    model = networks.build_model(tiny_preset, 5, 2)
-    training.fit(model, x, y, val, epochs=1, batch_size=32, patience=1)
-    run = training.epoch_function(model, 32)
-    traced = run.experimental_get_tracing_count()
-    training.fit(model, x[:64], y[:64], None, epochs=2, batch_size=32, patience=2)
-    training.fit(model, x[:50], y[:50], None, epochs=2, batch_size=32, patience=2)
-    assert training.epoch_function(model, 32) is run
-    assert run.experimental_get_tracing_count() <= traced + 1, "at most one retrace, for a new sample count"
+    first = networks.build_model(tiny_preset, 5, 2)
+    training.fit(first, x, y, val, epochs=1, batch_size=32, patience=1)
+    training.fit(first, x[:64], y[:64], None, epochs=1, batch_size=32, patience=1)
+    training.predict_function(first)(x[:3])
+    traced = _tracings()
+    second = networks.build_model(tiny_preset, 5, 2)
+    assert second.layers[0].name != first.layers[0].name
+    training.fit(second, x, y, val, epochs=2, batch_size=32, patience=2)
+    training.fit(second, x[:50], y[:50], None, epochs=1, batch_size=32, patience=1)
+    training.predict_function(second)(x[:5])
+    assert _tracings() <= traced + 1, "at most one retrace, for a new sample count"
+    assert training.architecture_key(second) == training.architecture_key(first)
+    other = networks.build_model(tiny_preset.replace(lstm_units=(4,)), 5, 2)
+    assert training.architecture_key(other) != training.architecture_key(first)
+
+
+def test_models_sharing_an_engine_keep_their_own_weights_and_optimizer_state(tiny_preset, arrays):
+    """Interleaved fits of two models of one architecture give each exactly what it gets alone, and a forecast
+    of one is never made with the other's weights."""
+    x, y, val = arrays
+    alone = networks.build_model(tiny_preset, 5, 2)
+    training.fit(alone, x, y, val, epochs=2, batch_size=32, patience=2, seed=3)
+    training.fit(alone, x[:64], y[:64], None, epochs=1, batch_size=32, patience=1, seed=3)
+    a, b = networks.build_model(tiny_preset, 5, 2), networks.build_model(tiny_preset.replace(seed=1), 5, 2)
+    training.fit(a, x, y, val, epochs=2, batch_size=32, patience=2, seed=3)
+    training.fit(b, x, -y, val, epochs=3, batch_size=16, patience=3, seed=4)
+    from_b = training.predict_function(b)(x[:4])
+    training.fit(a, x[:64], y[:64], None, epochs=1, batch_size=32, patience=1, seed=3)
+    for got, want in zip(_weights(a), _weights(alone), strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(a.optimizer.variables, alone.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(training.predict_function(a)(x[:4]), training.predict_function(alone)(x[:4]))
+    np.testing.assert_allclose(from_b, b.predict(x[:4], verbose=0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(training.predict_function(b)(x[:4]), from_b)
 
 
 def test_extra_callbacks_see_every_epoch(tiny_preset, arrays):
