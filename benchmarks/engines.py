@@ -15,14 +15,18 @@ Per preset and round, both modes run in turn in the same process, on the same TS
 
 For each of ``--models`` models, ending one session later each: a full fit (``LSTMForecaster.fit``), then the
 bundle saved and loaded back, one day of fine-tuning (``update``) and the forecast. CPU seconds are
-``time.process_time()``. The first model of each mode in each round is reported apart (it traces in both). The
-forecasts of both modes are compared bit for bit. Writes ``benchmarks/results/engines.json``.
+``time.process_time()``, with TensorFlow on one thread as on a pinned worker (``TF_NUM_INTRAOP_THREADS`` and
+``TF_NUM_INTEROP_THREADS`` default to 1 here): with two threads, their spinning on a shared machine makes CPU seconds
+noisier than the effect (one such run gave 1.43x for ``default``'s fit, another 0.99x). The first model of each
+mode in each round is reported apart (it traces in both). The forecasts of both modes are compared bit for bit.
+Writes ``benchmarks/results/engines.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -36,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import load_tsla, write_json  # noqa: E402
 
 UNTIL, HORIZON = "2023-12-29", 5
+for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")  # before TensorFlow loads (the forecaster imports it lazily)
 
 
 def one_mode(preset: str, prices, n_models: int, shared: bool) -> tuple[list[dict], list[np.ndarray]]:
@@ -46,7 +52,7 @@ def one_mode(preset: str, prices, n_models: int, shared: bool) -> tuple[list[dic
     rows, forecasts = [], []
     end = len(prices) - n_models - 1
     for i in range(n_models):
-        if not shared:
+        if not shared or i == 0:  # the first model of each mode traces in both
             training._ENGINES.clear()
         t0 = time.process_time()
         model = LSTMForecaster(preset, HORIZON).fit(prices.iloc[: end + i])

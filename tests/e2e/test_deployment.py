@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from tests.db.helpers import count_rows
 from tests.e2e.conftest import PREFECT, ROOT, Stack, describe
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+# One test process runs this module and test_operations.py, so that they share one SQLite stack (`make test`).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.xdist_group("e2e-sqlite-stack")]
 
 AS_OF = dt.date(2024, 3, 14)  # a Thursday session inside the generated CSV (2023-01-03 .. 2024-08-06)
 HORIZON = 3

@@ -25,6 +25,7 @@ from tests.e2e.test_deployment import AS_OF, HORIZON, flow_run_id, run_daily
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(600),
+    pytest.mark.xdist_group("e2e-sqlite-stack"),  # with test_deployment.py: one stack
     pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning"),
 ]
 NEXT = dt.date(2024, 3, 15)  # the session after AS_OF

@@ -51,11 +51,8 @@ def _stored(repo: Repository) -> tuple[pd.DataFrame, list[dict]]:
 @pytest.fixture(scope="session")
 def policy_backtest(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, pd.DataFrame]:
     """The backtest of the span under the acting settings (its summary and LSTM forecasts). It reads and writes no
-    database, so it runs once per test process and is compared with the daily job on each backend.
-
-    Under ``make test`` the two backends still run in different processes, so it runs twice: pytest 9 keeps a
-    node id in ``Node._id`` and pytest-xdist 3.8 writes its group suffix to ``_nodeid``, so ``--dist loadgroup``
-    ignores the ``xdist_group`` mark below (it groups again once xdist follows pytest 9)."""
+    database, so it runs once per test process and is compared with the daily job on each backend (``make test``
+    keeps both backends in one process: the ``xdist_group`` mark below, pytest < 9.2 in pyproject.toml)."""
     out = tmp_path_factory.mktemp("policy-backtest")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("TSLA_FORECAST_HOME", str(out / "home"))
@@ -69,7 +66,7 @@ def policy_backtest(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, pd.
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("policy-parity")  # meant: both backends in one process (ignored today, see above)
+@pytest.mark.xdist_group("policy-parity")  # both backends in one process: one backtest
 def test_backtest_production_policy_equals_the_daily_job_where_the_policy_acts(
     tmp_path: Path, make_home: HomeFactory, monkeypatch: pytest.MonkeyPatch, policy_backtest: tuple[dict, pd.DataFrame]
 ) -> None:
