@@ -13,7 +13,8 @@ XLA (``jit_compile``) is not used: on the 2-core CPU it roughly halves the stead
 compiling costs about 3 s per model and per batch shape, more than a typical early-stopped fit or a fine-tune
 saves, and it made seed000's large matmuls slower (README "Performance").
 
-Compiled functions are cached per model (weakly), so fine-tuning a model and predicting with it trace nothing new.
+Compiled functions belong to an :class:`Engine` per architecture, not to a model: a new or loaded model of a known
+architecture (a walk-forward refit, each day's champion) traces nothing new; its state is assigned into the engine.
 """
 
 from __future__ import annotations
@@ -268,21 +269,30 @@ _KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def architecture_key(model: Any) -> str:
-    """What decides a model's compiled functions: its layers and compile settings, without names or the
-    learning rate (a variable, assigned like the weights). Models with the same key share an :class:`Engine`."""
+    """What decides a model's compiled functions: its layers and compile settings, without the names of layers,
+    model and optimizer (every build draws new ones) or the learning rate (a variable, assigned like the weights).
+    A dtype policy's name (``float32``, ``mixed_float16``) is kept. Models with the same key share an
+    :class:`Engine`."""
     import keras
 
-    if model not in _KEYS:
+    with _ENGINES_LOCK:
+        key = _KEYS.get(model)
+    if key is None:
         config = keras.saving.serialize_keras_object(model)
-        _KEYS[model] = json.dumps(_without(config, {"name", "learning_rate"}), sort_keys=True, default=str)
-    return _KEYS[model]
+        key = json.dumps(_without_names(config), sort_keys=True, default=str)
+        with _ENGINES_LOCK:
+            _KEYS[model] = key
+    return key
 
 
-def _without(config: Any, keys: set[str]) -> Any:
+def _without_names(config: Any) -> Any:
+    """``config`` without ``name`` and ``learning_rate`` entries, except inside a ``dtype`` policy."""
     if isinstance(config, dict):
-        return {k: _without(v, keys) for k, v in config.items() if k not in keys}
+        return {
+            k: v if k == "dtype" else _without_names(v) for k, v in config.items() if k not in ("name", "learning_rate")
+        }
     if isinstance(config, list | tuple):
-        return [_without(v, keys) for v in config]
+        return [_without_names(v) for v in config]
     return config
 
 

@@ -99,6 +99,19 @@ def test_a_new_model_of_a_known_architecture_traces_nothing(tiny_preset, arrays)
     assert training.architecture_key(other) != training.architecture_key(first)
 
 
+def test_models_that_compute_differently_never_share_an_engine():
+    """Names are left out of the key, but not a dtype policy's name, a loss, or an optimizer setting."""
+
+    def net(dtype: str = "float32", loss: str = "mse", beta_1: float = 0.9):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, dtype=dtype)])
+        model.compile(optimizer=keras.optimizers.Adam(0.01, beta_1=beta_1), loss=loss)
+        return model
+
+    keys = [training.architecture_key(m) for m in (net(), net("float64"), net(loss="mae"), net(beta_1=0.5))]
+    assert len(set(keys)) == 4
+    assert training.architecture_key(net()) == keys[0], "a new build of the same network shares the key"
+
+
 def test_models_sharing_an_engine_keep_their_own_weights_and_optimizer_state(tiny_preset, arrays):
     """Interleaved fits of two models of one architecture give each exactly what it gets alone, and a forecast
     of one is never made with the other's weights."""
