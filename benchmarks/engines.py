@@ -10,7 +10,8 @@ catch-up fits a new model, and each daily job loads the champion as a new model,
 
 Per preset and round, both modes run in turn in the same process, on the same TSLA windows (2023 and before):
 
-* **per model**: the engines are dropped before every new or loaded model, so each one traces, as before;
+* **per model**: the engines are dropped before every new or loaded model, so each one traces, as before (it also
+  pays for building an engine, which the old code did not, so the ratios are somewhat high);
 * **shared**: engines are kept, so only the first model of the process traces.
 
 For each of ``--models`` models, ending one session later each: a full fit (``LSTMForecaster.fit``), then the

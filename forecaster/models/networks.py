@@ -22,6 +22,7 @@ import random
 import shutil
 import tarfile
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,25 +137,32 @@ def private_keras_seeds(seed: int) -> Iterator[None]:
     """
     import keras
 
-    keras.utils.set_random_seed(seed)
-    with private_default_seeds(seed):
-        yield
+    with _SEEDS:
+        keras.utils.set_random_seed(seed)
+        with private_default_seeds(seed):
+            yield
+
+
+_SEEDS = threading.RLock()  # one private generator at a time: blocks in two threads would swap each other's
 
 
 @contextmanager
 def private_default_seeds(seed: int) -> Iterator[None]:
-    """Keras' default layer seeds drawn from ``random.Random(seed)`` while the block runs; global seeds untouched."""
+    """Keras' default layer seeds drawn from ``random.Random(seed)`` while the block runs; global seeds untouched.
+
+    Blocks in several threads run one at a time, so none draws from another's generator or restores it late."""
     try:
         from keras.src.random import seed_generator  # where Keras 3 draws default seeds (python_random.randint)
     except ImportError:  # pragma: no cover - another Keras layout: seeded globally only
         yield
         return
-    shared = seed_generator.python_random
-    seed_generator.python_random = random.Random(seed)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        seed_generator.python_random = shared
+    with _SEEDS:
+        shared = seed_generator.python_random
+        seed_generator.python_random = random.Random(seed)  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            seed_generator.python_random = shared
 
 
 def directory_sha256(directory: Path) -> str:

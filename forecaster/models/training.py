@@ -80,7 +80,11 @@ def fit(
         batch_size: ``None`` trains full-batch (one step per epoch).
         seed: seeds the per-epoch permutations of the training samples.
         shuffle: ``False`` keeps the samples in order (used by tests to compare with ``model.fit``).
-        callbacks: extra Keras callbacks (e.g. a timer), called at train and epoch boundaries only.
+        callbacks: extra Keras callbacks (e.g. a timer), called at train and epoch boundaries only. On TensorFlow
+            their ``model`` is the architecture's :class:`Engine` model (``model``'s state is assigned back after
+            the last epoch), so a callback must not keep it.
+
+    If training raises, ``model`` keeps the state it had before the call.
 
     Returns:
         The Keras-style history: ``loss``, ``mae`` and, with validation, ``val_loss``, ``val_mae`` per epoch.
@@ -262,10 +266,12 @@ def _rebuilt(model: Any) -> Any:
 
 
 # Free engines by architecture key: a model checks one out for a fit or a forecast (a new one is built when all
-# of its architecture's are busy, so threads never share one), and returns it afterwards.
+# of its architecture's are busy, so threads never share one), and returns it afterwards; at most
+# MAX_FREE_ENGINES per architecture are kept.
+MAX_FREE_ENGINES = 4
 _ENGINES: dict[str, list[Engine]] = {}
 _ENGINES_LOCK = threading.Lock()
-_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (compile fingerprint, key)
 
 
 def architecture_key(model: Any) -> str:
@@ -275,21 +281,28 @@ def architecture_key(model: Any) -> str:
     :class:`Engine`."""
     import keras
 
+    # compile() makes a new optimizer and compile config; freezing a layer changes what trains: either recomputes it
+    fingerprint = (id(model.optimizer), id(getattr(model, "_compile_config", None)),
+                   tuple(layer.trainable for layer in model.layers))  # fmt: skip
     with _ENGINES_LOCK:
-        key = _KEYS.get(model)
-    if key is None:
-        config = keras.saving.serialize_keras_object(model)
-        key = json.dumps(_without_names(config), sort_keys=True, default=str)
-        with _ENGINES_LOCK:
-            _KEYS[model] = key
+        cached = _KEYS.get(model)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    config = keras.saving.serialize_keras_object(model)
+    key = json.dumps(_without_names(config), sort_keys=True, default=str)
+    with _ENGINES_LOCK:
+        _KEYS[model] = (fingerprint, key)
     return key
 
 
 def _without_names(config: Any) -> Any:
-    """``config`` without ``name`` and ``learning_rate`` entries, except inside a ``dtype`` policy."""
+    """``config`` without ``name`` entries (except inside a ``dtype`` policy) and without a constant learning rate
+    (a schedule stays: it is traced into the step)."""
     if isinstance(config, dict):
         return {
-            k: v if k == "dtype" else _without_names(v) for k, v in config.items() if k not in ("name", "learning_rate")
+            k: v if k == "dtype" else _without_names(v)
+            for k, v in config.items()
+            if k != "name" and not (k == "learning_rate" and isinstance(v, int | float))
         }
     if isinstance(config, list | tuple):
         return [_without_names(v) for v in config]
@@ -309,13 +322,8 @@ def _engine(model: Any) -> Iterator[Engine]:
         yield engine
     finally:
         with _ENGINES_LOCK:
-            _ENGINES[key].append(engine)
-
-
-def engine_count() -> int:
-    """How many engines this process holds (one per architecture, more where threads used one at once)."""
-    with _ENGINES_LOCK:
-        return sum(len(free) for free in _ENGINES.values())
+            if len(_ENGINES[key]) < MAX_FREE_ENGINES:
+                _ENGINES[key].append(engine)
 
 
 def predict_function(model: Any) -> Callable[[np.ndarray], np.ndarray]:

@@ -107,14 +107,25 @@ def test_models_that_compute_differently_never_share_an_engine():
         model.compile(optimizer=keras.optimizers.Adam(0.01, beta_1=beta_1), loss=loss)
         return model
 
-    keys = [training.architecture_key(m) for m in (net(), net("float64"), net(loss="mae"), net(beta_1=0.5))]
-    assert len(set(keys)) == 4
+    decay = keras.optimizers.schedules.ExponentialDecay(0.01, decay_steps=10, decay_rate=0.9)
+    scheduled = net()
+    scheduled.compile(optimizer=keras.optimizers.Adam(decay), loss="mse")
+    models = (net(), net("float64"), net(loss="mae"), net(beta_1=0.5), scheduled)
+    keys = [training.architecture_key(m) for m in models]
+    assert len(set(keys)) == 5
     assert training.architecture_key(net()) == keys[0], "a new build of the same network shares the key"
+    recompiled = models[0]
+    recompiled.compile(optimizer=keras.optimizers.Adam(0.01), loss="mae")
+    assert training.architecture_key(recompiled) == keys[2], "compiling again gives the key of the new settings"
 
 
-def test_models_sharing_an_engine_keep_their_own_weights_and_optimizer_state(tiny_preset, arrays):
-    """Interleaved fits of two models of one architecture give each exactly what it gets alone, and a forecast
-    of one is never made with the other's weights."""
+@pytest.mark.parametrize("layers", ["plain", "dropout+batch_norm"])
+def test_models_sharing_an_engine_keep_their_own_weights_and_optimizer_state(tiny_preset, arrays, layers):
+    """Interleaved fits of two models of one architecture give each exactly what it gets alone (with dropout, whose
+    seed state moves, and batch normalisation, whose statistics do), and a forecast of one is never made with the
+    other's weights."""
+    if layers != "plain":
+        tiny_preset = tiny_preset.replace(dropout=0.2, batch_norm=True)
     x, y, val = arrays
     alone = networks.build_model(tiny_preset, 5, 2)
     training.fit(alone, x, y, val, epochs=2, batch_size=32, patience=2, seed=3)
@@ -131,6 +142,17 @@ def test_models_sharing_an_engine_keep_their_own_weights_and_optimizer_state(tin
     np.testing.assert_array_equal(training.predict_function(a)(x[:4]), training.predict_function(alone)(x[:4]))
     np.testing.assert_allclose(from_b, b.predict(x[:4], verbose=0), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(training.predict_function(b)(x[:4]), from_b)
+    for got, want in zip(a.non_trainable_variables, alone.non_trainable_variables, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_threads_never_share_an_engine(tiny_preset):
+    model = networks.build_model(tiny_preset, 5, 2)
+    with training._engine(model) as free:
+        pass
+    with training._engine(model) as first, training._engine(model) as second:
+        assert first is not second
+        assert free in (first, second), "a returned engine is reused"
 
 
 def test_extra_callbacks_see_every_epoch(tiny_preset, arrays):
