@@ -6,7 +6,7 @@ for and of the live helpers (Prefect test API, Dask workers, servers) while it r
 ``os.wait4`` of pytest (every xdist process and everything they waited for). On a machine with C cores the suite
 cannot take less wall time than CPU / C, so the CPU total is the figure to cut.
 
-    python benchmarks/suite.py                       # the whole suite (about 18 minutes on 2 cores)
+    python benchmarks/suite.py                       # the whole suite (about 13 minutes on 2 cores)
     python benchmarks/suite.py -- tests/forecaster   # any pytest arguments after --
 
 Prints the totals, the CPU per test file and the slowest tests; JSON: ``benchmarks/results/suite.json``.
