@@ -36,6 +36,13 @@ class Retrain(enum.StrEnum):
     finetune = "finetune"
 
 
+class BacktestPolicy(enum.StrEnum):
+    """How a backtest retrains the LSTM (``flows.jobs.backtest.POLICIES``)."""
+
+    production = "production"
+    schedule = "schedule"
+
+
 app = typer.Typer(
     help="TSLA daily forecasting: walk-forward backtests, the daily Prefect job, reports and the SQL history.",
     no_args_is_help=True,
@@ -74,12 +81,12 @@ def backtest(
         str | None, typer.Option(help=f"Model preset: default, seed000, seed001, seed002, smoke. {FROM_SETTINGS}")
     ] = None,
     policy: Annotated[
-        str,
+        BacktestPolicy,
         typer.Option(
             help="production: replay the deployed champion/challenger policy (the daily job's own step, with the "
             "TSLA_FORECAST_* gate settings); schedule: the fixed cadence of --refit-every, for comparison."
         ),
-    ] = "production",
+    ] = BacktestPolicy.production,
     compare_schedule: Annotated[
         bool, typer.Option(help="With --policy production, also run the fixed schedule as lstm_schedule.")
     ] = False,
@@ -105,7 +112,8 @@ def backtest(
 
     run_backtest_command(
         source=source, ticker=ticker, start=start, end=end, preset=preset, refit_every=refit_every,
-        horizon=horizon, epochs=epochs, output=output, store=store, policy=policy, compare_schedule=compare_schedule,
+        horizon=horizon, epochs=epochs, output=output, store=store, policy=policy.value,
+        compare_schedule=compare_schedule,
     )  # fmt: skip
 
 

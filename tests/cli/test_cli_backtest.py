@@ -47,6 +47,24 @@ def test_an_input_error_fails_before_the_backtest_job_loads(tmp_path, args, mess
     assert_one_line_error(subprocess.CompletedProcess([], 1, out.stdout, out.stderr), message)
 
 
+def test_a_bad_policy_is_a_usage_error_before_the_backtest_job_loads(tmp_path):
+    """``--policy`` takes the job's policies only, checked by the command line itself like ``--retrain``."""
+    from flows.cli import BacktestPolicy
+    from flows.jobs.backtest import POLICIES
+
+    assert [p.value for p in BacktestPolicy] == list(POLICIES)
+    argv = ["tsla-forecast", "backtest", "--start", "2023-03-01", "--end", "2023-03-10", "--policy", "prod"]
+    code = (
+        f"import sys; sys.argv = {argv!r}\nfrom flows.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "print(code, [m for m in ('flows.jobs.backtest', 'sklearn', 'tensorflow') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip().splitlines()[-1] == "2 []", out.stdout + out.stderr[-2000:]
+    assert_one_line_error(subprocess.CompletedProcess([], 2, out.stdout, out.stderr), "'prod'", code=2)
+    assert "--policy" in out.stderr and "production" in out.stderr, out.stderr
+
+
 def test_unknown_preset(cli, price_csv):
     args = ["backtest", "--source", f"csv:{price_csv}", "--start", "2023-03-01", "--end", "2023-03-10"]
     assert_one_line_error(cli(*args, "--preset", "bogus"), "unknown preset 'bogus'")
