@@ -90,7 +90,9 @@ def test_csv_without_close_column(cli, tmp_path, price_csv):
 
 def test_unknown_policy(cli, price_csv):
     args = ["backtest", "--source", f"csv:{price_csv}", "--start", "2023-03-01", "--end", "2023-03-10"]
-    assert_one_line_error(cli(*args, "--policy", "sometimes"), "policy must be production or schedule")
+    result = cli(*args, "--policy", "sometimes")
+    assert_one_line_error(result, "Invalid value for '--policy'", code=2)
+    assert "'sometimes' is not one of 'production', 'schedule'" in result.stderr
 
 
 def test_an_end_past_the_data_is_said_not_silently_truncated(price_csv):

@@ -73,3 +73,13 @@ def _query(repo, sql: str) -> list[tuple]:
 
     with repo.engine.connect() as conn:
         return [tuple(row) for row in conn.execute(sa.text(sql))]
+
+
+def test_an_unknown_policy_is_refused_where_the_flow_builds_its_parameters():
+    """The deployment passes ``policy`` as a plain string: the job's own check names it (the CLI's is its enum)."""
+    from flows.jobs.backtest import BacktestParams
+    from flows.settings import Settings
+    from forecaster.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="policy must be production or schedule, got 'sometimes'"):
+        BacktestParams.from_settings(Settings(), dt.date(2023, 3, 1), dt.date(2023, 3, 10), policy="sometimes")
