@@ -126,6 +126,9 @@ def point_mae(y_true: Any, y_pred: Any) -> Any:
 CUSTOM_OBJECTS = {"quantile_head_loss": quantile_head_loss, "point_mae": point_mae}  # what a bundle may name
 
 
+_SEEDS = threading.RLock()  # one private generator at a time: blocks in two threads would swap each other's
+
+
 @contextmanager
 def private_keras_seeds(seed: int) -> Iterator[None]:
     """Seed Keras, and let it draw its default layer seeds from a private generator while the block runs.
@@ -141,9 +144,6 @@ def private_keras_seeds(seed: int) -> Iterator[None]:
         keras.utils.set_random_seed(seed)
         with private_default_seeds(seed):
             yield
-
-
-_SEEDS = threading.RLock()  # one private generator at a time: blocks in two threads would swap each other's
 
 
 @contextmanager

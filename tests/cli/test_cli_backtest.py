@@ -36,15 +36,23 @@ def test_help_does_not_import_tensorflow(cli):
 )  # fmt: skip
 def test_an_input_error_fails_before_the_backtest_job_loads(tmp_path, args, message):
     """A typo fails on light modules: the job (scipy, scikit-learn, the models) is not imported first."""
+    result, loaded = _backtest_reporting_heavy_imports(tmp_path, *args)
+    assert (result.returncode, loaded) == (1, "[]"), result.stdout + result.stderr[-2000:]
+    assert_one_line_error(result, message)
+
+
+def _backtest_reporting_heavy_imports(cwd, *args: str) -> tuple[subprocess.CompletedProcess, str]:
+    """``tsla-forecast backtest`` over 2023-03-01..10 with ``args`` in a fresh process: its exit code and output,
+    and which of the backtest job, scikit-learn and TensorFlow it had imported when it exited."""
     argv = ["tsla-forecast", "backtest", "--start", "2023-03-01", "--end", "2023-03-10", *args]
     code = (
         f"import sys; sys.argv = {argv!r}\nfrom flows.cli import main\n"
         "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
         "print(code, [m for m in ('flows.jobs.backtest', 'sklearn', 'tensorflow') if m in sys.modules])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
-    assert out.stdout.strip().splitlines()[-1] == "1 []", out.stdout + out.stderr[-2000:]
-    assert_one_line_error(subprocess.CompletedProcess([], 1, out.stdout, out.stderr), message)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd)
+    exit_code, _, loaded = out.stdout.strip().splitlines()[-1].partition(" ")
+    return subprocess.CompletedProcess(out.args, int(exit_code), out.stdout, out.stderr), loaded
 
 
 def test_a_bad_policy_is_a_usage_error_before_the_backtest_job_loads(tmp_path):
@@ -53,16 +61,10 @@ def test_a_bad_policy_is_a_usage_error_before_the_backtest_job_loads(tmp_path):
     from flows.jobs.backtest import POLICIES
 
     assert [p.value for p in BacktestPolicy] == list(POLICIES)
-    argv = ["tsla-forecast", "backtest", "--start", "2023-03-01", "--end", "2023-03-10", "--policy", "prod"]
-    code = (
-        f"import sys; sys.argv = {argv!r}\nfrom flows.cli import main\n"
-        "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
-        "print(code, [m for m in ('flows.jobs.backtest', 'sklearn', 'tensorflow') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
-    assert out.stdout.strip().splitlines()[-1] == "2 []", out.stdout + out.stderr[-2000:]
-    assert_one_line_error(subprocess.CompletedProcess([], 2, out.stdout, out.stderr), "'prod'", code=2)
-    assert "--policy" in out.stderr and "production" in out.stderr, out.stderr
+    result, loaded = _backtest_reporting_heavy_imports(tmp_path, "--policy", "prod")
+    assert (result.returncode, loaded) == (2, "[]"), result.stdout + result.stderr[-2000:]
+    assert_one_line_error(result, "'prod'", code=2)
+    assert "--policy" in result.stderr and "production" in result.stderr, result.stderr
 
 
 def test_unknown_preset(cli, price_csv):
