@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
@@ -13,12 +13,16 @@ from prefect.runtime import flow_run, task_run
 from db.repository import Repository
 from flows import alerts, artifacts
 from flows.jobs import catchup
-from flows.jobs.daily import JobParams, fetch_prices, run_ticker
 from flows.retries import FETCH_RETRY_DELAYS, final_bar_condition, retry_fetch, waits_for_final_bar
 from flows.settings import Settings
 from flows.tickers import Ticker
 from forecaster.data.calendar import resolve_as_of
 from forecaster.data.sources import is_live, parse_source
+
+if TYPE_CHECKING:  # the job (scikit-learn, SciPy, the model) loads where a ticker runs, not where the flow runs
+    import pandas as pd
+
+    from flows.jobs.daily import JobParams
 
 logger = logging.getLogger("flows.daily")
 REPORTED = ("succeeded", "already_done")  # the statuses whose forecasts are stored, hence reported
@@ -27,6 +31,8 @@ REPORTED = ("succeeded", "already_done")  # the statuses whose forecasts are sto
 @task(name="fetch-prices", retries=2, retry_delay_seconds=list(FETCH_RETRY_DELAYS), retry_condition_fn=retry_fetch)
 def fetch_bars(source: str, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
     """Fetch bars from the price source (network I/O); only a source that could not answer now is retried."""
+    from flows.jobs.daily import fetch_prices
+
     return fetch_prices(source, ticker, start, end)
 
 
@@ -39,6 +45,8 @@ def forecast_ticker(ticker: str, as_of: dt.date, source: str | None = None, retr
     With ``report``, the ticker's report is made right after, in the same task (on the Dask worker that ran it):
     its outcome is the result's ``report`` (None when nothing was stored to report on).
     """
+    from flows.jobs.daily import JobParams
+
     settings = Settings()
     params = JobParams.from_settings(settings, ticker, as_of, kind, source=source, retrain=retrain, horizon=horizon,
                                      preset=preset)  # fmt: skip
@@ -51,6 +59,8 @@ def forecast_ticker(ticker: str, as_of: dt.date, source: str | None = None, retr
 def _run(params: JobParams, settings: Settings) -> dict:
     """:func:`run_ticker` on a repository of its own; a file or synthetic source is read directly, a live one
     through ``fetch-prices`` (Prefect retries what could not answer now)."""
+    from flows.jobs.daily import fetch_prices, run_ticker
+
     live = is_live(parse_source(params.source))
     fetch = fetch_bars.with_options(retries=settings.fetch_retries) if live else fetch_prices
     with Repository.from_url(settings.db_url, artifact_retention=settings.artifact_retention) as repo:

@@ -112,7 +112,7 @@ def _fail(*_a, **_k):
 @pytest.mark.parametrize(
     "target",
     [
-        "flows.daily.fetch_prices",  # fetch (inside the retrying Prefect task)
+        "flows.jobs.daily.fetch_prices",  # fetch (inside the retrying Prefect task)
         "flows.jobs.daily.ensure_valid",  # validation
         "forecaster.models.lstm.LSTMForecaster.finetune",  # training
         "db.repository.UnitOfWork.upsert_forecasts",  # writing, halfway through the transaction

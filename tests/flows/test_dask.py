@@ -8,6 +8,9 @@ workers is checked with the scheduler's task stream: the per-ticker task keys an
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +34,16 @@ def cluster(home):
         with distributed.Client(local, timeout="60s") as client:
             client.wait_for_workers(2, timeout=120)
             yield local, client
+
+
+def test_the_flow_leaves_the_job_to_where_a_ticker_runs():
+    """A ``--dask`` client imports the flow, not the job: scikit-learn, SciPy, TensorFlow and matplotlib load on the
+    worker that runs a ticker (about 1.3 s of the client's CPU; see docs/scale-out.md)."""
+    heavy = ("flows.jobs.daily", "sklearn", "scipy", "tensorflow", "keras", "matplotlib")
+    code = f"import sys, flows.daily; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr[-2000:]
 
 
 def _ticker_tasks(stream: list[dict]) -> list[dict]:
