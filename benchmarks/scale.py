@@ -7,7 +7,9 @@ What runs (all on this machine, every process started by this script and stopped
 - a ``dask scheduler`` and 1 or 2 ``dask worker --nthreads 1 --no-nanny`` processes, each pinned to its own core
   (``taskset -c CORE``) with one TensorFlow/OpenMP thread (``TF_NUM_INTRAOP_THREADS=1``,
   ``TF_NUM_INTEROP_THREADS=1``, ``OMP_NUM_THREADS=1``) and a TSLA_FORECAST_HOME and PREFECT_HOME of its own;
-  warmed up (TensorFlow, Keras and the job imported) before anything is timed;
+  warmed up (TensorFlow, Keras and the job imported) before anything is timed; Dask's statistical profiler is off
+  in the workers (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``, as docs/scale-out.md recommends) unless
+  ``--worker-profiler`` or ``--profile`` keeps it on;
 - per run, the real CLI: ``tsla-forecast -q run --dask ADDRESS --as-of AS_OF --source csv:TSLA_CSV --ticker ...``
   for N new tickers (a plain CSV path serves the same TSLA series for every ticker), so each ticker is day 1: a
   full fit, forecast, store and report.
@@ -23,6 +25,7 @@ one-core worker machines.
 
     python benchmarks/scale.py                          # 8 and 24 tickers, 1 and 2 workers, 3 repeats (~9 min)
     python benchmarks/scale.py --counts 8 --repeats 1   # a quick look
+    python benchmarks/scale.py --workers 1 --counts 24 --worker-profiler --name scale_profiler_on  # its cost
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ AS_OF = dt.date(2024, 12, 31)
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BIN = Path(sys.executable).parent
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
+PROFILER_OFF = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
 QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
          "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONPATH": str(ROOT)}  # fmt: skip
 
@@ -132,6 +136,7 @@ class Cluster:
     home: Path
     env: dict[str, str]
     cores: list[int]
+    profiler: bool = False
     address: str = ""
     scheduler: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
@@ -146,6 +151,8 @@ class Cluster:
             home = self.home / f"worker-{i}"
             home.mkdir(parents=True)
             env = self.env | ONE_THREAD | {"TSLA_FORECAST_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+            if not self.profiler:  # it samples the task's stack every 10 ms on the worker's event loop
+                env |= {PROFILER_OFF: "False"}
             cmd = ["taskset", "-c", str(core), str(BIN / "dask"), "worker", self.address, "--nthreads", "1",
                    "--no-dashboard", "--no-nanny", "--memory-limit", "6GiB"]  # fmt: skip
             self.workers.append(subprocess.Popen(cmd, env=env, cwd=home, stdout=subprocess.DEVNULL,
@@ -220,7 +227,7 @@ def measure(n_workers: int, counts: list[int], repeats: int, args: argparse.Name
         raise SystemExit("this benchmark needs PostgreSQL (--pg-url)")
     env = os.environ | QUIET | {"PREFECT_API_URL": str(server["url"]), "TSLA_FORECAST_DATABASE_URL": db_url,
                                 "TSLA_FORECAST_FETCH_RETRIES": "0"}  # fmt: skip
-    cluster = Cluster(home, env, args.cores[:n_workers])
+    cluster = Cluster(home, env, args.cores[:n_workers], profiler=args.worker_profiler or bool(args.profile))
     client_env = env | {"PREFECT_HOME": str(home / "client" / "prefect")}
     rows = []
     try:
@@ -394,6 +401,9 @@ def main() -> None:
                         help="PostgreSQL server; a fresh database is created on it per worker count")  # fmt: skip
     parser.add_argument("--profile", type=Path, help="write the client's cProfile and the workers' sampled profile "
                         "of the first run of each configuration into this folder")  # fmt: skip
+    parser.add_argument("--worker-profiler", action="store_true",
+                        help="keep Dask's statistical profiler on in the workers (Dask's default; --profile implies "
+                        "it); off by default, as docs/scale-out.md recommends for production workers")  # fmt: skip
     parser.add_argument("--combine", nargs="+", type=Path, metavar="JSON",
                         help="no runs: summarise the runs of earlier JSON results together (e.g. one per worker "
                         "count, each run as its own shorter command)")  # fmt: skip
@@ -437,6 +447,7 @@ def main() -> None:
     print(f"load average {load}; total {time.perf_counter() - began:.0f} s")
     path = write_json(args.name, {"as_of": str(AS_OF), "source": "csv:tsla_daily.csv", "preset": args.preset,
                                   "horizon": args.horizon, "repeats": args.repeats, "cores": args.cores,
+                                  "worker_profiler": args.worker_profiler or bool(args.profile),
                                   "own_cpu_per_ticker_s": own, "table": table, "ratios_2_vs_1": ratios,
                                   "goal_ratio": 1.7, "estimate": limits, "runs": rows,
                                   "load_average": load})  # fmt: skip
