@@ -179,12 +179,14 @@ class Cluster:
             for i, address in enumerate(sorted(client.scheduler_info()["workers"])):
                 client.run(_set_home, str(self.home / f"worker-{i}" / name), workers=[address])
 
-    def job_cpu_in_run(self) -> float:
-        """CPU seconds the workers spent inside the job and the report since the last :meth:`rehome`."""
+    def job_cpu_in_run(self) -> tuple[float, float]:
+        """CPU seconds the workers spent since the last :meth:`rehome` inside the job and the report, and on their
+        main threads (Dask's event loop, where its sampling profiler runs)."""
         from distributed import Client
 
         with Client(self.address, timeout="60s") as client:
-            return sum(client.run(_metered_cpu).values())
+            meters = list(client.run(_metered_cpu).values())
+        return sum(job for job, _ in meters), sum(main for _, main in meters)
 
     def pids(self) -> dict[str, list[int]]:
         assert self.scheduler is not None
@@ -201,6 +203,16 @@ def _set_home(path: str) -> None:
 
     os.environ["TSLA_FORECAST_HOME"] = path
     flows.jobs.daily.__dict__[METER] = 0.0
+    flows.jobs.daily.__dict__[METER + "_main_start"] = _main_thread_cpu()
+
+
+def _main_thread_cpu() -> float:
+    import threading
+
+    import psutil
+
+    main = threading.main_thread().native_id
+    return sum(t.user_time + t.system_time for t in psutil.Process().threads() if t.id == main)
 
 
 def _cpu_off_the_main_thread() -> float:
@@ -215,8 +227,9 @@ def _cpu_off_the_main_thread() -> float:
 
 
 def _meter_the_job() -> None:
-    """Run on each worker: wrap the job (``flows.jobs.daily.run_ticker``) and the report
-    (``flows.daily.report_ticker``), both looked up at call time by the ``forecast-ticker`` task, so that the CPU
+    """Run on each worker: wrap the job (``flows.jobs.daily.run_ticker``, and ``flows.daily``'s name for it where an
+    older ``flows.daily`` imported it at load) and the report (``flows.daily.report_ticker``), both looked up at
+    call time by the ``forecast-ticker`` task, so that the CPU
     spent inside them, on every thread but the main one (TensorFlow's included), adds up in ``METER``."""
     import functools
 
@@ -235,16 +248,19 @@ def _meter_the_job() -> None:
         wrapper.__dict__[METER] = True
         return wrapper
 
-    for module, name in ((flows.jobs.daily, "run_ticker"), (flows.daily, "report_ticker")):
+    wrapped = [(flows.jobs.daily, "run_ticker"), (flows.daily, "report_ticker")]
+    wrapped += [(flows.daily, "run_ticker")] if hasattr(flows.daily, "run_ticker") else []  # code that imported it
+    for module, name in wrapped:
         if not getattr(module, name).__dict__.get(METER):
             setattr(module, name, metered(getattr(module, name)))
     flows.jobs.daily.__dict__[METER] = 0.0
 
 
-def _metered_cpu() -> float:
+def _metered_cpu() -> tuple[float, float]:
     import flows.jobs.daily
 
-    return float(flows.jobs.daily.__dict__[METER])
+    meters = flows.jobs.daily.__dict__
+    return float(meters[METER]), _main_thread_cpu() - meters.get(METER + "_main_start", 0.0)
 
 
 def _warm() -> str:
@@ -312,11 +328,11 @@ def measure(n_workers: int, counts: list[int], repeats: int, args: argparse.Name
                     worker_profile(cluster.address, args.profile / f"workers-{n_workers}w-{n}t.txt")
                 cpu = {k: round(sum(_cpu(p) for p in v) - before[k], 2) for k, v in pids.items()}
                 cpu["client"] = round(client_cpu, 2)
-                job = round(cluster.job_cpu_in_run(), 2)
+                job, main = (round(x, 2) for x in cluster.job_cpu_in_run())
                 rows.append({"workers": n_workers, "tickers": n, "repeat": rep, "wall_s": round(wall, 2), "cpu_s": cpu,
-                             "job_and_report_cpu_in_run_s": job})  # fmt: skip
+                             "job_and_report_cpu_in_run_s": job, "workers_main_thread_cpu_s": main})  # fmt: skip
                 print(f"  {n_workers} worker(s), {n:2d} tickers, run {rep + 1}: {wall:5.1f} s; CPU s {cpu}; "
-                      f"in the job and report {job}", flush=True)  # fmt: skip
+                      f"in the job and report {job}; the workers' main threads {main}", flush=True)  # fmt: skip
     finally:
         cluster.close()
     return rows
@@ -401,8 +417,8 @@ def job_cpu(core: int, args: argparse.Namespace, base: Path) -> dict[str, float]
 
 
 def summarise(rows: list[dict], own: dict[str, float]) -> list[dict]:
-    """Medians per (workers, tickers): wall time, CPU per process, and the orchestration CPU per ticker: all CPU
-    less N x the ticker's own work (the job and its report, measured without Prefect: :func:`job_cpu`)."""
+    """Medians per (workers, tickers): wall time, CPU per process, and the orchestration CPU per ticker: all CPU less
+    the job and report measured in the same run, and less N x the job and report measured alone (:func:`job_cpu`)."""
     out = []
     for key in sorted({(r["workers"], r["tickers"]) for r in rows}):
         runs = [r for r in rows if (r["workers"], r["tickers"]) == key]
@@ -411,10 +427,12 @@ def summarise(rows: list[dict], own: dict[str, float]) -> list[dict]:
         total = statistics.median(sum(r["cpu_s"].values()) for r in runs)
         in_run = [(sum(r["cpu_s"].values()) - r["job_and_report_cpu_in_run_s"]) / n for r in runs
                   if "job_and_report_cpu_in_run_s" in r]  # fmt: skip
+        main = [r["workers_main_thread_cpu_s"] / n for r in runs if "workers_main_thread_cpu_s" in r]
         out.append({"workers": key[0], "tickers": n, "wall_s": round(statistics.median(r["wall_s"] for r in runs), 2),
                     "walls": [r["wall_s"] for r in runs], "cpu_s": cpu, "cpu_total_s": round(total, 2),
                     "orchestration_cpu_per_ticker_s": round(total / n - own["job"] - own["report"], 3),
                     "orchestration_cpu_per_ticker_in_run_s": round(statistics.median(in_run), 3) if in_run else None,
+                    "workers_main_thread_cpu_per_ticker_s": round(statistics.median(main), 3) if main else None,
                     "cpu_per_ticker_less_model_s": round(total / n - own["model"], 3)})  # fmt: skip
     return out
 
