@@ -21,9 +21,11 @@ separately, without Prefect or Dask, in a pinned one-thread process: the model (
 (``run_ticker``) and the report (``make_report``). The orchestration CPU per ticker is reported two ways:
 
 - less the job in the run: (client + Prefect server + scheduler + workers - the CPU the workers spent inside
-  ``run_ticker`` and ``report_ticker`` during that run, on every thread but the main one, which runs Dask's event
-  loop) / N. Both sides come from the same run, so a machine whose speed drifts between measurements (this one
-  does: a ticker's job measured alone took 3.7 s of CPU at one time and 5.2 s half an hour later) cannot move it;
+  ``run_ticker`` and ``report_ticker`` during that run, on every live thread but the main one, which runs Dask's
+  event loop) / N. Both sides come from the same run, so a machine whose speed drifts between measurements (this
+  one does: a ticker's job measured alone took 3.7 s of CPU at one time and 5.2 s half an hour later) cannot move
+  it. It reads a little low (``report_ticker`` also publishes the report's Prefect artifact, and Prefect's
+  background threads count as job while a task runs), and it needs one task thread per worker (``--nthreads 1``);
 - less the job alone: (client + Prefect server + scheduler + workers) / N - (job + report measured alone), the
   figure of earlier runs. The client, the scheduler and the Prefect server share the cores of the
 workers here, so the script also prints the speed-up those costs allow on this machine and an estimate for 8
@@ -511,6 +513,10 @@ def main() -> None:
         loaded = [json.loads(p.read_text()) for p in args.combine]
         rows = [r for d in loaded for r in d["runs"]]
         own = {k: statistics.median(d["own_cpu_per_ticker_s"][k] for d in loaded) for k in ("model", "job", "report")}
+        profilers = {d.get("worker_profiler", True) for d in loaded}  # runs before the option had Dask's default: on
+        if len(profilers) > 1:
+            raise SystemExit("--combine: these results differ in --worker-profiler; combine like with like")
+        args.worker_profiler = profilers.pop()
         counts = sorted({r["tickers"] for r in rows})
     else:
         rows, own = run_all(args, counts, workers)
