@@ -31,7 +31,7 @@ separately, without Prefect or Dask, in a pinned one-thread process: the model (
 workers here, so the script also prints the speed-up those costs allow on this machine and an estimate for 8
 one-core worker machines.
 
-    python benchmarks/scale.py                          # 8 and 24 tickers, 1 and 2 workers, 3 repeats (~9 min)
+    python benchmarks/scale.py                          # 8 and 24 tickers, 1 and 2 workers, 3 repeats (10-16 min)
     python benchmarks/scale.py --counts 8 --repeats 1   # a quick look
     python benchmarks/scale.py --workers 1 --counts 24 --worker-profiler --name scale_profiler_on  # its cost
 """
@@ -60,7 +60,7 @@ AS_OF = dt.date(2024, 12, 31)
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BIN = Path(sys.executable).parent
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
-METER = "_scale_benchmark_job_cpu_s"  # set on the workers' flows.jobs.daily module by _meter_the_job
+METER = "_scale_benchmark_meter"  # on the workers' flows.jobs.daily: {"job": CPU s, "main_start": CPU s}
 PROFILER_OFF = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
 QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
          "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONPATH": str(ROOT)}  # fmt: skip
@@ -200,39 +200,34 @@ class Cluster:
 
 
 def _set_home(path: str) -> None:
-    """Run on a worker before each run: its new home; the job's meter starts again from 0."""
+    """Run on a worker before each run: its new home, and the meter started again (see :func:`_meter_the_job`)."""
     import flows.jobs.daily
 
     os.environ["TSLA_FORECAST_HOME"] = path
-    flows.jobs.daily.__dict__[METER] = 0.0
-    flows.jobs.daily.__dict__[METER + "_main_start"] = _main_thread_cpu()
+    flows.jobs.daily.__dict__[METER] = {"job": 0.0, "main_start": _thread_cpu()[0]}
 
 
-def _main_thread_cpu() -> float:
+def _thread_cpu() -> tuple[float, float]:
+    """CPU seconds of this process's main thread (a Dask worker's event loop: heartbeats, messages and its sampling
+    profiler, which are orchestration even while a task runs) and of its other live threads."""
     import threading
 
     import psutil
 
-    main = threading.main_thread().native_id
-    return sum(t.user_time + t.system_time for t in psutil.Process().threads() if t.id == main)
-
-
-def _cpu_off_the_main_thread() -> float:
-    """This process's CPU seconds, less its main thread's (a Dask worker's event loop: heartbeats, messages and its
-    sampling profiler, which are orchestration even while a task runs)."""
-    import threading
-
-    import psutil
-
-    main = threading.main_thread().native_id
-    return sum(t.user_time + t.system_time for t in psutil.Process().threads() if t.id != main)
+    main_id, main, rest = threading.main_thread().native_id, 0.0, 0.0
+    for t in psutil.Process().threads():
+        if t.id == main_id:
+            main += t.user_time + t.system_time
+        else:
+            rest += t.user_time + t.system_time
+    return main, rest
 
 
 def _meter_the_job() -> None:
     """Run on each worker: wrap the job (``flows.jobs.daily.run_ticker``, and ``flows.daily``'s name for it where an
     older ``flows.daily`` imported it at load) and the report (``flows.daily.report_ticker``), both looked up at
-    call time by the ``forecast-ticker`` task, so that the CPU
-    spent inside them, on every thread but the main one (TensorFlow's included), adds up in ``METER``."""
+    call time by the ``forecast-ticker`` task, so that the CPU spent inside them, on every live thread but the main
+    one (TensorFlow's included), adds up in the meter's ``job``."""
     import functools
 
     import flows.daily
@@ -241,13 +236,13 @@ def _meter_the_job() -> None:
     def metered(fn):  # noqa: ANN001, ANN202 - any callable
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            start = _cpu_off_the_main_thread()
+            start = _thread_cpu()[1]
             try:
                 return fn(*args, **kwargs)
             finally:
-                flows.jobs.daily.__dict__[METER] += _cpu_off_the_main_thread() - start
+                flows.jobs.daily.__dict__[METER]["job"] += _thread_cpu()[1] - start
 
-        wrapper.__dict__[METER] = True
+        wrapper.__dict__[METER] = True  # wrapped once, however often the cluster is set up
         return wrapper
 
     wrapped = [(flows.jobs.daily, "run_ticker"), (flows.daily, "report_ticker")]
@@ -255,14 +250,15 @@ def _meter_the_job() -> None:
     for module, name in wrapped:
         if not getattr(module, name).__dict__.get(METER):
             setattr(module, name, metered(getattr(module, name)))
-    flows.jobs.daily.__dict__[METER] = 0.0
 
 
 def _metered_cpu() -> tuple[float, float]:
+    """Run on each worker after a run: the CPU seconds in the job and report, and on the main thread, since
+    :func:`_set_home`."""
     import flows.jobs.daily
 
-    meters = flows.jobs.daily.__dict__
-    return float(meters[METER]), _main_thread_cpu() - meters.get(METER + "_main_start", 0.0)
+    meter = flows.jobs.daily.__dict__[METER]
+    return meter["job"], _thread_cpu()[0] - meter["main_start"]
 
 
 def _warm() -> str:
