@@ -10,15 +10,23 @@ from pathlib import Path
 import pytest
 
 from forecaster.data.sources import generate_prices
+from tests.fixtures import preloaded
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``tsla-forecast ARGS`` as a user runs it."""
+def run_cli(
+    *args: str, env: dict | None = None, timeout: float = 300, trains: bool = False
+) -> subprocess.CompletedProcess:
+    """``tsla-forecast ARGS`` as a user runs it. A command that ``trains`` is forked from a process that has already
+    imported TensorFlow and the other heavy libraries (:mod:`tests.fixtures.preloaded`), which saves about 5 s of
+    CPU; a test of what a command imports or how fast it starts must leave ``trains`` off."""
+    full_env = {**os.environ, **(env or {})}
+    if trains:
+        return preloaded.run("flows.cli", list(args), env=full_env, cwd=ROOT, timeout=timeout)
     return subprocess.run(
         [sys.executable, "-m", "flows.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env=full_env,
     )  # fmt: skip
 
 

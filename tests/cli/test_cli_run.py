@@ -10,7 +10,6 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from tests.cli.conftest import ROOT, run_cli
 from tests.db.helpers import count_rows, table_snapshot
+from tests.fixtures import preloaded
 
 FORECAST_COLUMNS = ("horizon", "target_date", "point", "lo80", "hi80", "lo95", "hi95")
 
@@ -91,7 +91,7 @@ def test_run_on_a_fresh_home_creates_the_database_and_prints_forecasts(env, pric
     home = Path(env["TSLA_FORECAST_HOME"])
     as_of = _last_session(price_csv)
     result = run_cli("run", "--source", f"csv:{price_csv}", "--as-of", as_of, "--preset", "smoke", "--horizon", "3",
-                     env=env)  # fmt: skip
+                     env=env, trains=True)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"TSLA {as_of}: succeeded" in result.stdout
     assert len([line for line in result.stdout.splitlines() if line.strip().startswith("h=")]) == 3
@@ -113,7 +113,7 @@ def test_quiet_leaves_only_warnings_and_errors_prefects_included(env, price_csv)
     as_of = _last_session(price_csv)
     loud = env | {"PREFECT_LOGGING_LEVEL": "INFO"}  # what Prefect logs by default
     result = run_cli("-q", "run", "--source", f"csv:{price_csv}", "--as-of", as_of, "--preset", "smoke",
-                     "--horizon", "3", env=loud)  # fmt: skip
+                     "--horizon", "3", env=loud, trains=True)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"TSLA {as_of}: succeeded" in result.stdout
     info = [line for line in result.stderr.splitlines() if "INFO" in line]
@@ -171,11 +171,11 @@ def test_malformed_database_url_is_one_error_line(env, url):
 # --------------------------------------------------------------------------------------------- kill -9
 
 
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args], cwd=ROOT, env={**os.environ, **env}, text=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+def _start(args: list[str], env: dict[str, str]):
+    """The run in a session of its own, forked as a command that ``trains`` (:func:`tests.cli.conftest.run_cli`)."""
+    proc = preloaded.popen("flows.cli", args, env={**os.environ, **env}, cwd=ROOT, new_session=True)
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep stdout drained
+    return proc
 
 
 def _kill_when(proc: subprocess.Popen, marker: str, timeout: float) -> list[str]:
@@ -222,7 +222,7 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, p
         assert killed is not None, "the kill landed mid-training: the run row is still 'running'"
         assert count_rows(repo)["forecasts"] == 0
 
-        rerun = run_cli(*args, env=_env(home_a))
+        rerun = run_cli(*args, env=_env(home_a), trains=True)
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         interrupted = repo.run(killed.id)
         assert interrupted.status == "failed" and "interrupted" in interrupted.error
@@ -233,7 +233,7 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, p
         repo.dispose()
     assert not (home_a / "models").exists(), "bundles live in the database: nothing on disk to leave half-written"
 
-    clean = run_cli(*args, env=_env(home_b))
+    clean = run_cli(*args, env=_env(home_b), trains=True)
     assert clean.returncode == 0, clean.stderr[-3000:]
 
     resumed, uninterrupted = _forecasts(home_a), _forecasts(home_b)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,9 +23,10 @@ from db import migrate
 from db.engine import make_engine
 from db.schema import Base
 from forecaster.data.sources import generate_prices
-from tests.cli.conftest import ROOT
+from tests.cli.conftest import ROOT, run_cli
 from tests.cli.test_cli_run import _assert_one_clean_error, _env, _kill_when
 from tests.db.fixtures import unique_name
+from tests.fixtures import preloaded
 from tests.fixtures.failpoints import MARKER, RESUME_ENV
 from tests.fixtures.pgserver import ThrowawayPostgres
 
@@ -55,19 +55,15 @@ def _run_env(home: Path, url: str | None) -> dict[str, str]:
 
 
 def _run(csv: Path, home: Path, url: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *_args(csv)], cwd=ROOT, env={**os.environ, **_run_env(home, url)},
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    """The command, forked preloaded as one that trains (:func:`tests.cli.conftest.run_cli`)."""
+    return run_cli(*_args(csv), env=_run_env(home, url), timeout=600, trains=True)
 
 
-def _start_paused(phase: str, csv: Path, home: Path, url: str | None) -> subprocess.Popen:
+def _start_paused(phase: str, csv: Path, home: Path, url: str | None):
     """The run, paused at ``phase`` until ``home/resume`` exists (see :mod:`tests.fixtures.failpoints`)."""
     env = _run_env(home, url) | {RESUME_ENV: str(home / "resume")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.fixtures.failpoints", phase, *_args(csv)], cwd=ROOT,
-        env={**os.environ, **env}, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+    return preloaded.popen("tests.fixtures.failpoints", [phase, *_args(csv)], env={**os.environ, **env}, cwd=ROOT,
+                           new_session=True)  # fmt: skip
 
 
 @dataclass(frozen=True)
