@@ -41,7 +41,19 @@ def test_a_forked_command_ends_as_a_fresh_process_does(tmp_path, monkeypatch, mo
     assert forked_file.read_text() == fresh_file.read_text()
 
 
+def test_a_forked_command_gets_the_import_path_its_environment_gives(tmp_path, monkeypatch):
+    """``PYTHONPATH`` is the one import-time variable the fork applies itself, in the place the interpreter does."""
+    env = {"PYTHONPATH": f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}"}
+    assert isinstance(preloaded.popen(PROBE, ["0", str(tmp_path / "x")], env=dict(os.environ) | env, cwd=ROOT,
+                                      output=False), preloaded.PreloadedProcess)  # fmt: skip
+    fresh, _ = _probe("0", tmp_path, False, monkeypatch, **env)
+    forked, _ = _probe("0", tmp_path, True, monkeypatch, **env)
+    assert json.loads(fresh.stdout)["sys_path_head"] == [str(ROOT), str(tmp_path / "a")]
+    assert json.loads(forked.stdout)["sys_path_head"] == json.loads(fresh.stdout)["sys_path_head"]
+
+
 def test_a_forked_command_in_its_own_session_dies_with_its_process_group(tmp_path):
+    """As ``start_new_session=True``: SIGKILL of its process group, then the exit status of a killed process."""
     proc = preloaded.popen(PROBE, ["sleep", str(tmp_path / "late")], env=dict(os.environ), cwd=ROOT, new_session=True)
     assert isinstance(proc, preloaded.PreloadedProcess)
     assert proc.stdout.readline().startswith("{"), "the command started"

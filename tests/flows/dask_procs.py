@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.fixtures import preloaded
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -21,7 +23,8 @@ class Cluster:
     """A scheduler process and worker processes started with their own environments; stopped by pid."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env, self.port, self.workers = env, _free_port(), []
+        self.env, self.port = env, _free_port()
+        self.workers: list[subprocess.Popen | preloaded.PreloadedProcess] = []
         self.address = f"tcp://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
                str(self.port), "--no-dashboard"]  # fmt: skip
@@ -34,10 +37,9 @@ class Cluster:
         for home in homes:
             home.mkdir(parents=True)
             env = self.env | {"TSLA_FORECAST_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
-            cmd = [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
-                   "--no-dashboard", "--no-nanny", "--memory-limit", "4GiB"]  # fmt: skip
-            self.workers.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                                 stderr=subprocess.DEVNULL))  # fmt: skip
+            args = [self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny", "--memory-limit", "4GiB"]
+            # a worker imports TensorFlow at its first ticker: fork it with that done (tests/fixtures/preloaded.py)
+            self.workers.append(preloaded.popen("distributed.cli.dask_worker", args, env=env, cwd=ROOT, output=False))
         with Client(self.address, timeout="60s") as client:
             client.wait_for_workers(len(homes), timeout=180)
 
@@ -58,7 +60,7 @@ class Cluster:
         _stop(self.scheduler)
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen | preloaded.PreloadedProcess) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=30)
