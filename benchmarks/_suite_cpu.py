@@ -5,9 +5,9 @@ Per test (setup, call and teardown), appended as one JSON line to ``$SUITE_CPU_O
 - ``own``: the test process itself (user + system);
 - ``waited``: subprocesses it started and waited for (``RUSAGE_CHILDREN``: CLI runs, ``initdb``, Chromium), less
   the CPU that helpers already running when the test began had used before it;
-- ``helpers``: what the process's live descendants (the Prefect test API, Dask workers, servers) spent during
-  the test, sampled with psutil at its start and end, so a session-long server's work is charged to the tests
-  that made it work.
+- ``helpers``: what the process's live descendants (the Prefect test API, Dask workers, servers, the preloaded
+  launcher and the commands it forked and reaped) spent during the test, sampled with psutil at its start and
+  end, so a session-long server's work is charged to the tests that made it work.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ OUT_ENV = "SUITE_CPU_OUT"
 
 
 def _descendants() -> dict[int, float]:
-    """CPU seconds so far of every live descendant of this process, by pid."""
+    """CPU seconds so far of every live descendant of this process, by pid, with what it has reaped: the commands
+    that the preloaded launcher (tests/fixtures/preloaded.py) forks are its children, not the test's."""
     cpu = {}
     for proc in psutil.Process().children(recursive=True):
         try:
             times = proc.cpu_times()
         except psutil.Error:
             continue
-        cpu[proc.pid] = times.user + times.system
+        cpu[proc.pid] = times.user + times.system + times.children_user + times.children_system
     return cpu
 
 

@@ -43,6 +43,7 @@ def test_a_forked_command_ends_as_a_fresh_process_does(tmp_path, monkeypatch, mo
 
 def test_a_forked_command_gets_the_import_path_its_environment_gives(tmp_path, monkeypatch):
     """``PYTHONPATH`` is the one import-time variable the fork applies itself, in the place the interpreter does."""
+    monkeypatch.setenv(preloaded.SWITCH, "1")
     env = {"PYTHONPATH": f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}"}
     assert isinstance(preloaded.popen(PROBE, ["0", str(tmp_path / "x")], env=dict(os.environ) | env, cwd=ROOT,
                                       output=False), preloaded.PreloadedProcess)  # fmt: skip
@@ -52,8 +53,9 @@ def test_a_forked_command_gets_the_import_path_its_environment_gives(tmp_path, m
     assert json.loads(forked.stdout)["sys_path_head"] == json.loads(fresh.stdout)["sys_path_head"]
 
 
-def test_a_forked_command_in_its_own_session_dies_with_its_process_group(tmp_path):
+def test_a_forked_command_in_its_own_session_dies_with_its_process_group(tmp_path, monkeypatch):
     """As ``start_new_session=True``: SIGKILL of its process group, then the exit status of a killed process."""
+    monkeypatch.setenv(preloaded.SWITCH, "1")
     proc = preloaded.popen(PROBE, ["sleep", str(tmp_path / "late")], env=dict(os.environ), cwd=ROOT, new_session=True)
     assert isinstance(proc, preloaded.PreloadedProcess)
     assert proc.stdout.readline().startswith("{"), "the command started"
@@ -63,7 +65,8 @@ def test_a_forked_command_in_its_own_session_dies_with_its_process_group(tmp_pat
     assert proc.wait(timeout=30) == -signal.SIGKILL
 
 
-def test_an_environment_the_preloaded_imports_did_not_see_gets_a_plain_subprocess(tmp_path):
+def test_an_environment_the_preloaded_imports_did_not_see_gets_a_plain_subprocess(tmp_path, monkeypatch):
+    monkeypatch.setenv(preloaded.SWITCH, "1")
     env = dict(os.environ) | {"TF_NUM_INTRAOP_THREADS": "3"}
     proc = preloaded.popen(PROBE, ["0", str(tmp_path / "late")], env=env, cwd=ROOT)
     assert isinstance(proc, subprocess.Popen)
