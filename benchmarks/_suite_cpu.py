@@ -5,9 +5,11 @@ Per test (setup, call and teardown), appended as one JSON line to ``$SUITE_CPU_O
 - ``own``: the test process itself (user + system);
 - ``waited``: subprocesses it started and waited for (``RUSAGE_CHILDREN``: CLI runs, ``initdb``, Chromium), less
   the CPU that helpers already running when the test began had used before it;
-- ``helpers``: what the process's live descendants (the Prefect test API, Dask workers, servers, the preloaded
-  launcher and the commands it forked and reaped) spent during the test, sampled with psutil at its start and
-  end, so a session-long server's work is charged to the tests that made it work.
+- ``helpers``: what the process's live children (the Prefect test API, Dask processes, servers, the preloaded
+  launcher) and the processes they reaped spent during the test, sampled with psutil at its start and end, so a
+  session-long server's work is charged to the tests that made it work. A command forked by the launcher counts
+  here, not under ``waited``, once the launcher has reaped it (within 0.1 s of its end); a process still running
+  under a live child is charged when it ends.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ OUT_ENV = "SUITE_CPU_OUT"
 
 
 def _descendants() -> dict[int, float]:
-    """CPU seconds so far of every live descendant of this process, by pid, with what it has reaped: the commands
-    that the preloaded launcher (tests/fixtures/preloaded.py) forks are its children, not the test's."""
+    """CPU seconds so far of this process's live children, by pid, each with what it has reaped (its own children,
+    such as the commands that the preloaded launcher, tests/fixtures/preloaded.py, forks): every process is counted
+    once, while it is a live child or after its parent reaped it, never both."""
     cpu = {}
-    for proc in psutil.Process().children(recursive=True):
+    for proc in psutil.Process().children():
         try:
             times = proc.cpu_times()
         except psutil.Error:

@@ -227,14 +227,20 @@ def status(
         raise SystemExit(code)
 
 
+PROCESS_ENV_DEFAULTS = {  # set by main() unless the environment has them, before TensorFlow or Prefect load
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # `report --email` runs a bare task
+    # Prefect's 20 s is too short for the ephemeral server's first start (its migrations) on a busy 2-core worker
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+
+
 def main() -> None:
     """Console-script entry point: one clean line for every expected error."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # `report --email` runs a bare task
-    # Prefect's 20 s is too short for the ephemeral server's first start (its migrations) on a busy 2-core worker
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    for name, value in PROCESS_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     try:
         code = app(standalone_mode=False)
     except CLICK_ERRORS as exc:

@@ -233,7 +233,7 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, p
         repo.dispose()
     assert not (home_a / "models").exists(), "bundles live in the database: nothing on disk to leave half-written"
 
-    clean = run_cli(*args, env=_env(home_b), trains=True)
+    clean = run_cli(*args, env=_env(home_b))  # a fresh process: the reference of the forked runs
     assert clean.returncode == 0, clean.stderr[-3000:]
 
     resumed, uninterrupted = _forecasts(home_a), _forecasts(home_b)

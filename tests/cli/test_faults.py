@@ -54,9 +54,9 @@ def _run_env(home: Path, url: str | None) -> dict[str, str]:
     return env | {"TSLA_FORECAST_DATABASE_URL": url} if url else env
 
 
-def _run(csv: Path, home: Path, url: str | None = None) -> subprocess.CompletedProcess:
-    """The command, forked preloaded as one that trains (:func:`tests.cli.conftest.run_cli`)."""
-    return run_cli(*_args(csv), env=_run_env(home, url), timeout=600, trains=True)
+def _run(csv: Path, home: Path, url: str | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
+    """The command, forked as one that ``trains`` (:func:`tests.cli.conftest.run_cli`), or in a ``fresh`` process."""
+    return run_cli(*_args(csv), env=_run_env(home, url), timeout=600, trains=not fresh)
 
 
 def _start_paused(phase: str, csv: Path, home: Path, url: str | None):
@@ -120,9 +120,9 @@ def _no_leftover_files(home: Path) -> None:
 
 @pytest.fixture(scope="module")
 def uninterrupted(csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Stored:
-    """What one uninterrupted run stores (SQLite; a fresh home)."""
+    """What one uninterrupted run stores (SQLite; a fresh home; a fresh process, the reference of the forked runs)."""
     home = tmp_path_factory.mktemp("uninterrupted")
-    result = _run(csv, home)
+    result = _run(csv, home, fresh=True)
     assert result.returncode == 0, result.stderr[-3000:]
     stored = _stored(f"sqlite:///{home / 'forecast.db'}")
     assert len(stored.forecasts) == 3 and stored.runs == [("succeeded", "")]
