@@ -84,8 +84,19 @@ def test_a_folder_that_does_not_exist_fails_like_popen(tmp_path):
         preloaded.popen(PROBE, ["0", str(tmp_path / "late")], env=dict(os.environ), cwd=tmp_path / "missing")
 
 
-def test_an_environment_the_preloaded_imports_did_not_see_gets_a_plain_subprocess(tmp_path):
-    env = dict(os.environ) | {"TF_NUM_INTRAOP_THREADS": "3"}
-    proc = preloaded.popen(PROBE, ["0", str(tmp_path / "late")], env=env, cwd=ROOT)
-    assert isinstance(proc, subprocess.Popen)
-    assert proc.communicate(timeout=60)[0] and proc.returncode == 0
+def test_the_environment_of_a_test_process_that_imported_the_same_libraries_forks(tmp_path):
+    """TensorFlow and scikit-learn set variables as they import; a test process that has imported them passes
+    those on, and the command must still fork (as every CLI test's command does)."""
+    import sklearn  # noqa: F401
+    import tensorflow  # noqa: F401
+
+    assert "KMP_DUPLICATE_LIB_OK" in os.environ, "the imports set it"
+    proc = preloaded.popen(PROBE, ["0", str(tmp_path / "late")], env=dict(os.environ), cwd=ROOT, output=False)
+    assert isinstance(proc, preloaded.PreloadedProcess)
+    assert proc.wait(timeout=60) == 0
+
+
+def test_an_environment_the_preloaded_imports_did_not_see_is_refused(tmp_path):
+    env = dict(os.environ) | {"TF_NUM_INTRAOP_THREADS": "3", "TSLA_FORECAST_HOME": str(tmp_path)}
+    with pytest.raises(ValueError, match=r"another environment \(TF_NUM_INTRAOP_THREADS\)"):
+        preloaded.popen(PROBE, ["0", str(tmp_path / "late")], env=env, cwd=ROOT)
