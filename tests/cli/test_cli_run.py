@@ -171,14 +171,14 @@ def test_malformed_database_url_is_one_error_line(env, url):
 # --------------------------------------------------------------------------------------------- kill -9
 
 
-def _start(args: list[str], env: dict[str, str]):
+def _start(args: list[str], env: dict[str, str]) -> preloaded.Process:
     """The run in a session of its own, forked as a command that ``trains`` (:func:`tests.cli.conftest.run_cli`)."""
     proc = preloaded.popen("flows.cli", args, env={**os.environ, **env}, cwd=ROOT, new_session=True)
     threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep stdout drained
     return proc
 
 
-def _kill_when(proc: subprocess.Popen, marker: str, timeout: float) -> list[str]:
+def _kill_when(proc: preloaded.Process, marker: str, timeout: float) -> list[str]:
     """SIGKILL the process group (the CLI and Prefect's temporary server) as soon as stderr shows ``marker``."""
     lines: queue.Queue[str | None] = queue.Queue()
 

@@ -59,7 +59,7 @@ def _run(csv: Path, home: Path, url: str | None = None, fresh: bool = False) -> 
     return run_cli(*_args(csv), env=_run_env(home, url), timeout=600, trains=not fresh)
 
 
-def _start_paused(phase: str, csv: Path, home: Path, url: str | None):
+def _start_paused(phase: str, csv: Path, home: Path, url: str | None) -> preloaded.Process:
     """The run, paused at ``phase`` until ``home/resume`` exists (see :mod:`tests.fixtures.failpoints`)."""
     env = _run_env(home, url) | {RESUME_ENV: str(home / "resume")}
     return preloaded.popen("tests.fixtures.failpoints", [phase, *_args(csv)], env={**os.environ, **env}, cwd=ROOT,

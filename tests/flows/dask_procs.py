@@ -24,7 +24,7 @@ class Cluster:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env, self.port = env, _free_port()
-        self.workers: list[subprocess.Popen | preloaded.PreloadedProcess] = []
+        self.workers: list[preloaded.Process] = []
         self.address = f"tcp://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
                str(self.port), "--no-dashboard"]  # fmt: skip
@@ -60,7 +60,7 @@ class Cluster:
         _stop(self.scheduler)
 
 
-def _stop(proc: subprocess.Popen | preloaded.PreloadedProcess) -> None:
+def _stop(proc: preloaded.Process) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=30)
