@@ -140,7 +140,7 @@ def test_backtest_writes_summary_forecasts_and_plots(cli, price_csv, tmp_path):
     out = tmp_path / "bt"
     result = cli(
         "backtest", "--source", f"csv:{price_csv}", "--start", "2023-06-01", "--end", "2023-06-15",
-        "--refit-every", "5", "--epochs", "2", "--output", str(out), trains=True,
+        "--refit-every", "5", "--epochs", "2", "--output", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -166,7 +166,7 @@ def test_backtest_writes_summary_forecasts_and_plots(cli, price_csv, tmp_path):
 
 @pytest.mark.slow
 def test_sine_prints_loss_table_and_writes_json_and_png(cli, tmp_path):
-    result = cli("sine", "--epochs", "3", "--output", str(tmp_path), trains=True)
+    result = cli("sine", "--epochs", "3", "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert (
         "val_loss" in result.stdout and len([ln for ln in result.stdout.splitlines() if ln.strip()[:1].isdigit()]) == 3

@@ -91,7 +91,7 @@ def test_run_on_a_fresh_home_creates_the_database_and_prints_forecasts(env, pric
     home = Path(env["TSLA_FORECAST_HOME"])
     as_of = _last_session(price_csv)
     result = run_cli("run", "--source", f"csv:{price_csv}", "--as-of", as_of, "--preset", "smoke", "--horizon", "3",
-                     env=env, trains=True)  # fmt: skip
+                     env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"TSLA {as_of}: succeeded" in result.stdout
     assert len([line for line in result.stdout.splitlines() if line.strip().startswith("h=")]) == 3
@@ -100,7 +100,7 @@ def test_run_on_a_fresh_home_creates_the_database_and_prints_forecasts(env, pric
     assert "new database: creating the schema" in result.stderr
     assert len(_forecasts(home)) == 3
 
-    history = run_cli("history", env=env | {"PYTHONPROFILEIMPORTTIME": "1"})
+    history = run_cli("history", env=env | {"PYTHONPROFILEIMPORTTIME": "1"}, fresh=True)
     assert history.returncode == 0, history.stderr[-3000:]
     assert "no matured forecasts yet" in history.stdout or "target_date" in history.stdout
     imported = _imported_modules(history.stderr)
@@ -113,7 +113,7 @@ def test_quiet_leaves_only_warnings_and_errors_prefects_included(env, price_csv)
     as_of = _last_session(price_csv)
     loud = env | {"PREFECT_LOGGING_LEVEL": "INFO"}  # what Prefect logs by default
     result = run_cli("-q", "run", "--source", f"csv:{price_csv}", "--as-of", as_of, "--preset", "smoke",
-                     "--horizon", "3", env=loud, trains=True)  # fmt: skip
+                     "--horizon", "3", env=loud)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"TSLA {as_of}: succeeded" in result.stdout
     info = [line for line in result.stderr.splitlines() if "INFO" in line]
@@ -172,7 +172,7 @@ def test_malformed_database_url_is_one_error_line(env, url):
 
 
 def _start(args: list[str], env: dict[str, str]) -> preloaded.Process:
-    """The run in a session of its own, forked as a command that ``trains`` (:func:`tests.cli.conftest.run_cli`)."""
+    """The run in a session of its own, forked as :func:`tests.cli.conftest.run_cli` forks a command."""
     proc = preloaded.popen("flows.cli", args, env={**os.environ, **env}, cwd=ROOT, new_session=True)
     threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep stdout drained
     return proc
@@ -222,7 +222,7 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, p
         assert killed is not None, "the kill landed mid-training: the run row is still 'running'"
         assert count_rows(repo)["forecasts"] == 0
 
-        rerun = run_cli(*args, env=_env(home_a), trains=True)
+        rerun = run_cli(*args, env=_env(home_a))
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         interrupted = repo.run(killed.id)
         assert interrupted.status == "failed" and "interrupted" in interrupted.error
@@ -233,7 +233,7 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, p
         repo.dispose()
     assert not (home_a / "models").exists(), "bundles live in the database: nothing on disk to leave half-written"
 
-    clean = run_cli(*args, env=_env(home_b))  # a fresh process: the reference of the forked runs
+    clean = run_cli(*args, env=_env(home_b), fresh=True)  # the reference of the forked runs
     assert clean.returncode == 0, clean.stderr[-3000:]
 
     resumed, uninterrupted = _forecasts(home_a), _forecasts(home_b)

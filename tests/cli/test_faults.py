@@ -55,8 +55,8 @@ def _run_env(home: Path, url: str | None) -> dict[str, str]:
 
 
 def _run(csv: Path, home: Path, url: str | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
-    """The command, forked as one that ``trains`` (:func:`tests.cli.conftest.run_cli`), or in a ``fresh`` process."""
-    return run_cli(*_args(csv), env=_run_env(home, url), timeout=600, trains=not fresh)
+    """The command, forked (:func:`tests.cli.conftest.run_cli`), or in a ``fresh`` process."""
+    return run_cli(*_args(csv), env=_run_env(home, url), timeout=600, fresh=fresh)
 
 
 def _start_paused(phase: str, csv: Path, home: Path, url: str | None) -> preloaded.Process:

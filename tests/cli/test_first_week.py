@@ -115,7 +115,7 @@ def test_an_input_error_fails_before_the_job_prefect_or_tensorflow_load(tmp_path
 
 def test_an_existing_database_is_left_exactly_as_it_was(tmp_path, csv_to):
     home = tmp_path / "home"
-    assert run_cli("db", "upgrade", env=_env(home)).returncode == 0
+    assert run_cli("db", "upgrade", env=_env(home), fresh=True).returncode == 0
     before = (home / "forecast.db").read_bytes()
     result, _ = _cli("-q", "run", "--source", f"csv:{tmp_path / 'typo.csv'}", "--as-of", "2024-06-03", home=home)
     _one_error_line(result, "price file not found")

@@ -96,7 +96,7 @@ def test_a_refused_misuse_does_not_make_the_job_unhealthy(repo, misuse):
 
 def test_status_cli_exits_1_when_behind_prints_json_and_imports_neither_tensorflow_nor_prefect(repo):
     seed_history(repo, runs=30)
-    result = run_cli("status", "--json", env={"PYTHONPROFILEIMPORTTIME": "1", "PREFECT_API_URL": ""})
+    result = run_cli("status", "--json", env={"PYTHONPROFILEIMPORTTIME": "1", "PREFECT_API_URL": ""}, fresh=True)
     assert result.returncode == 1, result.stderr[-2000:]
     status = json.loads(result.stdout)
     assert status["healthy"] is False and "session(s) behind" in status["problems"][0]

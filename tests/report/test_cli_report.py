@@ -23,7 +23,7 @@ def _imports(stderr: str) -> set[str]:
 
 
 def test_report_rebuilds_the_latest_day_without_training_or_prefect(seeded, repo, home):
-    result = run_cli("report", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    result = run_cli("report", env={"PYTHONPROFILEIMPORTTIME": "1"}, fresh=True)
     assert result.returncode == 0, result.stderr[-2000:]
     day = seeded.days[-1]
     folder = home / "reports" / str(day) / "TSLA"
