@@ -8,6 +8,7 @@ workers is checked with the scheduler's task stream: the per-ticker task keys an
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,14 +27,22 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture
 def cluster(home):
-    """A local 2-process Dask cluster (one thread each) whose workers see this test's home; closed afterwards."""
+    """A local 2-process Dask cluster (one thread each) whose workers see this test's home; closed afterwards.
+
+    Starting its workers sets ``OMP_NUM_THREADS`` and other variables in this process's environment; they are
+    removed again, so that a later command of this test process is forked as usual (tests/fixtures/preloaded.py)."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="4GiB",
-    ) as local:  # fmt: skip
-        with distributed.Client(local, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=120)
-            yield local, client
+    environ = dict(os.environ)
+    try:
+        with distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="4GiB",
+        ) as local:  # fmt: skip
+            with distributed.Client(local, timeout="60s") as client:
+                client.wait_for_workers(2, timeout=120)
+                yield local, client
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 def test_the_flow_leaves_the_job_to_where_a_ticker_runs():
