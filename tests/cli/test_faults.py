@@ -9,7 +9,9 @@ uninterrupted run stores: the same prices and model version, and bit-identical f
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -118,15 +120,29 @@ def _no_leftover_files(home: Path) -> None:
     assert leftovers == [], leftovers
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Stored:
-    """What one uninterrupted run stores (SQLite; a fresh home; a fresh process, the reference of the forked runs)."""
-    home = tmp_path_factory.mktemp("uninterrupted")
+def _uninterrupted_run(csv: Path, home: Path) -> Stored:
     result = _run(csv, home, fresh=True)
     assert result.returncode == 0, result.stderr[-3000:]
     stored = _stored(f"sqlite:///{home / 'forecast.db'}")
     assert len(stored.forecasts) == 3 and stored.runs == [("succeeded", "")]
     return stored
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(csv: Path, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Stored:
+    """What one uninterrupted run stores (SQLite; a fresh home; a fresh process, the reference of the forked runs).
+
+    It is run once per session: the pytest-xdist processes share it through a file in the session's temporary folder
+    (the prices are the same seeded series in every process, and nothing stored depends on the file's path)."""
+    home = tmp_path_factory.mktemp("uninterrupted")
+    if worker_id == "master":
+        return _uninterrupted_run(csv, home)
+    shared = tmp_path_factory.getbasetemp().parent / "faults-uninterrupted.pickle"
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not shared.exists():
+            shared.write_bytes(pickle.dumps(_uninterrupted_run(csv, home)))
+        return pickle.loads(shared.read_bytes())  # noqa: S301 - written by this session's own test process
 
 
 @pytest.fixture(scope="module")
