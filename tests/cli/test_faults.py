@@ -129,19 +129,20 @@ def _uninterrupted_run(csv: Path, home: Path) -> Stored:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(csv: Path, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Stored:
+def uninterrupted(csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Stored:
     """What one uninterrupted run stores (SQLite; a fresh home; a fresh process, the reference of the forked runs).
 
     It is run once per session: the pytest-xdist processes share it through a file in the session's temporary folder
     (the prices are the same seeded series in every process, and nothing stored depends on the file's path)."""
-    home = tmp_path_factory.mktemp("uninterrupted")
-    if worker_id == "master":
-        return _uninterrupted_run(csv, home)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return _uninterrupted_run(csv, tmp_path_factory.mktemp("uninterrupted"))
     shared = tmp_path_factory.getbasetemp().parent / "faults-uninterrupted.pickle"
     with open(shared.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not shared.exists():
-            shared.write_bytes(pickle.dumps(_uninterrupted_run(csv, home)))
+            partial = shared.with_suffix(f".{os.getpid()}")
+            partial.write_bytes(pickle.dumps(_uninterrupted_run(csv, tmp_path_factory.mktemp("uninterrupted"))))
+            partial.replace(shared)  # whole or absent, even if this process dies while writing
         return pickle.loads(shared.read_bytes())  # noqa: S301 - written by this session's own test process
 
 

@@ -40,9 +40,10 @@ def cluster(home):
             with distributed.Client(local, timeout="60s") as client:
                 client.wait_for_workers(2, timeout=120)
                 yield local, client
-    finally:
-        os.environ.clear()
-        os.environ.update(environ)
+    finally:  # only what changed: the environment is never empty, even for a moment
+        for name in os.environ.keys() - environ.keys():
+            del os.environ[name]
+        os.environ.update({k: v for k, v in environ.items() if os.environ.get(k) != v})
 
 
 def test_the_flow_leaves_the_job_to_where_a_ticker_runs():
