@@ -20,7 +20,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """``tsla-forecast ARGS`` as a user runs it, forked from a process that has already imported TensorFlow and the
     other libraries under our code (:mod:`tests.fixtures.preloaded`: about 6 s of CPU saved on a command that
-    trains, 1 s on one that does not). A test of what a command imports or how fast it starts, or a reference run
+    trains, 1 to 2 s on one that does not). A test of what a command imports or how fast it starts, or a reference run
     that forked runs are compared with, asks for a ``fresh`` process."""
     full_env = {**os.environ, **(env or {})}
     if not fresh:
