@@ -31,17 +31,22 @@ class Cluster:
         self.scheduler = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start_workers(self, homes: list[Path]) -> None:
-        """One `dask worker --nthreads 1 --no-nanny` per home (its own TSLA_FORECAST_HOME and PREFECT_HOME)."""
-        from distributed import Client
-
+        """One worker per home, as on a machine of its own: its own TSLA_FORECAST_HOME and PREFECT_HOME."""
         for home in homes:
             home.mkdir(parents=True)
-            env = self.env | {"TSLA_FORECAST_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
-            args = [self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny", "--memory-limit", "4GiB"]
+        self.start_workers_with([{"TSLA_FORECAST_HOME": str(h), "PREFECT_HOME": str(h / "prefect")} for h in homes])
+
+    def start_workers_with(self, envs: list[dict[str, str]]) -> None:
+        """One `dask worker --nthreads 1 --no-nanny` per entry of ``envs`` (over the cluster's environment)."""
+        from distributed import Client
+
+        args = [self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny", "--memory-limit", "4GiB"]
+        for env in envs:
             # a worker imports TensorFlow at its first ticker: fork it with that done (tests/fixtures/preloaded.py)
-            self.workers.append(preloaded.popen("distributed.cli.dask_worker", args, env=env, cwd=ROOT, output=False))
+            self.workers.append(preloaded.popen("distributed.cli.dask_worker", args, env=self.env | env, cwd=ROOT,
+                                                output=False))  # fmt: skip
         with Client(self.address, timeout="60s") as client:
-            client.wait_for_workers(len(homes), timeout=180)
+            client.wait_for_workers(len(self.workers), timeout=180)
 
     def stop_workers(self) -> None:
         for proc in self.workers:

@@ -11,12 +11,12 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from flows.daily import daily_forecast
 from tests.db.helpers import count_rows
+from tests.flows.dask_procs import ROOT, Cluster
 
 DAY1, DAY2 = dt.date(2024, 6, 3), dt.date(2024, 6, 4)
 TICKERS = ["AAA", "BBB"]
@@ -27,23 +27,17 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture
 def cluster(home):
-    """A local 2-process Dask cluster (one thread each) whose workers see this test's home; closed afterwards.
+    """A ``dask scheduler`` and two ``dask worker`` processes (one thread each) that share this test's home, as
+    workers on the client's machine do; a client of the scheduler. Stopped afterwards."""
+    from distributed import Client
 
-    Starting its workers sets ``OMP_NUM_THREADS`` and other variables in this process's environment; they are
-    removed again, so that a later command of this test process is forked as usual (tests/fixtures/preloaded.py)."""
-    distributed = pytest.importorskip("distributed")
-    environ = dict(os.environ)
+    running = Cluster(dict(os.environ) | {"PYTHONPATH": str(ROOT)})
     try:
-        with distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="4GiB",
-        ) as local:  # fmt: skip
-            with distributed.Client(local, timeout="60s") as client:
-                client.wait_for_workers(2, timeout=120)
-                yield local, client
-    finally:  # only what changed: the environment is never empty, even for a moment
-        for name in os.environ.keys() - environ.keys():
-            del os.environ[name]
-        os.environ.update({k: v for k, v in environ.items() if os.environ.get(k) != v})
+        running.start_workers_with([{}, {}])
+        with Client(running.address, timeout="60s") as client:
+            yield running, client
+    finally:
+        running.close()
 
 
 def test_the_flow_leaves_the_job_to_where_a_ticker_runs():
@@ -51,8 +45,7 @@ def test_the_flow_leaves_the_job_to_where_a_ticker_runs():
     worker that runs a ticker (about 1.3 s of the client's CPU; see docs/scale-out.md)."""
     heavy = ("flows.jobs.daily", "sklearn", "scipy", "tensorflow", "keras", "matplotlib")
     code = f"import sys, flows.daily; print(sorted(m for m in {heavy!r} if m in sys.modules))"
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr[-2000:]
 
 
@@ -84,7 +77,7 @@ def test_two_tickers_fan_out_on_a_dask_cluster_from_the_flow_and_the_cli(cluster
     from flows.cli.run import run_daily
 
     local, client = cluster
-    flow = daily_forecast.with_options(task_runner=DaskTaskRunner(address=local.scheduler_address))
+    flow = daily_forecast.with_options(task_runner=DaskTaskRunner(address=local.address))
     with get_task_stream(client) as ts:
         results = flow(tickers=TICKERS, as_of=DAY1, **ARGS)
     _assert_stored(repo, results, DAY1)
@@ -98,7 +91,7 @@ def test_two_tickers_fan_out_on_a_dask_cluster_from_the_flow_and_the_cli(cluster
 
     # The CLI path (`tsla-forecast run --dask ADDRESS`), on the next session: both tickers fine-tune on the workers.
     with get_task_stream(client) as ts:
-        again = run_daily(tickers=TICKERS, as_of=DAY2, retrain="auto", dask=local.scheduler_address, **ARGS)
+        again = run_daily(tickers=TICKERS, as_of=DAY2, retrain="auto", dask=local.address, **ARGS)
     _assert_stored(repo, again, DAY2)
     _assert_ran_on_workers(client, ts.data, n=2)
     assert all("sessions from its full fit" in r["decision"] for r in again), [r["decision"] for r in again]

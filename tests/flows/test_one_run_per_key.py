@@ -4,48 +4,49 @@ forecasts (separate processes, SQLite and PostgreSQL); a live run is never taken
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing as mp
+import os
 import signal
+import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from db.locks import RunLockTimeoutError
 from db.repository import Repository
-from flows.jobs.daily import JobParams, run_ticker
 from flows.jobs.lifecycle import RunKey, tracked_run
 from flows.settings import Settings
+from tests.cli.conftest import ROOT
 from tests.db.fixtures import migrated_url, postgres_template, sqlite_template  # noqa: F401 - fixtures
 from tests.db.helpers import count_rows
 from tests.db.test_concurrency import hold_in_another_process
+from tests.fixtures import preloaded
+from tests.flows.daily_job_proc import TIMEOUT_S
 
 DAY = dt.date(2024, 6, 3)
-TIMEOUT_S = 300
 
 
-def _daily_run(url: str, home: str, barrier: Any, results: Any) -> None:
-    """One ``tsla-forecast run --as-of DAY`` in its own process (the job itself, without Prefect)."""
-    settings = Settings(home=Path(home), database_url=url, run_lock_timeout=TIMEOUT_S)
-    params = JobParams("TSLA", DAY, "synthetic:3", "auto", 5, "smoke")
-    try:
-        with Repository.from_url(url) as repo:
-            barrier.wait(timeout=TIMEOUT_S)
-            results.put(run_ticker(params, settings, repo).status)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent
-        results.put(f"{type(exc).__name__}: {exc}")
+def _start_together(url: str, home: Path, folder: Path, n: int) -> list[preloaded.Process]:
+    """``n`` daily jobs of DAY in processes of their own (:mod:`tests.flows.daily_job_proc`), released together once
+    all are imported and connected."""
+    go = folder / "go"
+    env = dict(os.environ)
+    procs = [preloaded.popen("tests.flows.daily_job_proc", [url, str(home), str(DAY), str(folder / f"ready{i}"),
+                                                              str(go)], env=env, cwd=ROOT)  # fmt: skip
+             for i in range(n)]  # fmt: skip
+    deadline = time.monotonic() + TIMEOUT_S
+    while not all((folder / f"ready{i}").exists() for i in range(n)):
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        assert time.monotonic() < deadline, "the processes did not get ready"
+        time.sleep(0.02)
+    go.touch()
+    return procs
 
 
 def test_two_runs_of_one_day_at_once_give_one_run_one_champion_and_five_forecasts(migrated_url, tmp_path):  # noqa: F811
-    ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    args = (migrated_url, str(tmp_path / "home"), barrier, results)
-    processes = [ctx.Process(target=_daily_run, args=args) for _ in range(2)]
-    for process in processes:
-        process.start()
-    outcomes = sorted(results.get(timeout=TIMEOUT_S) for _ in processes)
-    for process in processes:
-        process.join(timeout=60)
+    procs = _start_together(migrated_url, tmp_path / "home", tmp_path, 2)
+    finished = [p.communicate(timeout=TIMEOUT_S) for p in procs]
+    outcomes = sorted(out.strip().splitlines()[-1] if out.strip() else f"no output: {err[-2000:]}"
+                      for out, err in finished)  # fmt: skip
     assert outcomes == ["already_done", "succeeded"], "the second waits for the first, then finds it done"
     with Repository.from_url(migrated_url) as repo:
         runs = repo.find_runs("daily", "TSLA", DAY, status=None)
