@@ -7,6 +7,8 @@ import datetime as dt
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,26 +27,33 @@ from tests.flows.daily_job_proc import TIMEOUT_S
 DAY = dt.date(2024, 6, 3)
 
 
-def _start_together(url: str, home: Path, folder: Path, n: int) -> list[preloaded.Process]:
+@contextmanager
+def _started_together(url: str, home: Path, folder: Path, n: int) -> Iterator[list[preloaded.Process]]:
     """``n`` daily jobs of DAY in processes of their own (:mod:`tests.flows.daily_job_proc`), released together once
-    all are imported and connected."""
-    go = folder / "go"
-    env = dict(os.environ)
-    procs = [preloaded.popen("tests.flows.daily_job_proc", [url, str(home), str(DAY), str(folder / f"ready{i}"),
-                                                              str(go)], env=env, cwd=ROOT)  # fmt: skip
-             for i in range(n)]  # fmt: skip
-    deadline = time.monotonic() + TIMEOUT_S
-    while not all((folder / f"ready{i}").exists() for i in range(n)):
-        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-        assert time.monotonic() < deadline, "the processes did not get ready"
-        time.sleep(0.02)
-    go.touch()
-    return procs
+    all are imported and connected; any still running afterwards is killed."""
+    go, ready = folder / "go", [folder / f"ready{i}" for i in range(n)]
+    procs = [preloaded.popen("tests.flows.daily_job_proc", [url, str(home), str(DAY), str(r), str(go)],
+                             env=dict(os.environ), cwd=ROOT) for r in ready]  # fmt: skip
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not all(r.exists() for r in ready):
+            if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+                for p in procs:
+                    p.kill()
+                pytest.fail(f"the jobs did not all get ready: {[p.communicate() for p in procs]}")
+            time.sleep(0.02)
+        go.touch()
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def test_two_runs_of_one_day_at_once_give_one_run_one_champion_and_five_forecasts(migrated_url, tmp_path):  # noqa: F811
-    procs = _start_together(migrated_url, tmp_path / "home", tmp_path, 2)
-    finished = [p.communicate(timeout=TIMEOUT_S) for p in procs]
+    with _started_together(migrated_url, tmp_path / "home", tmp_path, 2) as procs:
+        finished = [p.communicate(timeout=TIMEOUT_S) for p in procs]
     outcomes = sorted(out.strip().splitlines()[-1] if out.strip() else f"no output: {err[-2000:]}"
                       for out, err in finished)  # fmt: skip
     assert outcomes == ["already_done", "succeeded"], "the second waits for the first, then finds it done"
