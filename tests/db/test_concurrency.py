@@ -100,7 +100,7 @@ def test_a_run_lock_waits_bounded_and_dies_with_its_holder(repo: Repository) -> 
             pass
     finally:
         holder.send_signal(signal.SIGKILL)
-        holder.wait(timeout=30)
+        holder.communicate(timeout=30)  # reaped, its pipe closed
     with repo.run_lock("daily-TSLA-20240603", timeout=10):  # kill -9 freed it: no clean-up needed
         pass
 

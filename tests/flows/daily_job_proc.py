@@ -3,7 +3,7 @@ HOME DAY READY GO``.
 
 The job itself (:func:`flows.jobs.daily.run_ticker`, without Prefect), as ``tsla-forecast run --as-of DAY`` runs it.
 Once imported and connected, the process creates the file READY, waits for the file GO (the test creates it when
-every process is ready), runs the job and prints its status, or the error as ``TYPE: MESSAGE``, as its last line.
+every process is ready), runs the job and prints ``RESULT: `` and its status, or the error as ``TYPE: MESSAGE``.
 The test forks it from the preloaded launcher (tests/fixtures/preloaded.py), so no process pays TensorFlow's import.
 """
 
@@ -19,6 +19,7 @@ from flows.jobs.daily import JobParams, run_ticker
 from flows.settings import Settings
 
 TIMEOUT_S = 300
+MARKER = "RESULT: "
 
 
 def main(url: str, home: str, day: str, ready: str, go: str) -> None:
@@ -32,9 +33,10 @@ def main(url: str, home: str, day: str, ready: str, go: str) -> None:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{go} did not appear within {TIMEOUT_S} s")
                 time.sleep(0.02)
-            print(run_ticker(params, settings, repo).status)
+            outcome = run_ticker(params, settings, repo).status
     except Exception as exc:  # noqa: BLE001 - reported to the test on stdout
-        print(f"{type(exc).__name__}: {exc}")
+        outcome = f"{type(exc).__name__}: {exc}"
+    print(f"{MARKER}{outcome}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from tests.db.fixtures import migrated_url, postgres_template, sqlite_template  
 from tests.db.helpers import count_rows
 from tests.db.test_concurrency import hold_in_another_process
 from tests.fixtures import preloaded
-from tests.flows.daily_job_proc import TIMEOUT_S
+from tests.flows.daily_job_proc import MARKER, TIMEOUT_S
 
 DAY = dt.date(2024, 6, 3)
 
@@ -48,14 +49,21 @@ def _started_together(url: str, home: Path, folder: Path, n: int) -> Iterator[li
         for p in procs:
             if p.poll() is None:
                 p.kill()
-                p.wait()
+                p.communicate(timeout=60)  # reaped, pipes closed
+
+
+def _outcome(out: str, err: str) -> str:
+    """What a job reported (:data:`tests.flows.daily_job_proc.MARKER`), or its output when it reported nothing."""
+    lines = [line.removeprefix(MARKER) for line in out.splitlines() if line.startswith(MARKER)]
+    return lines[-1] if lines else f"no result: {out[-1000:]} {err[-2000:]}"
 
 
 def test_two_runs_of_one_day_at_once_give_one_run_one_champion_and_five_forecasts(migrated_url, tmp_path):  # noqa: F811
     with _started_together(migrated_url, tmp_path / "home", tmp_path, 2) as procs:
-        finished = [p.communicate(timeout=TIMEOUT_S) for p in procs]
-    outcomes = sorted(out.strip().splitlines()[-1] if out.strip() else f"no output: {err[-2000:]}"
-                      for out, err in finished)  # fmt: skip
+        with ThreadPoolExecutor(len(procs)) as pool:  # both pipes read at once: neither job blocks on a full pipe
+            finished = list(pool.map(lambda p: p.communicate(timeout=TIMEOUT_S), procs))
+        outcomes = sorted(_outcome(out, err) for out, err in finished)
+        assert [p.wait() for p in procs] == [0, 0], outcomes
     assert outcomes == ["already_done", "succeeded"], "the second waits for the first, then finds it done"
     with Repository.from_url(migrated_url) as repo:
         runs = repo.find_runs("daily", "TSLA", DAY, status=None)
@@ -76,7 +84,7 @@ def test_a_live_run_is_never_taken_over_and_a_dead_one_is(repo, home):
         assert repo.run(live).status == "running", "the live run is untouched"
     finally:
         holder.send_signal(signal.SIGKILL)  # the holder dies: the lock goes with it
-        holder.wait(timeout=30)
+        holder.communicate(timeout=30)  # reaped, its pipe closed
     with pytest.raises(RuntimeError, match="boom"), tracked_run(repo, key, settings, details={}) as run:
         raise RuntimeError("boom\nsecond line")
     assert repo.run(live).status == "failed" and repo.run(live).error.startswith("interrupted")
