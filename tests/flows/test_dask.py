@@ -76,8 +76,8 @@ def test_two_tickers_fan_out_on_a_dask_cluster_from_the_flow_and_the_cli(cluster
 
     from flows.cli.run import run_daily
 
-    local, client = cluster
-    flow = daily_forecast.with_options(task_runner=DaskTaskRunner(address=local.address))
+    dask_cluster, client = cluster
+    flow = daily_forecast.with_options(task_runner=DaskTaskRunner(address=dask_cluster.address))
     with get_task_stream(client) as ts:
         results = flow(tickers=TICKERS, as_of=DAY1, **ARGS)
     _assert_stored(repo, results, DAY1)
@@ -91,7 +91,7 @@ def test_two_tickers_fan_out_on_a_dask_cluster_from_the_flow_and_the_cli(cluster
 
     # The CLI path (`tsla-forecast run --dask ADDRESS`), on the next session: both tickers fine-tune on the workers.
     with get_task_stream(client) as ts:
-        again = run_daily(tickers=TICKERS, as_of=DAY2, retrain="auto", dask=local.address, **ARGS)
+        again = run_daily(tickers=TICKERS, as_of=DAY2, retrain="auto", dask=dask_cluster.address, **ARGS)
     _assert_stored(repo, again, DAY2)
     _assert_ran_on_workers(client, ts.data, n=2)
     assert all("sessions from its full fit" in r["decision"] for r in again), [r["decision"] for r in again]
