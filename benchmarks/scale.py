@@ -7,9 +7,10 @@ What runs (all on this machine, every process started by this script and stopped
 - a ``dask scheduler`` and 1 or 2 ``dask worker --nthreads 1 --no-nanny`` processes, each pinned to its own core
   (``taskset -c CORE``) with one TensorFlow/OpenMP thread (``TF_NUM_INTRAOP_THREADS=1``,
   ``TF_NUM_INTEROP_THREADS=1``, ``OMP_NUM_THREADS=1``) and a TSLA_FORECAST_HOME and PREFECT_HOME of its own;
-  warmed up (TensorFlow, Keras and the job imported) before anything is timed; Dask's statistical profiler is off
-  in the workers (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``, as docs/scale-out.md recommends) unless
-  ``--worker-profiler`` or ``--profile`` keeps it on;
+  warmed up (TensorFlow, Keras and the job imported) before anything is timed; the scheduler and the workers get
+  the environment docs/scale-out.md recommends (``flows.cluster.RECOMMENDED_DASK_ENV``: Dask's sampling profiler
+  off, a 1 s event-loop tick, a 5 s system monitor) unless ``--dask-env`` says otherwise (``--profile`` needs the
+  profiler, so it implies ``--dask-env defaults``);
 - per run, the real CLI: ``tsla-forecast -q run --dask ADDRESS --as-of AS_OF --source csv:TSLA_CSV --ticker ...``
   for N new tickers (a plain CSV path serves the same TSLA series for every ticker), so each ticker is day 1: a
   full fit, forecast, store and report.
@@ -27,13 +28,19 @@ separately, without Prefect or Dask, in a pinned one-thread process: the model (
   it. It reads a little low (``report_ticker`` also publishes the report's Prefect artifact, and Prefect's
   background threads count as job while a task runs), and it needs one task thread per worker (``--nthreads 1``);
 - less the job alone: (client + Prefect server + scheduler + workers) / N - (job + report measured alone), the
-  figure of earlier runs. The client, the scheduler and the Prefect server share the cores of the
-workers here, so the script also prints the speed-up those costs allow on this machine and an estimate for 8
-one-core worker machines.
+  figure of earlier runs.
+
+Part of the orchestration is paid whether tickers run or not: the Prefect server's services, the scheduler's and
+the workers' event loops poll while they idle. After each worker count's runs, the script measures those
+processes' CPU over ``--idle-s`` seconds with nothing to do, and reports that background rate times each run's
+wall time beside the orchestration. Per extra ticker (the largest ticker count against the smallest) it breaks the
+orchestration down by process, so the fixed start of each process drops out. The client, the scheduler and the
+Prefect server share the cores of the workers here, so the script also prints the speed-up those costs allow on
+this machine and an estimate for 8 one-core worker machines.
 
     python benchmarks/scale.py                          # 8 and 24 tickers, 1 and 2 workers, 3 repeats (10-16 min)
     python benchmarks/scale.py --counts 8 --repeats 1   # a quick look
-    python benchmarks/scale.py --workers 1 --counts 24 --worker-profiler --name scale_profiler_on  # its cost
+    python benchmarks/scale.py --workers 1 --counts 24 --dask-env defaults --name scale_dask_defaults  # their cost
 """
 
 from __future__ import annotations
@@ -49,12 +56,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import ROOT, SHARED_CSV, new_postgres_database, write_json  # noqa: E402
+from flows.cluster import RECOMMENDED_DASK_ENV  # noqa: E402
 
 AS_OF = dt.date(2024, 12, 31)
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -62,6 +71,11 @@ BIN = Path(sys.executable).parent
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
 METER = "_scale_benchmark_meter"  # on the workers' flows.jobs.daily: {"job": CPU s, "main_start": CPU s}
 PROFILER_OFF = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
+DASK_ENVS = {  # --dask-env: what the scheduler and the workers get on top of Dask's defaults
+    "recommended": RECOMMENDED_DASK_ENV,
+    "profiler-off": {PROFILER_OFF: "False"},  # the recommendation before the tick and the system monitor
+    "defaults": {},
+}
 QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
          "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONPATH": str(ROOT)}  # fmt: skip
 
@@ -145,7 +159,7 @@ class Cluster:
     home: Path
     env: dict[str, str]
     cores: list[int]
-    profiler: bool = False
+    dask_env: dict[str, str] = field(default_factory=dict)
     address: str = ""
     scheduler: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
@@ -154,14 +168,13 @@ class Cluster:
         port = _free_port()
         self.address = f"tcp://127.0.0.1:{port}"
         self.scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                           "--no-dashboard"], env=self.env, cwd=self.home,
+                                           "--no-dashboard"], env=self.env | self.dask_env, cwd=self.home,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         for i, core in enumerate(self.cores):
             home = self.home / f"worker-{i}"
             home.mkdir(parents=True)
-            env = self.env | ONE_THREAD | {"TSLA_FORECAST_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
-            if not self.profiler:  # it samples the task's stack every 10 ms on the worker's event loop
-                env |= {PROFILER_OFF: "False"}
+            env = self.env | self.dask_env | ONE_THREAD | {"TSLA_FORECAST_HOME": str(home),
+                                                           "PREFECT_HOME": str(home / "prefect")}  # fmt: skip
             cmd = ["taskset", "-c", str(core), str(BIN / "dask"), "worker", self.address, "--nthreads", "1",
                    "--no-dashboard", "--no-nanny", "--memory-limit", "6GiB"]  # fmt: skip
             self.workers.append(subprocess.Popen(cmd, env=env, cwd=home, stdout=subprocess.DEVNULL,
@@ -304,7 +317,7 @@ def measure(n_workers: int, counts: list[int], repeats: int, args: argparse.Name
         raise SystemExit("this benchmark needs PostgreSQL (--pg-url)")
     env = os.environ | QUIET | {"PREFECT_API_URL": str(server["url"]), "TSLA_FORECAST_DATABASE_URL": db_url,
                                 "TSLA_FORECAST_FETCH_RETRIES": "0"}  # fmt: skip
-    cluster = Cluster(home, env, args.cores[:n_workers], profiler=args.worker_profiler or bool(args.profile))
+    cluster = Cluster(home, env, args.cores[:n_workers], DASK_ENVS[args.dask_env])
     client_env = env | {"PREFECT_HOME": str(home / "client" / "prefect")}
     rows = []
     try:
@@ -331,9 +344,21 @@ def measure(n_workers: int, counts: list[int], repeats: int, args: argparse.Name
                              "job_and_report_cpu_in_run_s": job, "workers_main_thread_cpu_s": main})  # fmt: skip
                 print(f"  {n_workers} worker(s), {n:2d} tickers, run {rep + 1}: {wall:5.1f} s; CPU s {cpu}; "
                       f"in the job and report {job}; the workers' main threads {main}", flush=True)  # fmt: skip
+        idle = idle_cpu_rates(cluster.pids() | {"prefect_server": [int(server["pid"])]}, args.idle_s)  # type: ignore[call-overload]
+        print(f"  {n_workers} worker(s), idle for {args.idle_s:.0f} s after the runs: CPU s per s {idle}", flush=True)
+        rows = [r | {"idle_cpu_per_s": idle} for r in rows]
     finally:
         cluster.close()
     return rows
+
+
+def idle_cpu_rates(pids: dict[str, list[int]], seconds: float) -> dict[str, float]:
+    """CPU seconds per second of each process while nothing runs: what it costs merely by being up."""
+    time.sleep(5)  # let the last run's stragglers (events, log batches) settle
+    before, start = {k: sum(_cpu(p) for p in v) for k, v in pids.items()}, time.perf_counter()
+    time.sleep(seconds)
+    elapsed = time.perf_counter() - start
+    return {k: round((sum(_cpu(p) for p in v) - before[k]) / elapsed, 4) for k, v in pids.items()}
 
 
 def worker_profile(address: str, path: Path | None, top: int = 40) -> None:
@@ -426,12 +451,46 @@ def summarise(rows: list[dict], own: dict[str, float]) -> list[dict]:
         in_run = [(sum(r["cpu_s"].values()) - r["job_and_report_cpu_in_run_s"]) / n for r in runs
                   if "job_and_report_cpu_in_run_s" in r]  # fmt: skip
         main = [r["workers_main_thread_cpu_s"] / n for r in runs if "workers_main_thread_cpu_s" in r]
+        background = [sum(r["idle_cpu_per_s"].values()) * r["wall_s"] / n for r in runs if "idle_cpu_per_s" in r]
         out.append({"workers": key[0], "tickers": n, "wall_s": round(statistics.median(r["wall_s"] for r in runs), 2),
                     "walls": [r["wall_s"] for r in runs], "cpu_s": cpu, "cpu_total_s": round(total, 2),
                     "orchestration_cpu_per_ticker_s": round(total / n - own["job"] - own["report"], 3),
                     "orchestration_cpu_per_ticker_in_run_s": round(statistics.median(in_run), 3) if in_run else None,
                     "workers_main_thread_cpu_per_ticker_s": round(statistics.median(main), 3) if main else None,
+                    "background_cpu_per_ticker_s": round(statistics.median(background), 3) if background else None,
                     "cpu_per_ticker_less_model_s": round(total / n - own["model"], 3)})  # fmt: skip
+    return out
+
+
+def _per_extra(rows: list[dict], lo: int, hi: int, value: Callable[[dict], float]) -> float:
+    """(median of ``value`` over the runs of ``hi`` tickers - that of ``lo`` tickers) / (hi - lo)."""
+    at = {n: statistics.median(value(r) for r in rows if r["tickers"] == n) for n in (lo, hi)}
+    return (at[hi] - at[lo]) / (hi - lo)
+
+
+def _outside_job(proc: str) -> Callable[[dict], float]:
+    """A run's CPU seconds in ``proc``; the workers' less the job and report they ran."""
+    return lambda r: r["cpu_s"][proc] - (r["job_and_report_cpu_in_run_s"] if proc == "workers" else 0.0)
+
+
+def per_extra_ticker(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Per worker count, the medians at its largest ticker count less those at its smallest, per extra ticker: the
+    orchestration in the run by process (the workers' outside the job), and the background share of it (the idle
+    rates times the extra wall time). The fixed start of each process drops out."""
+    out = {}
+    for w in sorted({r["workers"] for r in rows}):
+        mine = [r for r in rows if r["workers"] == w]
+        counts = sorted({r["tickers"] for r in mine})
+        if len(counts) < 2 or not all("job_and_report_cpu_in_run_s" in r for r in mine):
+            continue
+        lo, hi = counts[0], counts[-1]
+        procs = ("client", "prefect_server", "scheduler", "workers")
+        extra = {proc: round(_per_extra(mine, lo, hi, _outside_job(proc)), 3) for proc in procs}
+        extra["orchestration"] = round(sum(extra.values()), 3)
+        if all("idle_cpu_per_s" in r for r in mine):  # the idle rates (one per worker count) times the extra wall
+            background = _per_extra(mine, lo, hi, lambda r: sum(r["idle_cpu_per_s"].values()) * r["wall_s"])
+            extra["of_which_background"] = round(background, 3)
+        out[str(w)] = extra
     return out
 
 
@@ -474,6 +533,14 @@ def run_all(args: argparse.Namespace, counts: list[int], workers: list[int]) -> 
     return rows, own
 
 
+def _dask_env_of(result: dict) -> str:
+    """The ``--dask-env`` of a JSON result; older results said only whether Dask's profiler ran (before the option,
+    always: Dask's defaults)."""
+    if "dask_env" in result:
+        return result["dask_env"]
+    return "defaults" if result.get("worker_profiler", True) else "profiler-off"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", default="8,24", help="ticker counts, comma-separated (default 8,24)")
@@ -486,9 +553,16 @@ def main() -> None:
                         help="PostgreSQL server; a fresh database is created on it per worker count")  # fmt: skip
     parser.add_argument("--profile", type=Path, help="write the client's cProfile and the workers' sampled profile "
                         "of the first run of each configuration into this folder")  # fmt: skip
-    parser.add_argument("--worker-profiler", action="store_true",
-                        help="keep Dask's statistical profiler on in the workers (Dask's default; --profile implies "
-                        "it); off by default, as docs/scale-out.md recommends for production workers")  # fmt: skip
+    parser.add_argument("--dask-env", choices=sorted(DASK_ENVS), default="recommended",
+                        help="what the scheduler and workers run with: the environment docs/scale-out.md recommends "
+                        "(default), only Dask's profiler off (the recommendation before), or Dask's defaults "
+                        "(--profile implies it: it reads the profiler)")  # fmt: skip
+    parser.add_argument(
+        "--idle-s",
+        type=float,
+        default=30.0,
+        help="seconds to measure the processes' idle CPU after each worker count's runs (default 30)",
+    )
     parser.add_argument("--combine", nargs="+", type=Path, metavar="JSON",
                         help="no runs: summarise the runs of earlier JSON results together (e.g. one per worker "
                         "count, each run as its own shorter command)")  # fmt: skip
@@ -497,6 +571,7 @@ def main() -> None:
     args.cores = [int(c) for c in args.cores.split(",")]
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
+        args.dask_env = "defaults"
     counts = [int(c) for c in args.counts.split(",")]
     workers = [int(w) for w in args.workers.split(",")]
     if max(workers) > len(args.cores):
@@ -509,36 +584,42 @@ def main() -> None:
         loaded = [json.loads(p.read_text()) for p in args.combine]
         rows = [r for d in loaded for r in d["runs"]]
         own = {k: statistics.median(d["own_cpu_per_ticker_s"][k] for d in loaded) for k in ("model", "job", "report")}
-        profilers = {d.get("worker_profiler", True) for d in loaded}  # runs before the option had Dask's default: on
-        if len(profilers) > 1:
-            raise SystemExit("--combine: these results differ in --worker-profiler; combine like with like")
-        args.worker_profiler = profilers.pop()
+        envs = {_dask_env_of(d) for d in loaded}
+        if len(envs) > 1:
+            raise SystemExit(f"--combine: these results differ in --dask-env ({', '.join(sorted(envs))}); combine "
+                             "like with like")  # fmt: skip
+        args.dask_env = envs.pop()
         counts = sorted({r["tickers"] for r in rows})
     else:
         rows, own = run_all(args, counts, workers)
     table = summarise(rows, own)
     print(f"\n| workers | tickers | wall s (median of {args.repeats}) | CPU s: client | Prefect server | scheduler | "
-          "workers | orchestration CPU s/ticker: less the job in the run | less the job alone |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "workers | orchestration CPU s/ticker: less the job in the run | of which background | "
+          "less the job alone |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in table:
         c = r["cpu_s"]
         print(f"| {r['workers']} | {r['tickers']} | {r['wall_s']} | {c['client']} | {c['prefect_server']} | "
               f"{c['scheduler']} | {c['workers']} | {r['orchestration_cpu_per_ticker_in_run_s']} | "
-              f"{r['orchestration_cpu_per_ticker_s']} |")  # fmt: skip
+              f"{r['background_cpu_per_ticker_s']} | {r['orchestration_cpu_per_ticker_s']} |")  # fmt: skip
     ratios = {}
     for n in counts:
         walls = {r["workers"]: r["wall_s"] for r in table if r["tickers"] == n}
         if 1 in walls and 2 in walls:
             ratios[str(n)] = round(walls[1] / walls[2], 2)
             print(f"{n} tickers: 2 workers vs 1: {ratios[str(n)]}x (goal 1.7x)")
+    extra = per_extra_ticker(rows)
+    for w, parts in extra.items():
+        print(f"{w} worker(s), orchestration CPU s per extra ticker: {parts}")
     limits = estimate(table, len(args.cores))
     print(f"estimate: {limits}")
     load = [round(x, 2) for x in os.getloadavg()]
     print(f"load average {load}; total {time.perf_counter() - began:.0f} s")
     path = write_json(args.name, {"as_of": str(AS_OF), "source": "csv:tsla_daily.csv", "preset": args.preset,
                                   "horizon": args.horizon, "repeats": args.repeats, "cores": args.cores,
-                                  "worker_profiler": args.worker_profiler or bool(args.profile),
+                                  "dask_env": args.dask_env, "dask_env_vars": DASK_ENVS[args.dask_env],
                                   "own_cpu_per_ticker_s": own, "table": table, "ratios_2_vs_1": ratios,
+                                  "orchestration_cpu_per_extra_ticker_s": extra,
                                   "goal_ratio": 1.7, "estimate": limits, "runs": rows,
                                   "load_average": load})  # fmt: skip
     print(f"wrote {path}")

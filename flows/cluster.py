@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 HOW = ("start a Prefect server (`prefect server start --host 0.0.0.0`) and set PREFECT_API_URL=http://HOST:4200/api "
        "for this command and every Dask worker")  # fmt: skip
 CONNECT_TIMEOUT = "30s"
+RECOMMENDED_DASK_ENV = {
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",  # sampling the running task's stack every 10 ms
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",  # the event loop's health check: 50 wake-ups a second by default
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",  # host readings for the dashboard: 2 a second
+}
+"""The environment docs/scale-out.md recommends for the ``dask scheduler`` and every ``dask worker``: Dask's
+defaults poll while the cluster idles and while a ticker trains, about a tenth of a second of CPU per ticker in each
+process (the worker's memory monitor, which guards the memory limit, keeps its default)."""
 
 
 class PrefectApiError(ConfigError):
