@@ -1,4 +1,5 @@
-"""Real ``dask scheduler`` and ``dask worker`` processes on loopback, each started with an environment of its own."""
+"""Real ``dask scheduler`` and ``dask worker`` processes on loopback, each started with an environment of its own
+over the one docs/scale-out.md recommends (``flows.cluster.RECOMMENDED_DASK_ENV``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from flows.cluster import RECOMMENDED_DASK_ENV
 from tests.fixtures import preloaded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,12 +25,14 @@ class Cluster:
     """A scheduler process and worker processes started with their own environments; stopped by pid."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env, self.port = env, _free_port()
+        self.env, self.port = env | RECOMMENDED_DASK_ENV, _free_port()
         self.workers: list[preloaded.Process] = []
         self.address = f"tcp://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
                str(self.port), "--no-dashboard"]  # fmt: skip
-        self.scheduler = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.scheduler = subprocess.Popen(
+            cmd, env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     def start_workers(self, homes: list[Path]) -> None:
         """One worker per home, as on a machine of its own: its own TSLA_FORECAST_HOME and PREFECT_HOME."""
