@@ -1,12 +1,14 @@
 """What one ticker costs the Prefect server: API calls by route and rows by table, per extra ticker.
 
 Starts a Prefect server (``prefect server start``, its own PREFECT_HOME and port, its access log on), then runs the
-real CLI in process (no Dask) against it, once with ``--small`` and once with ``--large`` new tickers:
+real CLI against it (its tasks in its own process: no Dask), once with ``--small`` and once with ``--large`` new
+tickers:
 ``tsla-forecast -q run --as-of 2024-12-31 --source csv:TSLA_CSV --ticker ...``, each ticker day 1 (a full fit,
 forecast, store and report). After each run it waits for the server's event consumers to flush, then counts the
 server's access-log lines by method and route and the rows of its SQLite tables. The difference between the two
 runs, divided by the extra tickers, is what one more ticker adds: the fixed part of a run (the flow run, its
-states, the run summary's artifacts) drops out.
+states, the run summary's artifacts) drops out. These are counts, not timings, so one run of each size is enough.
+Events reach the server over a websocket, so they show in its ``events`` table, not in its access log.
 
     python benchmarks/prefect_objects.py                 # 1 and 4 tickers (about a minute)
     python benchmarks/prefect_objects.py --large 8
@@ -75,9 +77,8 @@ def main() -> None:
         raise SystemExit("--large must be more than --small")
 
     base = Path(tempfile.mkdtemp(prefix="prefect-objects-"))
-    os.environ["PREFECT_SERVER_LOGGING_LEVEL"] = "INFO"  # the server's access log: one line per API call
-    server, url = start_prefect_server(base)
-    env = os.environ | QUIET | {"PREFECT_API_URL": url}
+    server, url = start_prefect_server(base, {"PREFECT_SERVER_LOGGING_LEVEL": "INFO"})  # access log: a line per call
+    env = os.environ | QUIET | {"PREFECT_API_URL": url, "PREFECT_HOME": str(base / "client-prefect")}
     db, log = base / "prefect-server" / "prefect.db", base / "prefect-server.log"
     counts: dict[int, dict[str, Any]] = {}
     try:

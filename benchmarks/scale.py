@@ -127,12 +127,14 @@ def _stop(proc: subprocess.Popen) -> None:
     psutil.wait_procs(children, timeout=10)
 
 
-def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
-    """``prefect server start`` with its own PREFECT_HOME and port; returns it and its API URL once healthy."""
+def start_prefect_server(home: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """``prefect server start`` with its own PREFECT_HOME and port (and ``extra_env``); returns it and its API URL
+    once healthy."""
     import httpx
 
     port = _free_port()
     env = os.environ | QUIET | {"PREFECT_HOME": str(home / "prefect-server"), "PREFECT_UI_ENABLED": "false"}
+    env |= extra_env or {}
     env.pop("PREFECT_API_URL", None)
     log = (home / "prefect-server.log").open("w")
     proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
@@ -322,14 +324,14 @@ def measure(n_workers: int, counts: list[int], repeats: int, args: argparse.Name
     rows = []
     try:
         cluster.start()
+        pids = cluster.pids() | {"prefect_server": [int(server["pid"])]}  # type: ignore[call-overload]
         for n in counts:
             for rep in range(repeats):
                 tickers = [f"W{n_workers}N{n}R{rep}T{i}" for i in range(n)]
                 run_home = f"run-{n}t-{rep}"  # each run's reports index only its own tickers, as a fixed set would
                 cluster.rehome(run_home)
                 client_env["TSLA_FORECAST_HOME"] = str(home / "client" / run_home)
-                pids = cluster.pids() | {"prefect_server": [int(server["pid"])]}  # type: ignore[call-overload]
-                before = {k: sum(_cpu(p) for p in v) for k, v in pids.items()}
+                before = _cpu_by_name(pids)
                 profile = args.profile / f"client-{n_workers}w-{n}t.prof" if args.profile and rep == 0 else None
                 if profile:
                     worker_profile(cluster.address, None)  # forget the samples of earlier runs
@@ -337,14 +339,14 @@ def measure(n_workers: int, counts: list[int], repeats: int, args: argparse.Name
                                            profile)  # fmt: skip
                 if profile:
                     worker_profile(cluster.address, args.profile / f"workers-{n_workers}w-{n}t.txt")
-                cpu = {k: round(sum(_cpu(p) for p in v) - before[k], 2) for k, v in pids.items()}
+                cpu = {k: round(v - before[k], 2) for k, v in _cpu_by_name(pids).items()}
                 cpu["client"] = round(client_cpu, 2)
                 job, main = (round(x, 2) for x in cluster.job_cpu_in_run())
                 rows.append({"workers": n_workers, "tickers": n, "repeat": rep, "wall_s": round(wall, 2), "cpu_s": cpu,
                              "job_and_report_cpu_in_run_s": job, "workers_main_thread_cpu_s": main})  # fmt: skip
                 print(f"  {n_workers} worker(s), {n:2d} tickers, run {rep + 1}: {wall:5.1f} s; CPU s {cpu}; "
                       f"in the job and report {job}; the workers' main threads {main}", flush=True)  # fmt: skip
-        idle = idle_cpu_rates(cluster.pids() | {"prefect_server": [int(server["pid"])]}, args.idle_s)  # type: ignore[call-overload]
+        idle = idle_cpu_rates(pids, args.idle_s)
         print(f"  {n_workers} worker(s), idle for {args.idle_s:.0f} s after the runs: CPU s per s {idle}", flush=True)
         rows = [r | {"idle_cpu_per_s": idle} for r in rows]
     finally:
@@ -352,13 +354,22 @@ def measure(n_workers: int, counts: list[int], repeats: int, args: argparse.Name
     return rows
 
 
+def _cpu_by_name(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each named group of processes (see :func:`_cpu`)."""
+    return {name: sum(_cpu(p) for p in group) for name, group in pids.items()}
+
+
 def idle_cpu_rates(pids: dict[str, list[int]], seconds: float) -> dict[str, float]:
     """CPU seconds per second of each process while nothing runs: what it costs merely by being up."""
+    import psutil
+
     time.sleep(5)  # let the last run's stragglers (events, log batches) settle
-    before, start = {k: sum(_cpu(p) for p in v) for k, v in pids.items()}, time.perf_counter()
+    before, start = _cpu_by_name(pids), time.perf_counter()
     time.sleep(seconds)
-    elapsed = time.perf_counter() - start
-    return {k: round((sum(_cpu(p) for p in v) - before[k]) / elapsed, 4) for k, v in pids.items()}
+    after, elapsed = _cpu_by_name(pids), time.perf_counter() - start
+    if gone := [p for group in pids.values() for p in group if not psutil.pid_exists(p)]:
+        raise SystemExit(f"process(es) {gone} ended while their idle CPU was measured")
+    return {k: round((after[k] - before[k]) / elapsed, 4) for k in pids}
 
 
 def worker_profile(address: str, path: Path | None, top: int = 40) -> None:
@@ -476,7 +487,8 @@ def _outside_job(proc: str) -> Callable[[dict], float]:
 def per_extra_ticker(rows: list[dict]) -> dict[str, dict[str, float]]:
     """Per worker count, the medians at its largest ticker count less those at its smallest, per extra ticker: the
     orchestration in the run by process (the workers' outside the job), and the background share of it (the idle
-    rates times the extra wall time). The fixed start of each process drops out."""
+    rates times the extra wall time). The fixed start of each process drops out. ``orchestration`` is the sum of the
+    rounded per-process figures (the medians are per process)."""
     out = {}
     for w in sorted({r["workers"] for r in rows}):
         mine = [r for r in rows if r["workers"] == w]
@@ -534,11 +546,10 @@ def run_all(args: argparse.Namespace, counts: list[int], workers: list[int]) -> 
 
 
 def _dask_env_of(result: dict) -> str:
-    """The ``--dask-env`` of a JSON result; older results said only whether Dask's profiler ran (before the option,
-    always: Dask's defaults)."""
-    if "dask_env" in result:
-        return result["dask_env"]
-    return "defaults" if result.get("worker_profiler", True) else "profiler-off"
+    """The ``--dask-env`` of a JSON result and the variables it stood for, as JSON (comparable); older results said
+    only whether Dask's profiler ran (before the option, always: Dask's defaults)."""
+    name = result.get("dask_env") or ("defaults" if result.get("worker_profiler", True) else "profiler-off")
+    return json.dumps([name, result.get("dask_env_vars", DASK_ENVS[name])], sort_keys=True)
 
 
 def main() -> None:
@@ -553,25 +564,24 @@ def main() -> None:
                         help="PostgreSQL server; a fresh database is created on it per worker count")  # fmt: skip
     parser.add_argument("--profile", type=Path, help="write the client's cProfile and the workers' sampled profile "
                         "of the first run of each configuration into this folder")  # fmt: skip
-    parser.add_argument("--dask-env", choices=sorted(DASK_ENVS), default="recommended",
+    parser.add_argument("--dask-env", choices=sorted(DASK_ENVS),
                         help="what the scheduler and workers run with: the environment docs/scale-out.md recommends "
-                        "(default), only Dask's profiler off (the recommendation before), or Dask's defaults "
-                        "(--profile implies it: it reads the profiler)")  # fmt: skip
-    parser.add_argument(
-        "--idle-s",
-        type=float,
-        default=30.0,
-        help="seconds to measure the processes' idle CPU after each worker count's runs (default 30)",
-    )
+                        "(the default), only Dask's profiler off (the recommendation before), or Dask's defaults "
+                        "(the default with --profile, which reads the profiler)")  # fmt: skip
+    parser.add_argument("--idle-s", type=float, default=30.0,
+                        help="seconds to measure the processes' idle CPU after each worker count's runs "
+                        "(default 30)")  # fmt: skip
     parser.add_argument("--combine", nargs="+", type=Path, metavar="JSON",
                         help="no runs: summarise the runs of earlier JSON results together (e.g. one per worker "
                         "count, each run as its own shorter command)")  # fmt: skip
     parser.add_argument("--name", default="scale", help="JSON name under benchmarks/results (default scale)")
     args = parser.parse_args()
     args.cores = [int(c) for c in args.cores.split(",")]
+    if args.profile and args.dask_env not in (None, "defaults"):
+        parser.error("--profile reads Dask's profiler: it needs --dask-env defaults")
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
-        args.dask_env = "defaults"
+    args.dask_env = args.dask_env or ("defaults" if args.profile else "recommended")
     counts = [int(c) for c in args.counts.split(",")]
     workers = [int(w) for w in args.workers.split(",")]
     if max(workers) > len(args.cores):
@@ -586,12 +596,13 @@ def main() -> None:
         own = {k: statistics.median(d["own_cpu_per_ticker_s"][k] for d in loaded) for k in ("model", "job", "report")}
         envs = {_dask_env_of(d) for d in loaded}
         if len(envs) > 1:
-            raise SystemExit(f"--combine: these results differ in --dask-env ({', '.join(sorted(envs))}); combine "
+            raise SystemExit(f"--combine: these results differ in --dask-env ({'; '.join(sorted(envs))}); combine "
                              "like with like")  # fmt: skip
-        args.dask_env = envs.pop()
+        args.dask_env, dask_env_vars = json.loads(envs.pop())
         counts = sorted({r["tickers"] for r in rows})
     else:
         rows, own = run_all(args, counts, workers)
+        dask_env_vars = DASK_ENVS[args.dask_env]
     table = summarise(rows, own)
     print(f"\n| workers | tickers | wall s (median of {args.repeats}) | CPU s: client | Prefect server | scheduler | "
           "workers | orchestration CPU s/ticker: less the job in the run | of which background | "
@@ -617,7 +628,7 @@ def main() -> None:
     print(f"load average {load}; total {time.perf_counter() - began:.0f} s")
     path = write_json(args.name, {"as_of": str(AS_OF), "source": "csv:tsla_daily.csv", "preset": args.preset,
                                   "horizon": args.horizon, "repeats": args.repeats, "cores": args.cores,
-                                  "dask_env": args.dask_env, "dask_env_vars": DASK_ENVS[args.dask_env],
+                                  "dask_env": args.dask_env, "dask_env_vars": dask_env_vars,
                                   "own_cpu_per_ticker_s": own, "table": table, "ratios_2_vs_1": ratios,
                                   "orchestration_cpu_per_extra_ticker_s": extra,
                                   "goal_ratio": 1.7, "estimate": limits, "runs": rows,

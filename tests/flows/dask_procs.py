@@ -25,7 +25,7 @@ class Cluster:
     """A scheduler process and worker processes started with their own environments; stopped by pid."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env, self.port = env | RECOMMENDED_DASK_ENV, _free_port()
+        self.env, self.port = RECOMMENDED_DASK_ENV | env, _free_port()  # a test's own DASK_ variables win
         self.workers: list[preloaded.Process] = []
         self.address = f"tcp://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
