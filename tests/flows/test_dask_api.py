@@ -8,11 +8,14 @@ only told the scheduler's address.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
+import dask
 import psutil
 import pytest
 
@@ -82,11 +85,12 @@ def test_a_client_in_ephemeral_mode_is_refused_with_one_line_and_no_worker_start
     _kill_workers_and_check_no_server_survives(cluster)
 
 
-def test_workers_report_to_the_clients_api_and_both_run_tickers(cluster, repo, home, tmp_path):
+def test_workers_report_to_the_clients_api_and_both_run_tickers(cluster, repo, home, tmp_path, cluster_notes):
     from distributed import Client
     from prefect.settings import PREFECT_API_URL
 
     from flows.cli.run import run_daily
+    from flows.cluster import note_busy_settings
 
     before = {r.id for r in _ticker_task_runs()}
     results = run_daily(tickers=TICKERS, as_of=DAY, retrain="auto", dask=cluster.address, **ARGS)
@@ -101,4 +105,32 @@ def test_workers_report_to_the_clients_api_and_both_run_tickers(cluster, repo, h
     made = [p.parent.name for m in ("machine-1", "machine-2") for p in (tmp_path / m).glob("reports/*/*/report.html")]
     assert sorted(made) == TICKERS, "#22: each report is made on the worker that forecast its ticker"
     assert not (home / "reports").exists(), "and none in the client's process"
+    assert not _busy(cluster_notes), "the test cluster runs the recommended Dask settings: nothing to note"
+    with Client(cluster.address, timeout="60s") as client:  # one worker back on Dask's 20 ms tick
+        worker = sorted(executed)[0]
+        client.run(lambda: dask.config.set({"distributed.admin.tick.interval": "20ms"}) and None, workers=[worker])
+        note_busy_settings(client)
+    assert [f"{worker}: distributed.admin.tick.interval=20ms" in m for m in _busy(cluster_notes)] == [True]
     _kill_workers_and_check_no_server_survives(cluster)
+
+
+def _busy(messages: list[str]) -> list[str]:
+    return [m for m in messages if "polls more often" in m]
+
+
+@pytest.fixture
+def cluster_notes() -> Iterator[list[str]]:
+    """The messages ``flows.cluster`` logs at INFO and above (a handler of its own: a Prefect flow run in this process
+    replaces the root logger's handlers, caplog's included)."""
+    messages: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    log = logging.getLogger("flows.cluster")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield messages
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
