@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import SHARED_CSV, write_json  # noqa: E402
-from benchmarks.scale import AS_OF, BIN, QUIET, _stop, start_prefect_server  # noqa: E402
+from benchmarks.scale import AS_OF, BIN, QUIET, start_prefect_server, stop_process  # noqa: E402
 
 TABLES = ("flow_run", "flow_run_state", "task_run", "task_run_state", "log", "artifact", "events", "event_resources")
 REQUEST = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (\S+) HTTP')
@@ -92,7 +92,7 @@ def main() -> None:
                          "requests": dict(requests_after - requests_before)}  # fmt: skip
             print(f"{n} ticker(s), {wall:.1f} s: rows {counts[n]['rows']}; API calls {counts[n]['requests']}")
     finally:
-        _stop(server)
+        stop_process(server)
     extra = args.large - args.small
     small, large = counts[args.small], counts[args.large]
     per_ticker = {

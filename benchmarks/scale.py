@@ -70,10 +70,9 @@ PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BIN = Path(sys.executable).parent
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
 METER = "_scale_benchmark_meter"  # on the workers' flows.jobs.daily: {"job": CPU s, "main_start": CPU s}
-PROFILER_OFF = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
 DASK_ENVS = {  # --dask-env: what the scheduler and the workers get on top of Dask's defaults
     "recommended": RECOMMENDED_DASK_ENV,
-    "profiler-off": {PROFILER_OFF: "False"},  # the recommendation before the tick and the system monitor
+    "profiler-off": {k: v for k, v in RECOMMENDED_DASK_ENV.items() if "__PROFILE__" in k},  # the recommendation before
     "defaults": {},
 }
 QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -105,7 +104,7 @@ def _cpu(pid: int) -> float:
     return total
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
     """Stop one process this script started (and its children), by pid."""
     import psutil
 
@@ -150,7 +149,7 @@ def start_prefect_server(home: Path, extra_env: dict[str, str] | None = None) ->
         if proc.poll() is not None:
             break
         time.sleep(0.5)
-    _stop(proc)
+    stop_process(proc)
     raise SystemExit(f"the Prefect server did not start: see {home / 'prefect-server.log'}")
 
 
@@ -211,7 +210,7 @@ class Cluster:
 
     def close(self) -> None:
         for proc in [*self.workers, *([self.scheduler] if self.scheduler else [])]:
-            _stop(proc)
+            stop_process(proc)
 
 
 def _set_home(path: str) -> None:
@@ -541,7 +540,7 @@ def run_all(args: argparse.Namespace, counts: list[int], workers: list[int]) -> 
         rows = [r for w in workers for r in measure(w, counts, args.repeats, args, base,
                                                     {"url": url, "pid": server.pid})]  # fmt: skip
     finally:
-        _stop(server)
+        stop_process(server)
     return rows, own
 
 
@@ -577,6 +576,8 @@ def main() -> None:
     parser.add_argument("--name", default="scale", help="JSON name under benchmarks/results (default scale)")
     args = parser.parse_args()
     args.cores = [int(c) for c in args.cores.split(",")]
+    if args.idle_s <= 0:
+        parser.error("--idle-s must be more than 0 seconds")
     if args.profile and args.dask_env not in (None, "defaults"):
         parser.error("--profile reads Dask's profiler: it needs --dask-env defaults")
     if args.profile:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import logging.handlers
 import os
 import signal
 import subprocess
@@ -114,23 +115,21 @@ def test_workers_report_to_the_clients_api_and_both_run_tickers(cluster, repo, h
     _kill_workers_and_check_no_server_survives(cluster)
 
 
-def _busy(messages: list[str]) -> list[str]:
-    return [m for m in messages if "polls more often" in m]
+def _busy(notes: logging.handlers.BufferingHandler) -> list[str]:
+    return [r.getMessage() for r in notes.buffer if "polls more often" in r.getMessage()]
 
 
 @pytest.fixture
-def cluster_notes() -> Iterator[list[str]]:
-    """The messages ``flows.cluster`` logs at INFO and above (a handler of its own: a Prefect flow run in this process
+def cluster_notes() -> Iterator[logging.handlers.BufferingHandler]:
+    """A handler that keeps what ``flows.cluster`` logs at INFO and above (its own: a Prefect flow run in this process
     replaces the root logger's handlers, caplog's included)."""
-    messages: list[str] = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    handler = logging.handlers.BufferingHandler(capacity=10_000)
     log = logging.getLogger("flows.cluster")
     level = log.level
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     try:
-        yield messages
+        yield handler
     finally:
         log.removeHandler(handler)
         log.setLevel(level)
