@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter
@@ -112,17 +113,23 @@ def png_bytes(fig: Figure) -> bytes:
 
     A figure with constrained layout (every figure here) is saved at its own size (900 px wide for email) with an
     edge pad of ``PAD_INCHES``: the layout already fits titles, labels and legends inside it, so the tight bounding
-    box, which measures every artist once more (about a fifth of the saving time), is skipped. Any other figure is
-    cropped to a tight bounding box.
+    box, which measures every artist once more (about a fifth of the saving time), is skipped. It is drawn in one
+    pass, the layout computed as it draws, and encoded as ``savefig`` would: the same bytes (a test checks), without
+    the extra layout-only pass ``savefig`` makes first (about 13 % of the time). Any other figure is cropped to a
+    tight bounding box by ``savefig``.
     """
     buffer = io.BytesIO()
     engine = fig.get_layout_engine()
-    bbox: str | None = "tight"
-    if isinstance(engine, ConstrainedLayoutEngine):
-        engine.set(w_pad=PAD_INCHES, h_pad=PAD_INCHES)
-        bbox = None
     with _RC_LOCK, mpl.rc_context(STYLE):  # ticks made while drawing read rcParams too
-        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches=bbox, pad_inches=PAD_INCHES, facecolor="white")
+        if isinstance(engine, ConstrainedLayoutEngine):
+            engine.set(w_pad=PAD_INCHES, h_pad=PAD_INCHES)
+            fig.set_facecolor("white")
+            fig.set_dpi(DPI)
+            canvas = FigureCanvasAgg(fig)
+            canvas.draw()
+            mpl.image.imsave(buffer, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI)
+        else:
+            fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD_INCHES, facecolor="white")
     return buffer.getvalue()
 
 

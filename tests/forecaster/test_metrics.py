@@ -283,6 +283,29 @@ def test_rolling_score_matches_score_on_each_window() -> None:
         assert rolled.loc[end, "u2"] == metrics.theil_u2(window["actual"], window["point"], window["naive"])
 
 
+@pytest.mark.parametrize("order", ["as_of", "shuffled"])
+def test_rolling_score_equals_score_of_each_window_with_gaps_and_in_any_order(order: str) -> None:
+    """The fast path (NumPy slices, rows in as_of order) and score's own path give score's numbers exactly: an
+    unmatured row is skipped, a row without a point or an interval counts only where its columns are known."""
+    rng = np.random.default_rng(3)
+    n, names = 40, ("rmse", "naive_rmse", "u2", "mae", "coverage80", "width95", "winkler80", "directional_accuracy")
+    actual = 100 + rng.normal(0, 2, n).cumsum()
+    frame = pd.DataFrame({"as_of": pd.bdate_range("2024-01-02", periods=n), "horizon": 1, "actual": actual,
+                          "point": actual + rng.normal(0, 1, n), "naive": actual + rng.normal(0, 1.2, n)})  # fmt: skip
+    frame = frame.assign(lo80=frame["point"] - 1.5, hi80=frame["point"] + 1.5, lo95=frame["point"] - 3.0,
+                         hi95=frame["point"] + 3.0)  # fmt: skip
+    frame.loc[7, "actual"] = np.nan  # not matured: outside every window
+    frame.loc[12, "point"] = np.nan  # no point: left out of the point metrics, yet counted in n
+    frame.loc[20, ["lo80", "hi80"]] = np.nan  # no 80% band: left out of that coverage only
+    if order == "shuffled":
+        frame = frame.sample(frac=1.0, random_state=0)
+    rolled = metrics.rolling_score(frame, window=10, metrics=names)
+    matured = frame.loc[frame["actual"].notna()]
+    expected = [metrics.score(matured.iloc[end - 10 : end], metrics=names) for end in range(10, len(matured) + 1)]
+    assert len(rolled) == len(expected) == len(matured) - 9
+    assert rolled.to_dict("records") == expected
+
+
 def test_score_drops_unmatured_rows() -> None:
     frame = _eval_frame()
     frame.loc[5, "actual"] = np.nan

@@ -335,6 +335,29 @@ def test_png_bytes_are_what_save_figure_writes(tmp_path: Path) -> None:
     assert plots.save_figure(fig, tmp_path / "same.png").read_bytes() == data
 
 
+@pytest.mark.parametrize("draw", ["fan", "residuals", "rolling_skill"])
+def test_png_bytes_draw_once_yet_equal_matplotlibs_own_savefig(draw: str) -> None:
+    """png_bytes renders a constrained-layout figure in one pass; savefig lays it out in a pass of its own first.
+    The PNG must be the same, byte for byte."""
+    import io
+
+    import matplotlib as mpl
+
+    from forecaster.plots.style import DPI, PAD_INCHES, STYLE
+
+    prices = _prices()
+    build = {"fan": lambda: plots.plot_forecast_fan(prices, _forecast(prices)),
+             "residuals": lambda: plots.plot_residuals(_outcomes()),
+             "rolling_skill": lambda: plots.plot_rolling_skill(_outcomes(), window=5)}[draw]  # fmt: skip
+    ours = plots.png_bytes(build())
+    fig = build()
+    fig.get_layout_engine().set(w_pad=PAD_INCHES, h_pad=PAD_INCHES)
+    buffer = io.BytesIO()
+    with mpl.rc_context(STYLE):
+        fig.savefig(buffer, format="png", dpi=DPI, pad_inches=PAD_INCHES, facecolor="white")
+    assert ours == buffer.getvalue()
+
+
 @pytest.mark.parametrize("draw", ["fan", "residuals"])
 def test_a_saved_figure_keeps_its_email_size_and_every_text_inside(draw: str) -> None:
     """Saved at its own size (900 px wide), not cropped to a tight box (an extra measuring pass), and the
