@@ -6,6 +6,7 @@ skipping, and a session in which any ``postgres``-marked test was skipped exits 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -76,9 +77,57 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+SHARED_PREFECT_API = "TSLA_FORECAST_TEST_PREFECT_API"  # the URL of the xdist controller's Prefect test API
+_HARNESS = pytest.StashKey[contextlib.ExitStack]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist the controller starts ONE Prefect test API for all its test processes, before it starts
+    them (they inherit :data:`SHARED_PREFECT_API`). A test API costs about 8 s of CPU to start and 1 s a minute
+    while idle: four of them, one per process, cost about 50 s of CPU more in a `make test` of 10 minutes."""
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", default=None):
+        return  # a test process, or no xdist: ``prefect_api`` starts the process's own
+    if os.environ.get(SHARED_PREFECT_API):
+        return
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(prefect_test_harness(server_startup_timeout=120))
+    config.stash[_HARNESS] = stack
+    os.environ[SHARED_PREFECT_API] = str(PREFECT_API_URL.value())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if (stack := config.stash.get(_HARNESS, None)) is not None:
+        os.environ.pop(SHARED_PREFECT_API, None)
+        stack.close()
+
+
+@contextlib.contextmanager
+def _shared_api(url: str) -> Iterator[None]:
+    """Report to the controller's test API as ``prefect_test_harness`` reports to its own: its URL in this process's
+    settings, also for contexts copied before (Prefect's private helper, the one the harness uses), and the logs and
+    events this process still holds delivered before the controller stops the server."""
+    import prefect.context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: url}):
+        with prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
+            try:
+                yield
+            finally:
+                APILogWorker.drain_all(timeout=30)
+                EventsWorker.drain_all(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
-    """One Prefect API per test process (``prefect_test_harness``), shared by in-process flows and CLI subprocesses.
+    """The session's Prefect API, shared by in-process flows and CLI subprocesses: the xdist controller's (one for
+    every test process, see :func:`pytest_configure`), or without xdist this process's own
+    (``prefect_test_harness``). Tests that read from it filter by their own flow runs: other processes report to it.
 
     Its URL is exported as ``PREFECT_API_URL``, so a ``tsla-forecast`` subprocess reports to it instead of starting
     an ephemeral server of its own (about 6 s of CPU per command). Tests of a user's default environment remove the
@@ -88,7 +137,8 @@ def prefect_api() -> Iterator[str]:
     from prefect.testing.utilities import prefect_test_harness
 
     before = os.environ.get("PREFECT_API_URL")
-    with prefect_test_harness(server_startup_timeout=120):
+    shared = os.environ.get(SHARED_PREFECT_API)
+    with _shared_api(shared) if shared else prefect_test_harness(server_startup_timeout=120):
         os.environ["PREFECT_API_URL"] = url = str(PREFECT_API_URL.value())
         try:
             yield url

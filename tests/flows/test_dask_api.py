@@ -66,11 +66,14 @@ def _kill_workers_and_check_no_server_survives(cluster: Cluster) -> None:
     assert _servers(started) == [], "a Prefect server started by a worker outlived it"
 
 
-def _ticker_task_runs() -> list:
+def _ticker_task_runs(flow_run_ids: set[str]) -> list:
+    """The ``forecast-ticker`` task runs of these flow runs (the session's API also holds other test processes')."""
     from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    only = FlowRunFilter(id=FlowRunFilterId(any_=sorted(flow_run_ids)))
     with get_client(sync_client=True) as prefect:
-        return [r for r in prefect.read_task_runs() if r.name.startswith("forecast-ticker")]
+        return [r for r in prefect.read_task_runs(flow_run_filter=only) if r.name.startswith("forecast-ticker")]
 
 
 def test_a_client_in_ephemeral_mode_is_refused_with_one_line_and_no_worker_starts_a_server(cluster, tmp_path):
@@ -93,7 +96,6 @@ def test_workers_report_to_the_clients_api_and_both_run_tickers(cluster, repo, h
     from flows.cli.run import run_daily
     from flows.cluster import note_busy_settings
 
-    before = {r.id for r in _ticker_task_runs()}
     results = run_daily(tickers=TICKERS, as_of=DAY, retrain="auto", dask=cluster.address, **ARGS)
     assert [r["status"] for r in results] == ["succeeded"] * len(TICKERS), results
     with Client(cluster.address, timeout="60s") as client:
@@ -101,7 +103,9 @@ def test_workers_report_to_the_clients_api_and_both_run_tickers(cluster, repo, h
         env = client.run(lambda: os.environ.get("PREFECT_API_URL"))
     assert len(executed) == 2 and all(n >= 1 for n in executed.values()), f"both workers ran tickers: {executed}"
     assert set(env.values()) == {PREFECT_API_URL.value()}, "the workers were handed the client's API URL"
-    new = [r for r in _ticker_task_runs() if r.id not in before]  # every ticker's task run is in the flow's API
+    flow_runs = {repo.run(r["run_id"]).flow_run_id for r in results}  # as the job stored them
+    assert len(flow_runs) == 1 and None not in flow_runs, flow_runs
+    new = _ticker_task_runs(flow_runs)  # every ticker's task run is in the flow's API
     assert len(new) == len(TICKERS) and all(r.state and r.state.is_completed() for r in new), new
     made = [p.parent.name for m in ("machine-1", "machine-2") for p in (tmp_path / m).glob("reports/*/*/report.html")]
     assert sorted(made) == TICKERS, "#22: each report is made on the worker that forecast its ticker"
