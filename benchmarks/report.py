@@ -14,6 +14,7 @@ trees must draw the same PNGs, byte for byte, or the script says so. Writes ``be
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import statistics
@@ -62,6 +63,15 @@ steps["figures_built_s"] = time.thread_time() - started
 started = time.thread_time()
 pngs = {name: render.plots.png_bytes(fig) for name, fig in figures.items()}
 steps["figures_saved_s"] = time.thread_time() - started
+from forecaster.evaluation import metrics
+from forecaster.plots.figures import _matured
+h1 = _matured(inputs.outcomes.assign(model="Model"), horizon=1)
+started = time.thread_time()
+metrics.rolling_score(h1, 20, ("rmse", "naive_rmse", "u2"))
+steps["rolling_skill_scores_s"] = time.thread_time() - started
+import shutil
+repo.dispose()
+shutil.rmtree(home, ignore_errors=True)
 print(json.dumps({"median_s": statistics.median(cpu), "reports_s": cpu, "steps": steps,
                   "figures_sha256": {n: hashlib.sha256(p).hexdigest() for n, p in pngs.items()}}))
 """
@@ -72,9 +82,10 @@ def measure(code: Path, runs: int, reports: int) -> dict:
     env = os.environ | {"PYTHONPATH": str(code), "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run([sys.executable, "-c", MEASURE, str(runs), str(reports)], cwd=code, env=env,
                           capture_output=True, text=True, timeout=900)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"the measurement on {code} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"the measurement on {code} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
 
 
 def worktree(rev: str, folder: Path) -> Path:
@@ -119,9 +130,13 @@ def main() -> None:
     if args.against:
         ratio = summary[args.against]["median_of_medians_s"] / summary["this"]["median_of_medians_s"]
         print(f"{args.against} / this: {ratio:.2f}x; figures byte-identical: {same}")
-    path = write_json(args.name, {"runs": args.runs, "reports": args.reports, "rounds": args.rounds,
-                                  "against": args.against, "summary": summary, "figures_identical": same,
-                                  "figures_sha256": hashes})  # fmt: skip
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip() != ""  # fmt: skip
+    this = head.stdout.strip() + ("+uncommitted" if dirty else "")
+    path = write_json(args.name, {"date": dt.date.today().isoformat(), "this": this, "runs": args.runs,
+                                  "reports": args.reports, "rounds": args.rounds, "against": args.against,
+                                  "summary": summary, "figures_identical": same, "figures_sha256": hashes})  # fmt: skip
     print(f"wrote {path}")
     if not same:
         raise SystemExit("the code trees drew different figures: " + ", ".join(

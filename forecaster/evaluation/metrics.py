@@ -378,6 +378,18 @@ LIVE: tuple[str, ...] = ("rmse", "naive_rmse", "u2", "mae", "directional_accurac
                          "coverage80", "coverage95")  # fmt: skip
 
 
+def _check_scorable(frame: pd.DataFrame, metrics: Sequence[str]) -> None:
+    """What :func:`score` refuses: a missing required column, an unknown metric, several horizons."""
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ValueError(f"score needs column(s) {missing}; frame has {list(frame.columns)}")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS)}")
+    if "horizon" in frame.columns and frame["horizon"].nunique() > 1:
+        raise ValueError(f"score takes one horizon, frame has {sorted(frame['horizon'].unique().tolist())}")
+
+
 def score(frame: pd.DataFrame, *, scale: float | None = None, metrics: Sequence[str] = DEFAULT) -> dict[str, float]:
     """Score ONE horizon of an outcome frame: each named metric of :data:`METRICS`, plus ``n``.
 
@@ -392,14 +404,7 @@ def score(frame: pd.DataFrame, *, scale: float | None = None, metrics: Sequence[
         ``{name: value}`` in the order asked, then ``n``; NaN where a metric cannot be computed (no rows, no
         interval, no volatility, naive exact for U2).
     """
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise ValueError(f"score needs column(s) {missing}; frame has {list(frame.columns)}")
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS)}")
-    if "horizon" in frame.columns and frame["horizon"].nunique() > 1:
-        raise ValueError(f"score takes one horizon, frame has {sorted(frame['horizon'].unique().tolist())}")
+    _check_scorable(frame, metrics)
     rows = frame.loc[frame["actual"].notna()]
     if "as_of" in rows.columns:
         rows = rows.sort_values("as_of", kind="stable")
@@ -425,13 +430,16 @@ def rolling_score(
     """
     rows = frame.loc[frame["actual"].notna()]
     ends = range(window, len(rows) + 1)
-    plain = [METRICS.get(m) for m in metrics]
+    if ends:
+        _check_scorable(rows, metrics)  # what score would refuse in every window, refused once
+    columnar = [m for m in (METRICS.get(name) for name in metrics) if isinstance(m, _On)]
+    needed = {c for m in columnar for c in m.columns}
     in_order = "as_of" not in rows.columns or rows["as_of"].is_monotonic_increasing  # score's sort changes nothing
-    if in_order and all(isinstance(m, _On) and set(m.columns) <= set(rows.columns) for m in plain):
-        needed = {c for m in plain if isinstance(m, _On) for c in m.columns}
-        arrays = {c: rows[c].to_numpy(dtype=float) for c in needed}
-        scores = [{name: m.of_arrays({c: a[i - window : i] for c, a in arrays.items()})  # type: ignore[union-attr]
-                   for name, m in zip(metrics, plain, strict=True)} | {"n": window} for i in ends]  # fmt: skip
+    numeric = needed <= set(rows.columns) and all(pd.api.types.is_numeric_dtype(rows[c]) for c in needed)
+    if len(columnar) == len(metrics) and in_order and numeric:
+        arrays = {c: rows[c].to_numpy(dtype=float, na_value=np.nan) for c in needed}
+        scores = [{name: m.of_arrays({c: a[i - window : i] for c, a in arrays.items()})
+                   for name, m in zip(metrics, columnar, strict=True)} | {"n": window} for i in ends]  # fmt: skip
     else:
         scores = [score(rows.iloc[i - window : i], metrics=metrics) for i in ends]
     return pd.DataFrame(scores, index=rows.index[window - 1 :], columns=[*metrics, "n"])

@@ -101,7 +101,7 @@ def figure_of(ax: Axes) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG (dpi 100, tight bounding box), creating parent folders; returns the path."""
+    """Write ``fig`` as a PNG (:func:`png_bytes`), creating parent folders; returns the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(png_bytes(fig))
@@ -123,11 +123,17 @@ def png_bytes(fig: Figure) -> bytes:
     with _RC_LOCK, mpl.rc_context(STYLE):  # ticks made while drawing read rcParams too
         if isinstance(engine, ConstrainedLayoutEngine):
             engine.set(w_pad=PAD_INCHES, h_pad=PAD_INCHES)
-            fig.set_facecolor("white")
-            fig.set_dpi(DPI)
-            canvas = FigureCanvasAgg(fig)
-            canvas.draw()
-            mpl.image.imsave(buffer, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI)
+            canvas, facecolor, dpi = fig.canvas, fig.get_facecolor(), fig.dpi
+            try:  # as savefig: white, at DPI, on an Agg canvas, all put back after
+                fig.set_facecolor("white")
+                fig.set_dpi(DPI)
+                agg = FigureCanvasAgg(fig)
+                agg.draw()
+                mpl.image.imsave(buffer, agg.buffer_rgba(), format="png", origin="upper", dpi=DPI)
+            finally:
+                fig.set_canvas(canvas)
+                fig.set_facecolor(facecolor)
+                fig.set_dpi(dpi)
         else:
             fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD_INCHES, facecolor="white")
     return buffer.getvalue()

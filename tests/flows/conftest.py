@@ -1,4 +1,4 @@
-"""Flow tests: the session's Prefect API (one harness per test process), a fresh home (SQLite + model store) per test.
+"""Flow tests: the session's Prefect API (one for all test processes), a fresh home (SQLite + model store) per test.
 
 ``home`` and ``repo`` (tests/conftest.py) give an SQLite home. ``backend_home`` and ``backend_repo`` give the same
 home on each backend (SQLite and PostgreSQL, see :data:`tests.db.fixtures.BACKENDS`): the flows read

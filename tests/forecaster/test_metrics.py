@@ -283,7 +283,7 @@ def test_rolling_score_matches_score_on_each_window() -> None:
         assert rolled.loc[end, "u2"] == metrics.theil_u2(window["actual"], window["point"], window["naive"])
 
 
-@pytest.mark.parametrize("order", ["as_of", "shuffled"])
+@pytest.mark.parametrize("order", ["as_of", "shuffled", "object-column"])
 def test_rolling_score_equals_score_of_each_window_with_gaps_and_in_any_order(order: str) -> None:
     """The fast path (NumPy slices, rows in as_of order) and score's own path give score's numbers exactly: an
     unmatured row is skipped, a row without a point or an interval counts only where its columns are known."""
@@ -299,11 +299,23 @@ def test_rolling_score_equals_score_of_each_window_with_gaps_and_in_any_order(or
     frame.loc[20, ["lo80", "hi80"]] = np.nan  # no 80% band: left out of that coverage only
     if order == "shuffled":
         frame = frame.sample(frac=1.0, random_state=0)
+    if order == "object-column":  # as a frame built from records may hold it: pd.NA in an object column
+        frame["point"] = frame["point"].astype(object).where(frame["point"].notna(), pd.NA)
     rolled = metrics.rolling_score(frame, window=10, metrics=names)
     matured = frame.loc[frame["actual"].notna()]
     expected = [metrics.score(matured.iloc[end - 10 : end], metrics=names) for end in range(10, len(matured) + 1)]
     assert len(rolled) == len(expected) == len(matured) - 9
     assert rolled.to_dict("records") == expected
+
+
+def test_rolling_score_refuses_what_score_refuses() -> None:
+    frame = _eval_frame()
+    with pytest.raises(ValueError, match=r"score takes one horizon, frame has \[1, 2\]"):
+        metrics.rolling_score(frame.assign(horizon=[1, 1, 1, 2, 2, 2]), window=2)
+    with pytest.raises(ValueError, match=r"score needs column\(s\) \['point'\]"):
+        metrics.rolling_score(frame.drop(columns="point"), window=2, metrics=("naive_rmse",))
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['bogus'\]"):
+        metrics.rolling_score(frame, window=2, metrics=("rmse", "bogus"))
 
 
 def test_score_drops_unmatured_rows() -> None:

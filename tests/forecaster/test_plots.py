@@ -358,6 +358,17 @@ def test_png_bytes_draw_once_yet_equal_matplotlibs_own_savefig(draw: str) -> Non
     assert ours == buffer.getvalue()
 
 
+def test_png_bytes_leaves_the_figure_as_it_was() -> None:
+    """As savefig does: the figure keeps its canvas, face colour and dpi, and saves the same bytes again."""
+    fig = plots.plot_calibration(_outcomes())
+    fig.set_facecolor("0.9")
+    fig.set_dpi(72)
+    before = (fig.canvas, fig.get_facecolor(), fig.dpi)
+    first = plots.png_bytes(fig)
+    assert (fig.canvas, fig.get_facecolor(), fig.dpi) == before
+    assert plots.png_bytes(fig) == first
+
+
 @pytest.mark.parametrize("draw", ["fan", "residuals"])
 def test_a_saved_figure_keeps_its_email_size_and_every_text_inside(draw: str) -> None:
     """Saved at its own size (900 px wide), not cropped to a tight box (an extra measuring pass), and the
