@@ -11,23 +11,25 @@ import psutil
 from tests.conftest import SHARED_PREFECT_API
 
 
-def _is_prefect_server(process: psutil.Process) -> bool:
+def _is_test_api(process: psutil.Process) -> bool:
+    """A Prefect test API or ephemeral server (``SubprocessASGIServer``: uvicorn on Prefect's app), not the
+    ``prefect server start`` of an end-to-end stack that a test process may also run."""
     try:
         command = " ".join(process.cmdline())
     except psutil.Error:
         return False
-    return "prefect.server" in command or "prefect server" in command
+    return "uvicorn" in command and "prefect.server.api.server" in command
 
 
 def test_flows_of_every_thread_report_to_the_one_session_api(prefect_api):
-    """Under xdist the API is the controller's: this process starts no server of its own, and a flow run in this
+    """Under xdist the API is the controller's: this process starts no test API of its own, and a flow run in this
     process, from the test's thread or from a new one, is in that API."""
     from prefect import flow, get_client
     from prefect.runtime import flow_run
 
     if os.environ.get("PYTEST_XDIST_WORKER"):
         assert prefect_api == os.environ.get(SHARED_PREFECT_API), "each xdist process would start its own server"
-        servers = [p for p in psutil.Process().children(recursive=True) if _is_prefect_server(p)]
+        servers = [p for p in psutil.Process().children(recursive=True) if _is_test_api(p)]
         assert servers == [], [p.cmdline() for p in servers]
 
     @flow(name="session-api-probe")
