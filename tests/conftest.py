@@ -78,17 +78,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 SHARED_PREFECT_API = "TSLA_FORECAST_TEST_PREFECT_API"  # the URL of the xdist controller's Prefect test API
+SHARE_SWITCH = "TSLA_FORECAST_TEST_SHARED_PREFECT_API"  # "0": each test process starts its own, as without xdist
 _HARNESS = pytest.StashKey[contextlib.ExitStack]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist the controller starts ONE Prefect test API for all its test processes, before it starts
     them (they inherit :data:`SHARED_PREFECT_API`). A test API costs about 8 s of CPU to start and 1 s a minute
-    while idle: four of them, one per process, cost about 50 s of CPU more in a `make test` of 10 minutes."""
+    while idle: one per process, four of them took about 95 s of CPU in a `make test` of 10 minutes."""
     if hasattr(config, "workerinput") or not config.getoption("numprocesses", default=None):
         return  # a test process, or no xdist: ``prefect_api`` starts the process's own
-    if os.environ.get(SHARED_PREFECT_API) or config.option.collectonly:
-        return
+    if os.environ.get(SHARED_PREFECT_API) or config.option.collectonly or os.environ.get(SHARE_SWITCH) == "0":
+        return  # TSLA_FORECAST_TEST_SHARED_PREFECT_API=0: one API per test process, as before
     import warnings
 
     from prefect.settings import PREFECT_API_URL
