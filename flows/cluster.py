@@ -56,6 +56,12 @@ class PrefectApiPlugin(WorkerPlugin):
     def setup(self, worker) -> None:  # noqa: ANN001 - distributed.Worker
         os.environ["PREFECT_API_URL"] = self.url
 
+    def teardown(self, worker) -> None:  # noqa: ANN001 - distributed.Worker
+        """Close the Prefect API clients the worker kept between tasks (:mod:`flows.dask_engine`)."""
+        from flows.dask_engine import close_all
+
+        close_all()
+
 
 def shared_api_url() -> str:
     """The client's Prefect API URL; :class:`PrefectApiError` in ephemeral mode, which workers cannot share."""
@@ -122,13 +128,15 @@ def note_busy_settings(client: Client) -> None:
 
 
 def dask_task_runner(address: str) -> DaskTaskRunner:
-    """A :class:`~prefect_dask.DaskTaskRunner` on the scheduler at ``address``, once every worker shares the client's
-    Prefect API (see the module docstring)."""
+    """A :class:`~flows.dask_engine.ReusingDaskTaskRunner` on the scheduler at ``address`` (its workers keep their
+    Prefect settings and API client between tasks), once every worker shares the client's Prefect API (see the
+    module docstring)."""
     from distributed import Client
-    from prefect_dask import DaskTaskRunner
+
+    from flows.dask_engine import ReusingDaskTaskRunner
 
     url = shared_api_url()
     with Client(address, timeout=CONNECT_TIMEOUT) as client:
         share_api(client, url)
         note_busy_settings(client)
-    return DaskTaskRunner(address=address)
+    return ReusingDaskTaskRunner(address=address)

@@ -17,6 +17,7 @@ import pytest
 
 from db import migrate
 from db.repository import Repository
+from flows.dask_engine import ReusingDaskTaskRunner
 from tests.db.fixtures import postgres_database
 from tests.flows.dask_procs import ROOT, Cluster
 
@@ -50,11 +51,9 @@ def cluster(home, pg_url, monkeypatch):
 
 
 def _flow_on(address: str):
-    from prefect_dask import DaskTaskRunner
-
     from flows.daily import daily_forecast
 
-    return daily_forecast.with_options(task_runner=DaskTaskRunner(address=address))
+    return daily_forecast.with_options(task_runner=ReusingDaskTaskRunner(address=address))
 
 
 def _forecasts(repo: Repository, results: list[dict]) -> dict[str, list[tuple]]:

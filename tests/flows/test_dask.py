@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from flows.daily import daily_forecast
+from flows.dask_engine import ReusingDaskTaskRunner
 from tests.db.helpers import count_rows
 from tests.flows.dask_procs import ROOT, Cluster
 
@@ -72,12 +73,11 @@ def _assert_stored(repo, results: list[dict], as_of: dt.date) -> None:
 
 def test_two_tickers_fan_out_on_a_dask_cluster_from_the_flow_and_the_cli(cluster, repo, home, capsys):
     from distributed import get_task_stream
-    from prefect_dask import DaskTaskRunner
 
     from flows.cli.run import run_daily
 
     dask_cluster, client = cluster
-    flow = daily_forecast.with_options(task_runner=DaskTaskRunner(address=dask_cluster.address))
+    flow = daily_forecast.with_options(task_runner=ReusingDaskTaskRunner(address=dask_cluster.address))
     with get_task_stream(client) as ts:
         results = flow(tickers=TICKERS, as_of=DAY1, **ARGS)
     _assert_stored(repo, results, DAY1)

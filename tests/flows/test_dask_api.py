@@ -66,6 +66,13 @@ def _kill_workers_and_check_no_server_survives(cluster: Cluster) -> None:
     assert _servers(started) == [], "a Prefect server started by a worker outlived it"
 
 
+def _kept_prefect_clients() -> int:
+    """Run on a worker: the Prefect API clients it keeps between tasks (``flows.dask_engine``)."""
+    import flows.dask_engine
+
+    return sum(len(per_thread) for per_thread in flows.dask_engine._contexts.values())
+
+
 def _ticker_task_runs(flow_run_ids: set[str]) -> list:
     """The ``forecast-ticker`` task runs of these flow runs (the session's API also holds other test processes')."""
     from prefect import get_client
@@ -101,8 +108,10 @@ def test_workers_report_to_the_clients_api_and_both_run_tickers(cluster, repo, h
     with Client(cluster.address, timeout="60s") as client:
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
         env = client.run(lambda: os.environ.get("PREFECT_API_URL"))
+        kept = client.run(_kept_prefect_clients)
     assert len(executed) == 2 and all(n >= 1 for n in executed.values()), f"both workers ran tickers: {executed}"
     assert set(env.values()) == {PREFECT_API_URL.value()}, "the workers were handed the client's API URL"
+    assert set(kept.values()) == {1}, "each worker kept one Prefect client for its tasks (flows.dask_engine)"
     flow_runs = {repo.run(r["run_id"]).flow_run_id for r in results}  # as the job stored them
     assert len(flow_runs) == 1 and None not in flow_runs, flow_runs
     new = _ticker_task_runs(flow_runs)  # every ticker's task run is in the flow's API

@@ -1,0 +1,133 @@
+"""``flows.dask_engine``: on a real ``dask worker``, the tasks of a ``--dask`` run share one Prefect API client and one
+hydrated settings context per distinct client settings, yet each task still runs in its own flow run's context,
+with the settings its client sent, and Prefect's states, retries and failures are as before."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from prefect import flow, tags, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import serialize_context
+from prefect.settings import PREFECT_LOGGING_LEVEL, temporary_settings
+
+from flows.dask_engine import _PrefectDaskClient
+from tests.flows.dask_procs import ROOT, Cluster
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@task(name="probe", cache_policy=NO_CACHE)
+def probe(i: int) -> tuple[str, str, int]:
+    """What a task on the worker sees: the logging level of its settings, its flow run, the process."""
+    from prefect.context import TaskRunContext
+    from prefect.settings import get_current_settings
+
+    run = TaskRunContext.get()
+    assert run is not None
+    return get_current_settings().logging.level, str(run.task_run.flow_run_id), os.getpid()
+
+
+@task(name="flaky", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=0)
+def flaky() -> int:
+    """Fails its first attempt only."""
+    from prefect.runtime import task_run
+
+    if task_run.run_count < 2:
+        raise RuntimeError("first attempt fails")
+    return task_run.run_count
+
+
+@task(name="broken", cache_policy=NO_CACHE)
+def broken() -> None:
+    raise ValueError("always fails")
+
+
+def _count_clients() -> None:
+    """Run on the worker: count the sync Prefect API clients built from now on."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    built = SyncPrefectClient.__init__
+
+    def counting(self, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        counting.made += 1  # type: ignore[attr-defined]
+        built(self, *args, **kwargs)
+
+    counting.made = 0  # type: ignore[attr-defined]
+    SyncPrefectClient.__init__ = counting  # type: ignore[method-assign]
+
+
+def _clients_made_and_kept() -> tuple[int, int]:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    import flows.dask_engine
+
+    kept = sum(len(per_thread) for per_thread in flows.dask_engine._contexts.values())
+    return SyncPrefectClient.__init__.made, kept  # type: ignore[attr-defined]
+
+
+def test_the_context_sent_with_each_task_is_prefects_own_and_follows_a_settings_change():
+    """The client serializes the settings once per settings context, and otherwise exactly as Prefect does."""
+    asset = {"task": probe, "task_run_id": uuid.uuid4(), "task_inputs": {}, "copy_to_child_ctx": True}
+    serializer = type("Serializer", (), {"_settings": None})()
+    seen = []
+
+    @flow(name="context-check")
+    def check() -> None:
+        with tags("a-tag"):
+            seen.append((_PrefectDaskClient._serialize_context(serializer, asset), serialize_context(asset)))
+            with temporary_settings({PREFECT_LOGGING_LEVEL: "ERROR"}):  # a new settings context: sent anew
+                seen.append((_PrefectDaskClient._serialize_context(serializer, asset), serialize_context(asset)))
+
+    check()
+    assert [ours == prefects for ours, prefects in seen] == [True, True]
+    assert seen[0][0]["tags_context"] and seen[0][0]["flow_run_context"], "a flow run's contexts were sent"
+    levels = [ours["settings_context"]["settings"]["logging"]["level"] for ours, _ in seen]
+    assert levels[1] == "ERROR" != levels[0]
+
+
+def test_tasks_on_a_worker_share_one_client_per_settings_and_keep_prefects_semantics(tmp_path):
+    from distributed import Client
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.cluster import PrefectApiPlugin, dask_task_runner
+
+    level = PREFECT_LOGGING_LEVEL.value()
+    other = "ERROR" if level != "ERROR" else "DEBUG"
+    running = Cluster(dict(os.environ) | {"PYTHONPATH": str(ROOT)})
+    try:
+        running.start_workers([tmp_path / "machine-1"])
+        with Client(running.address, timeout="60s") as dask:
+            dask.run(_count_clients)
+
+            @flow(name="engine-check", task_runner=dask_task_runner(running.address))
+            def engine_check(n: int) -> tuple[str, list, list]:
+                from prefect.runtime import flow_run
+
+                futures = probe.map(list(range(n)))
+                retried, failed = flaky.submit(), broken.submit()
+                return flow_run.id, [f.result() for f in futures], [retried.result(), failed.wait() or failed.state]
+
+            first = engine_check(6)
+            with temporary_settings({PREFECT_LOGGING_LEVEL: other}):  # the client's settings change
+                second = engine_check(6)
+            (made, kept), *_ = dask.run(_clients_made_and_kept).values()
+            dask.unregister_worker_plugin(PrefectApiPlugin.name)  # its teardown closes the kept clients
+            (_, kept_after), *_ = dask.run(_clients_made_and_kept).values()
+    finally:
+        running.close()
+
+    pids = {pid for _, seen, _ in (first, second) for _, _, pid in seen}
+    assert len(pids) == 1 and os.getpid() not in pids, "every task ran on the one worker"
+    for (flow_run_id, seen, (retried, failed)), sent in ((first, level), (second, other)):
+        assert {(lvl, run) for lvl, run, _ in seen} == {(sent, flow_run_id)}, "the flow's settings and flow run"
+        assert retried == 2, "the flaky task succeeded on its second attempt"
+        assert failed.is_failed() and "always fails" in str(failed.message), failed
+    assert (made, kept, kept_after) == (2, 2, 0), "one client per client settings, for 16 task runs, closed at last"
+    with get_client(sync_client=True) as prefect:
+        runs = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[first[0], second[0]])))
+    states = sorted((r.name.split("-")[0], r.state_name) for r in runs)
+    assert states == sorted([("probe", "Completed")] * 12 + [("flaky", "Completed")] * 2 + [("broken", "Failed")] * 2)
