@@ -56,12 +56,6 @@ class PrefectApiPlugin(WorkerPlugin):
     def setup(self, worker) -> None:  # noqa: ANN001 - distributed.Worker
         os.environ["PREFECT_API_URL"] = self.url
 
-    def teardown(self, worker) -> None:  # noqa: ANN001 - distributed.Worker
-        """Close the Prefect API clients the worker kept between tasks (:mod:`flows.dask_engine`)."""
-        from flows.dask_engine import close_all
-
-        close_all()
-
 
 def shared_api_url() -> str:
     """The client's Prefect API URL; :class:`PrefectApiError` in ephemeral mode, which workers cannot share."""

@@ -10,12 +10,15 @@ Prefect's in-process task runners avoid it: their tasks share the flow's setting
 which keeps, per thread and per distinct serialized settings, one hydrated
 :class:`~prefect.context.SettingsContext` and one open :class:`~prefect.context.SyncClientContext`. Everything else
 (the flow run, task run, tags and asset contexts, the engine itself) is Prefect's, unchanged. A client with other
-settings (another API URL or key) gets contexts of its own. Async tasks take Prefect's own path.
+settings (another API URL or key) gets contexts of its own; a closed client is replaced. The kept clients are
+closed when the worker closes (:class:`KeptClientsPlugin`, which the runner registers). Async tasks take Prefect's
+own path. The client also serializes the settings once per settings context rather than once per task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import threading
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from distributed import Client, Future
+from distributed.diagnostics.plugin import WorkerPlugin
 from prefect_dask import DaskTaskRunner
 from prefect_dask.client import PrefectDaskClient
 
@@ -62,37 +66,50 @@ def run_task_on_worker(**run_task_kwargs: Any) -> Any:
 
 
 def _thread_contexts(serialized: dict[str, Any]) -> tuple[SettingsContext, SyncClientContext]:
-    """This thread's settings and (open) client contexts for ``serialized`` settings, made on first use."""
+    """This thread's settings and (open) client contexts for ``serialized`` settings, made on first use, or again
+    when its client was closed. A key that differs for equal settings only costs a new client."""
     from prefect.context import SettingsContext
 
     key = json.dumps(serialized, sort_keys=True, default=str)
+    thread = threading.get_ident()
     with _lock:
-        kept = _contexts.setdefault(threading.get_ident(), OrderedDict())
-        if key in kept:
+        kept = _contexts.setdefault(thread, OrderedDict())
+        found = kept.get(key)
+        if found is not None and not found[1].client._closed:
             kept.move_to_end(key)
-            return kept[key]
+            return found
+        kept.pop(key, None)
     settings = SettingsContext(**serialized) if serialized else SettingsContext.get()
     if settings is None:
         raise RuntimeError("no Prefect settings context on this Dask worker")
     client = contextvars.copy_context().run(_open_client, settings)
     with _lock:
+        kept = _contexts.setdefault(thread, OrderedDict())  # anew: close_all() may have run meanwhile
         kept[key] = (settings, client)
-        while len(kept) > CONTEXTS_PER_THREAD:
-            _close(kept.popitem(last=False)[1][1])
+        evicted = [kept.popitem(last=False)[1][1] for _ in range(len(kept) - CONTEXTS_PER_THREAD)]
+    for old in evicted:  # this thread's own, and it is between tasks: no task uses them
+        _close(old)
     return settings, client
 
 
 def _open_client(settings: SettingsContext) -> SyncClientContext:
     """A client context made under ``settings`` and entered, which opens its client and checks the server's API
-    version, as the engine's own does. Run in a copied context, so that it does not become current here."""
+    version, as the engine's own does (a failure closes it again). Run in a copied context, so that it does not
+    become current here."""
     from prefect.context import SyncClientContext
 
     with settings.model_copy():
-        return SyncClientContext().__enter__()
+        context = SyncClientContext()
+        try:
+            return context.__enter__()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                _close(context)
+            raise
 
 
 def close_all() -> None:
-    """Close every kept client (a worker plugin's teardown)."""
+    """Close every kept client (:class:`KeptClientsPlugin`'s teardown, when the worker closes)."""
     with _lock:
         kept = [client for per_thread in _contexts.values() for _, client in per_thread.values()]
         _contexts.clear()
@@ -102,6 +119,17 @@ def close_all() -> None:
 
 def _close(client: SyncClientContext) -> None:
     client.client.__exit__(None, None, None)
+
+
+class KeptClientsPlugin(WorkerPlugin):
+    """Closes a worker's kept Prefect clients when the worker closes. Idempotent: registering it again (every
+    ``--dask`` run does) leaves the one in place, so no client that a running task uses is closed."""
+
+    name = "tsla-forecast-kept-prefect-clients"
+    idempotent = True
+
+    def teardown(self, worker: Any) -> None:
+        close_all()
 
 
 class _PrefectDaskClient(PrefectDaskClient):
@@ -150,15 +178,15 @@ class _PrefectDaskClient(PrefectDaskClient):
             _deployment_parameters,
         )
 
-        settings = SettingsContext.get()
-        if settings is not None and (self._settings is None or self._settings[0] is not settings):
-            self._settings = (settings, settings.serialize())
+        settings, kept = SettingsContext.get(), self._settings
+        if settings is not None and (kept is None or kept[0] is not settings):
+            kept = self._settings = (settings, settings.serialize())  # one local pair: safe for concurrent submits
         deployment_id = _deployment_id.get()
         return {
             "flow_run_context": flow.serialize() if (flow := EngineContext.get()) else {},
             "task_run_context": task.serialize() if (task := TaskRunContext.get()) else {},
             "tags_context": tags.serialize() if (tags := TagsContext.get()) else {},
-            "settings_context": self._settings[1] if settings is not None and self._settings else {},
+            "settings_context": kept[1] if settings is not None and kept is not None else {},
             "asset_context": AssetContext.from_task_and_inputs(**asset_ctx_kwargs).serialize(),
             "deployment_id": str(deployment_id) if deployment_id else None,
             "deployment_parameters": _deployment_parameters.get(),
@@ -171,7 +199,10 @@ class ReusingDaskTaskRunner(DaskTaskRunner):
 
     @property
     def client(self) -> PrefectDaskClient:
-        if not self._client and self.address:  # otherwise (a local cluster, say) Prefect's own client
+        # otherwise (a local cluster, a performance report) Prefect's own client, and Prefect's per-task rebuilds
+        if not self._client and self.address and not self.performance_report_path:
             self.logger.info(f"Connecting to an existing Dask cluster at {self.address}")
-            self._client = self._exit_stack.enter_context(_PrefectDaskClient(self.address, **self.client_kwargs))
+            client = self._exit_stack.enter_context(_PrefectDaskClient(self.address, **self.client_kwargs))
+            client.register_plugin(KeptClientsPlugin())
+            self._client = client
         return super().client

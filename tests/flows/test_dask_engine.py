@@ -68,6 +68,15 @@ def _clients_made_and_kept() -> tuple[int, int]:
     return SyncPrefectClient.__init__.made, kept  # type: ignore[attr-defined]
 
 
+def _close_kept_clients_in_place() -> None:
+    """Run on the worker: close the kept clients but leave them kept, as a task that closed one would."""
+    import flows.dask_engine
+
+    for per_thread in flows.dask_engine._contexts.values():
+        for _, client in per_thread.values():
+            client.client.__exit__(None, None, None)
+
+
 def test_the_context_sent_with_each_task_is_prefects_own_and_follows_a_settings_change():
     """The client serializes the settings once per settings context, and otherwise exactly as Prefect does."""
     asset = {"task": probe, "task_run_id": uuid.uuid4(), "task_inputs": {}, "copy_to_child_ctx": True}
@@ -77,15 +86,16 @@ def test_the_context_sent_with_each_task_is_prefects_own_and_follows_a_settings_
     @flow(name="context-check")
     def check() -> None:
         with tags("a-tag"):
-            seen.append((_PrefectDaskClient._serialize_context(serializer, asset), serialize_context(asset)))
+            for _ in range(2):  # the second time from what the first kept
+                seen.append((_PrefectDaskClient._serialize_context(serializer, asset), serialize_context(asset)))
             with temporary_settings({PREFECT_LOGGING_LEVEL: "ERROR"}):  # a new settings context: sent anew
                 seen.append((_PrefectDaskClient._serialize_context(serializer, asset), serialize_context(asset)))
 
     check()
-    assert [ours == prefects for ours, prefects in seen] == [True, True]
+    assert [ours == prefects for ours, prefects in seen] == [True, True, True]
     assert seen[0][0]["tags_context"] and seen[0][0]["flow_run_context"], "a flow run's contexts were sent"
     levels = [ours["settings_context"]["settings"]["logging"]["level"] for ours, _ in seen]
-    assert levels[1] == "ERROR" != levels[0]
+    assert levels[2] == "ERROR" != levels[0]
 
 
 def test_tasks_on_a_worker_share_one_client_per_settings_and_keep_prefects_semantics(tmp_path):
@@ -93,7 +103,8 @@ def test_tasks_on_a_worker_share_one_client_per_settings_and_keep_prefects_seman
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    from flows.cluster import PrefectApiPlugin, dask_task_runner
+    from flows.cluster import dask_task_runner
+    from flows.dask_engine import KeptClientsPlugin
 
     level = PREFECT_LOGGING_LEVEL.value()
     other = "ERROR" if level != "ERROR" else "DEBUG"
@@ -114,20 +125,27 @@ def test_tasks_on_a_worker_share_one_client_per_settings_and_keep_prefects_seman
             first = engine_check(6)
             with temporary_settings({PREFECT_LOGGING_LEVEL: other}):  # the client's settings change
                 second = engine_check(6)
+            dask_task_runner(running.address)  # what a second run registers again (each flow run does too)
+            third = engine_check(6)  # the first settings again: their client is still open, and reused
             (made, kept), *_ = dask.run(_clients_made_and_kept).values()
-            dask.unregister_worker_plugin(PrefectApiPlugin.name)  # its teardown closes the kept clients
+            dask.run(_close_kept_clients_in_place)
+            fourth = engine_check(2)  # a closed client is replaced, not used
+            (made_after_close, _), *_ = dask.run(_clients_made_and_kept).values()
+            dask.unregister_worker_plugin(KeptClientsPlugin.name)  # as when the worker closes: clients closed
             (_, kept_after), *_ = dask.run(_clients_made_and_kept).values()
     finally:
         running.close()
 
-    pids = {pid for _, seen, _ in (first, second) for _, _, pid in seen}
+    pids = {pid for _, seen, _ in (first, second, third, fourth) for _, _, pid in seen}
     assert len(pids) == 1 and os.getpid() not in pids, "every task ran on the one worker"
-    for (flow_run_id, seen, (retried, failed)), sent in ((first, level), (second, other)):
+    for (flow_run_id, seen, (retried, failed)), sent in ((first, level), (second, other), (third, level),
+                                                         (fourth, level)):  # fmt: skip
         assert {(lvl, run) for lvl, run, _ in seen} == {(sent, flow_run_id)}, "the flow's settings and flow run"
         assert retried == 2, "the flaky task succeeded on its second attempt"
         assert failed.is_failed() and "always fails" in str(failed.message), failed
-    assert (made, kept, kept_after) == (2, 2, 0), "one client per client settings, for 16 task runs, closed at last"
+    assert (made, kept, kept_after) == (2, 2, 0), "one client per client settings, for 24 task runs, closed at last"
+    assert made_after_close == 3, "the closed client was replaced by one new client"
+    flow_runs = FlowRunFilter(id=FlowRunFilterId(any_=[first[0], second[0], third[0], fourth[0]]))
     with get_client(sync_client=True) as prefect:
-        runs = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[first[0], second[0]])))
-    states = sorted((r.name.split("-")[0], r.state_name) for r in runs)
-    assert states == sorted([("probe", "Completed")] * 12 + [("flaky", "Completed")] * 2 + [("broken", "Failed")] * 2)
+        states = sorted((r.name.split("-")[0], r.state_name) for r in prefect.read_task_runs(flow_run_filter=flow_runs))
+    assert states == sorted([("probe", "Completed")] * 20 + [("flaky", "Completed")] * 4 + [("broken", "Failed")] * 4)
