@@ -3,7 +3,7 @@
 :class:`prefect_dask.DaskTaskRunner` sends each task with the client's serialized Prefect context. On the worker,
 Prefect then validates the whole settings model again from that dict, and builds two new API clients (one for the
 context, one for the engine), each loading the CA bundle into a new SSL context, even for an ``http://`` API. That
-is about 70 ms of CPU per task, and 95 % of the engine's own cost there (docs/scale-out.md).
+is about 70 ms of CPU per task, and over 90 % of the engine's own cost there (docs/scale-out.md).
 Prefect's in-process task runners avoid it: their tasks share the flow's settings and client contexts.
 
 :class:`ReusingDaskTaskRunner` does the same per worker thread. Its tasks run through :func:`run_task_on_worker`,
