@@ -34,17 +34,19 @@ class Cluster:
             cmd, env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
 
-    def start_workers(self, homes: list[Path]) -> None:
+    def start_workers(self, homes: list[Path], nthreads: int = 1) -> None:
         """One worker per home, as on a machine of its own: its own TSLA_FORECAST_HOME and PREFECT_HOME."""
         for home in homes:
             home.mkdir(parents=True)
-        self.start_workers_with([{"TSLA_FORECAST_HOME": str(h), "PREFECT_HOME": str(h / "prefect")} for h in homes])
+        self.start_workers_with([{"TSLA_FORECAST_HOME": str(h), "PREFECT_HOME": str(h / "prefect")} for h in homes],
+                                nthreads)  # fmt: skip
 
-    def start_workers_with(self, envs: list[dict[str, str]]) -> None:
-        """One `dask worker --nthreads 1 --no-nanny` per entry of ``envs`` (over the cluster's environment)."""
+    def start_workers_with(self, envs: list[dict[str, str]], nthreads: int = 1) -> None:
+        """One `dask worker --nthreads N --no-nanny` (N = 1 unless said) per entry of ``envs`` (over the cluster's
+        environment)."""
         from distributed import Client
 
-        args = [self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny", "--memory-limit", "4GiB"]
+        args = [self.address, "--nthreads", str(nthreads), "--no-dashboard", "--no-nanny", "--memory-limit", "4GiB"]
         for env in envs:
             # a worker imports TensorFlow at its first ticker: fork it with that done (tests/fixtures/preloaded.py)
             self.workers.append(preloaded.popen("distributed.cli.dask_worker", args, env=self.env | env, cwd=ROOT,

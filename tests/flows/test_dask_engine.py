@@ -149,3 +149,46 @@ def test_tasks_on_a_worker_share_one_client_per_settings_and_keep_prefects_seman
     with get_client(sync_client=True) as prefect:
         states = sorted((r.name.split("-")[0], r.state_name) for r in prefect.read_task_runs(flow_run_filter=flow_runs))
     assert states == sorted([("probe", "Completed")] * 20 + [("flaky", "Completed")] * 4 + [("broken", "Failed")] * 4)
+
+
+@task(name="threaded-probe", cache_policy=NO_CACHE)
+def threaded_probe(i: int) -> tuple[int, str]:
+    """Which worker thread ran this task, and its flow run (slow enough for both threads to take tasks)."""
+    import threading
+    import time
+
+    from prefect.context import TaskRunContext
+
+    time.sleep(0.3)
+    run = TaskRunContext.get()
+    assert run is not None
+    return threading.get_ident(), str(run.task_run.flow_run_id)
+
+
+def test_each_thread_of_a_worker_keeps_a_client_of_its_own(tmp_path):
+    """A worker with two task threads: each thread that runs tasks builds one client, and only one."""
+    from distributed import Client
+
+    from flows.cluster import dask_task_runner
+
+    running = Cluster(dict(os.environ) | {"PYTHONPATH": str(ROOT)})
+    try:
+        running.start_workers([tmp_path / "machine-1"], nthreads=2)
+        with Client(running.address, timeout="60s") as dask:
+            dask.run(_count_clients)
+
+            @flow(name="threads-check", task_runner=dask_task_runner(running.address))
+            def threads_check(n: int) -> tuple[str, list]:
+                from prefect.runtime import flow_run
+
+                return flow_run.id, [f.result() for f in threaded_probe.map(list(range(n)))]
+
+            flow_run_id, seen = threads_check(8)
+            (made, kept), *_ = dask.run(_clients_made_and_kept).values()
+    finally:
+        running.close()
+
+    threads = {thread for thread, _ in seen}
+    assert {run for _, run in seen} == {flow_run_id} and len(seen) == 8
+    assert len(threads) == 2, "both task threads ran tasks"
+    assert (made, kept) == (2, 2), "one client per thread, kept by each"
