@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from db.engine import sqlite_url
+from tests.fixtures.prefect_api import recorded_task_runs
 from tests.flows.dask_procs import ROOT, Cluster
 
 DAY = dt.date(2024, 6, 3)
@@ -74,13 +75,9 @@ def _kept_prefect_clients() -> int:
 
 
 def _ticker_task_runs(flow_run_ids: set[str]) -> list:
-    """The ``forecast-ticker`` task runs of these flow runs (the session's API also holds other test processes')."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    only = FlowRunFilter(id=FlowRunFilterId(any_=sorted(flow_run_ids)))
-    with get_client(sync_client=True) as prefect:
-        return [r for r in prefect.read_task_runs(flow_run_filter=only) if r.name.startswith("forecast-ticker")]
+    """The ``forecast-ticker`` task runs of these flow runs (the session's API also holds other test processes'),
+    read until every ticker's is recorded and final (see :mod:`tests.fixtures.prefect_api`)."""
+    return recorded_task_runs(flow_run_ids, len(TICKERS), named="forecast-ticker")
 
 
 def test_a_client_in_ephemeral_mode_is_refused_with_one_line_and_no_worker_starts_a_server(cluster, tmp_path):

@@ -14,6 +14,7 @@ from prefect.context import serialize_context
 from prefect.settings import PREFECT_LOGGING_LEVEL, temporary_settings
 
 from flows.dask_engine import _PrefectDaskClient
+from tests.fixtures.prefect_api import recorded_task_runs
 from tests.flows.dask_procs import ROOT, Cluster
 
 pytestmark = pytest.mark.timeout(300)
@@ -100,8 +101,6 @@ def test_the_context_sent_with_each_task_is_prefects_own_and_follows_a_settings_
 
 def test_tasks_on_a_worker_share_one_client_per_settings_and_keep_prefects_semantics(tmp_path):
     from distributed import Client
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from flows.cluster import dask_task_runner
     from flows.dask_engine import KeptClientsPlugin
@@ -145,9 +144,8 @@ def test_tasks_on_a_worker_share_one_client_per_settings_and_keep_prefects_seman
         assert failed.is_failed() and "always fails" in str(failed.message), failed
     assert (made, kept, kept_after) == (2, 2, 0), "one client per client settings, for 24 task runs, closed at last"
     assert made_after_close == 3, "the closed client was replaced by one new client"
-    flow_runs = FlowRunFilter(id=FlowRunFilterId(any_=[first[0], second[0], third[0], fourth[0]]))
-    with get_client(sync_client=True) as prefect:
-        states = sorted((r.name.split("-")[0], r.state_name) for r in prefect.read_task_runs(flow_run_filter=flow_runs))
+    runs = recorded_task_runs([first[0], second[0], third[0], fourth[0]], expected=28)
+    states = sorted((r.name.split("-")[0], r.state_name) for r in runs)
     assert states == sorted([("probe", "Completed")] * 20 + [("flaky", "Completed")] * 4 + [("broken", "Failed")] * 4)
 
 
