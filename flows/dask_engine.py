@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import inspect
 import json
 import threading
 from collections import OrderedDict
@@ -37,9 +38,10 @@ if TYPE_CHECKING:
 CONTEXTS_PER_THREAD = 4
 """Settings kept per worker thread: a worker normally serves one client configuration; older ones are closed."""
 
-DASK_SUBMIT_OPTIONS = ("workers", "resources", "retries", "priority", "fifo_timeout", "allow_other_workers", "actor",
-                       "actors", "pure")  # fmt: skip
-"""The keyword arguments :meth:`distributed.Client.submit` takes for itself (passed on as they come)."""
+DASK_SUBMIT_OPTIONS = tuple(name for name, p in inspect.signature(Client.submit).parameters.items()
+                            if p.kind is p.KEYWORD_ONLY and name != "key")  # fmt: skip
+"""The keyword arguments :meth:`distributed.Client.submit` takes for itself (``workers``, ``retries``, ``pure``...;
+read from its signature), passed on as they come."""
 
 _lock = threading.Lock()
 _contexts: dict[int, OrderedDict[str, tuple[SettingsContext, SyncClientContext]]] = {}
