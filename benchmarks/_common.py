@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -58,3 +59,9 @@ def new_postgres_database(pg_url: str | None, prefix: str) -> str | None:
         print(f"PostgreSQL not reachable ({type(exc).__name__}): SQLite only", file=sys.stderr)
         return None
     return sa.engine.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+
+
+def worktree(rev: str, folder: Path) -> Path:
+    """A git worktree of ``rev`` in ``folder`` (the caller removes it: ``git worktree remove --force``)."""
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(folder), rev], cwd=ROOT, check=True)
+    return folder

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import ROOT, write_json  # noqa: E402
+from benchmarks._common import ROOT, worktree, write_json  # noqa: E402
 
 MEASURE = r"""
 import hashlib, json, os, statistics, sys, tempfile, time
@@ -86,12 +86,6 @@ def measure(code: Path, runs: int, reports: int) -> dict:
     if done.returncode != 0 or not lines:
         raise SystemExit(f"the measurement on {code} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(lines[-1])
-
-
-def worktree(rev: str, folder: Path) -> Path:
-    """A git worktree of ``rev`` in ``folder`` (removed by the caller)."""
-    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(folder), rev], cwd=ROOT, check=True)
-    return folder
 
 
 def main() -> None:

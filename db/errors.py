@@ -19,5 +19,9 @@ class SchemaOutdatedError(DatabaseError):
     """The database schema revision does not match the code's migrations."""
 
 
+class MigrationError(DatabaseError):
+    """Alembic refused a migration (say, an unknown revision)."""
+
+
 class RunNotRunningError(DatabaseError):
     """A run tried to finish after another process had taken it over (marked it failed)."""

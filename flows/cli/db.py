@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from alembic.util.exc import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
 from db import migrate
@@ -40,10 +39,8 @@ def _one_line_errors(url: str) -> Iterator[None]:
     """Turn expected failures into ``error: ...`` on stderr and exit code 1."""
     try:
         yield
-    except DatabaseError as exc:
+    except DatabaseError as exc:  # a refused migration included (db.errors.MigrationError)
         _fail(str(exc))
-    except CommandError as exc:  # e.g. an unknown revision
-        _fail(f"migration failed on {redact(url)}: {scrub(str(exc), url)}")
     except SQLAlchemyError as exc:
         reason = getattr(exc, "orig", None) or exc
         _fail(f"database error on {redact(url)}: {scrub(str(reason), url)}")
