@@ -34,17 +34,29 @@ COMMANDS = {  # name -> arguments of ``python -m flows.cli``
 }
 
 
+def command_env(code: Path, home: Path) -> dict[str, str]:
+    """This environment without ``TSLA_FORECAST_*`` (no configured database is touched), on ``code`` and ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TSLA_FORECAST_")}
+    return env | {"PYTHONPATH": str(code), "TSLA_FORECAST_HOME": str(home)}
+
+
 def cpu_of(code: Path, args: list[str], home: Path) -> float:
     """One fresh ``python -m flows.cli ARGS`` on the code in ``code``; its CPU seconds (it must succeed)."""
-    env = os.environ | {"PYTHONPATH": str(code), "TSLA_FORECAST_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=code, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    assert proc.stderr is not None
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(args)} failed on {code}:\n{stderr}")
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=code, env=command_env(code, home),
+                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(args)} failed on {code} (exit {proc.returncode}):\n{err.read()[-3000:]}")
     return usage.ru_utime + usage.ru_stime
+
+
+def short_sha(rev: str) -> str:
+    """``rev`` as a short commit hash."""
+    done = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
 
 
 def main() -> None:
@@ -55,12 +67,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    commits = {"against": short_sha(args.against), "this": f"{short_sha('HEAD')} and the working tree"}
     with tempfile.TemporaryDirectory(prefix="cli-start-") as tmp:
-        home, trees = Path(tmp) / "home", {args.against: worktree(args.against, Path(tmp) / "against"), "this": ROOT}
+        home, against = Path(tmp) / "home", Path(tmp) / "against"
+        trees = {"against": worktree(commits["against"], against), "this": ROOT}
         try:
-            env = os.environ | {"PYTHONPATH": str(ROOT), "TSLA_FORECAST_HOME": str(home)}
-            subprocess.run([sys.executable, "-m", "flows.cli", "db", "upgrade"], cwd=ROOT, env=env, check=True,
-                           capture_output=True)  # fmt: skip
+            subprocess.run([sys.executable, "-m", "flows.cli", "db", "upgrade"], cwd=ROOT, env=command_env(ROOT, home),
+                           check=True, capture_output=True)  # fmt: skip
             cpu: dict[str, dict[str, list[float]]] = {tree: {c: [] for c in COMMANDS} for tree in trees}
             for rnd in range(args.rounds):
                 order = list(trees) if rnd % 2 == 0 else list(reversed(trees))
@@ -69,13 +82,15 @@ def main() -> None:
                         cpu[tree][command].append(cpu_of(trees[tree], argv, home))
                 print(f"round {rnd + 1}/{args.rounds} done", flush=True)
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(trees[args.against])], cwd=ROOT)
+            removed = subprocess.run(["git", "worktree", "remove", "--force", str(against)], cwd=ROOT)
+            if removed.returncode != 0:
+                print(f"could not remove the worktree {against}: run `git worktree prune`", file=sys.stderr)
     medians = {tree: {c: round(statistics.median(v), 3) for c, v in by.items()} for tree, by in cpu.items()}
-    print(f"\n| command | {args.against} CPU s | this CPU s | this / {args.against} |\n|---|---:|---:|---:|")
+    print(f"\n| command | {commits['against']} CPU s | this CPU s | ratio |\n|---|---:|---:|---:|")
     for command in COMMANDS:
-        before, after = medians[args.against][command], medians["this"][command]
+        before, after = medians["against"][command], medians["this"][command]
         print(f"| `{command}` | {before:.3f} | {after:.3f} | {after / before:.2f} |")
-    path = write_json(args.name, {"against": args.against, "rounds": args.rounds, "medians_s": medians,
+    path = write_json(args.name, {"commits": commits, "rounds": args.rounds, "medians_s": medians,
                                   "runs_s": {t: {c: [round(x, 3) for x in v] for c, v in by.items()}
                                              for t, by in cpu.items()}})  # fmt: skip
     print(f"wrote {path}")

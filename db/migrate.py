@@ -102,7 +102,7 @@ def _current(engine: Engine) -> str | None:
     if len(versions) > 1:  # Alembic refuses this too: our migrations form one line, so one row is all there can be
         found = ", ".join(sorted(versions))
         raise SchemaOutdatedError(f"database {redact(engine.url)} holds several schema revisions ({found}) in "
-                                  f"{VERSION_TABLE}; this code keeps one")  # fmt: skip
+                                  f"{VERSION_TABLE}: delete all rows but the one its tables are at")  # fmt: skip
     return versions[0] if versions else None
 
 

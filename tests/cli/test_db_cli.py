@@ -12,6 +12,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from db import migrate
+from db.errors import MigrationError
 from flows.cli.db import db_app
 from tests.db.fixtures import postgres_database
 
@@ -79,7 +80,9 @@ def test_outdated_schema_tells_the_user_to_upgrade(tmp_path: Path) -> None:
 def test_unknown_revision_is_one_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'forecast.db'}"
     result = runner.invoke(db_app, ["downgrade", "nope", "--database-url", url])
-    _assert_one_clean_error_line(result, "Can't locate revision identified by 'nope'")
+    _assert_one_clean_error_line(result, f"migration failed on {url}: Can't locate revision identified by 'nope'")
+    with pytest.raises(MigrationError, match="Can't locate revision identified by 'nope'"):
+        migrate.downgrade(url, "nope")
 
 
 def test_db_cli_runs_as_a_process_without_tensorflow_or_prefect(tmp_path: Path) -> None:
