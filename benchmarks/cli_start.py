@@ -6,8 +6,8 @@ one migrated SQLite database in a temporary home, for this working tree and (``-
 a temporary git worktree on the same virtual environment, in the order A B, B A, ... It reads each command's CPU
 (user + system) from ``os.wait4`` and prints the medians per command and code tree, and their ratio.
 
-    python benchmarks/cli_start.py --against HEAD~1          # about a minute on 2 cores
-    python benchmarks/cli_start.py --against HEAD~1 --rounds 9 --name cli_start
+    python benchmarks/cli_start.py --against HEAD~1          # about a minute on 2 cores (5 rounds)
+    python benchmarks/cli_start.py --against e9c6e8a --rounds 15     # the JSON in benchmarks/results
 
 Writes ``benchmarks/results/<name>.json`` (default ``cli_start``).
 """
