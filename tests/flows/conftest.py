@@ -3,25 +3,65 @@
 ``home`` and ``repo`` (tests/conftest.py) give an SQLite home. ``backend_home`` and ``backend_repo`` give the same
 home on each backend (SQLite and PostgreSQL, see :data:`tests.db.fixtures.BACKENDS`): the flows read
 :class:`flows.settings.Settings`, so ``TSLA_FORECAST_DATABASE_URL`` points them at the PostgreSQL database.
-``make_home`` makes further homes on the same backend within one test.
+``make_home`` makes further homes on the same backend within one test, empty or as a :class:`HomeSnapshot` holds
+them: ``take_snapshot`` runs a test's common first runs (day 1) once per test process and backend, and each test
+starts from a copy.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple, Protocol
 
 import pytest
+import sqlalchemy as sa
 
 from db.engine import sqlite_url
 from db.repository import Repository
-from tests.db.fixtures import BACKENDS, postgres_database, postgres_template, sqlite_template  # noqa: F401 - fixtures
+from tests.db.fixtures import (  # noqa: F401 - fixtures
+    BACKENDS,
+    postgres_database,
+    postgres_template,
+    sqlite_template,
+    unique_name,
+)
 from tests.db.helpers import table_snapshot
 
-HomeFactory = Callable[[Path], Repository]
+
+@dataclass(frozen=True)
+class HomeSnapshot:
+    """A home as some runs left it: its ``files`` (with the SQLite database) and, on PostgreSQL, a ``template``
+    database on the server of ``admin_url``; ``results``: what the runs returned."""
+
+    files: Path
+    results: list[dict[str, Any]]
+    template: str | None = None
+    admin_url: str = ""
+
+
+class HomeFactory(Protocol):
+    def __call__(self, path: Path, start: HomeSnapshot | None = None) -> Repository: ...
+
+
+SnapshotTaker = Callable[[str, Callable[[], list[dict[str, Any]]]], HomeSnapshot]
+
+DAY1 = dt.date(2024, 6, 3)  # a Monday: the first run of many flow tests
+SMOKE_ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}  # the flow tests' usual parameters
+ON_DAY1 = pytest.mark.xdist_group("flows-day1")  # the tests that start from day 1 share one test process
+
+
+class Day1(NamedTuple):
+    """A test's home as day 1's run left it: a repository over its database, its folder, that run's result."""
+
+    repo: Repository
+    home: Path
+    first: dict[str, Any]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,13 +78,14 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def make_home(backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[HomeFactory]:
-    """``make_home(path)``: make ``path`` the TSLA_FORECAST_HOME with a migrated database of ``backend`` and return
-    a repository over it (the flows use the same database).
+    """``make_home(path, start=None)``: make ``path`` the TSLA_FORECAST_HOME with a migrated database of ``backend``
+    and return a repository over it (the flows use the same database).
 
     The settings are those of the ``home`` fixture (no fetch retries, a missing final bar fails at once, email off).
     SQLite: a copy of the migrated template at ``<path>/forecast.db`` (the default URL). PostgreSQL: a new database
-    cloned from the migrated template, named by ``TSLA_FORECAST_DATABASE_URL``, dropped after the test. Each call
-    switches the environment to the new home; every repository is disposed after the test.
+    cloned from the migrated template, named by ``TSLA_FORECAST_DATABASE_URL``, dropped after the test. With
+    ``start`` (a snapshot of this backend), the home's files and database are copies of the snapshot's instead.
+    Each call switches the environment to the new home; every repository is disposed after the test.
     """
     if backend == "sqlite":
         template, admin_url = request.getfixturevalue("sqlite_template"), ""
@@ -52,24 +93,106 @@ def make_home(backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.
         template, admin_url = request.getfixturevalue("postgres_template"), request.getfixturevalue("postgres_url")
     with ExitStack() as stack:
 
-        def make(path: Path) -> Repository:
+        def make(path: Path, start: HomeSnapshot | None = None) -> Repository:
             path.mkdir(parents=True, exist_ok=True)
             monkeypatch.setenv("TSLA_FORECAST_HOME", str(path))
             monkeypatch.setenv("TSLA_FORECAST_FETCH_RETRIES", "0")
             monkeypatch.setenv("TSLA_FORECAST_FINAL_BAR_RETRY_DELAYS", "[]")  # a missing bar fails at once in tests
             monkeypatch.setenv("TSLA_FORECAST_EMAIL_ENABLED", "false")
+            if start is not None:
+                shutil.copytree(start.files, path, dirs_exist_ok=True)
             if backend == "sqlite":
-                shutil.copyfile(template, path / "forecast.db")
+                if start is None:
+                    shutil.copyfile(template, path / "forecast.db")
                 monkeypatch.delenv("TSLA_FORECAST_DATABASE_URL", raising=False)
                 url = sqlite_url(path)
             else:
-                url = stack.enter_context(postgres_database(admin_url, template=template))
+                clone_of = template if start is None else start.template
+                url = stack.enter_context(postgres_database(admin_url, template=clone_of))
                 monkeypatch.setenv("TSLA_FORECAST_DATABASE_URL", url)
             repo = Repository.from_url(url)
             stack.callback(repo.dispose)  # before the database is dropped (the stack unwinds in reverse)
             return repo
 
         yield make
+
+
+@pytest.fixture(scope="session")
+def home_snapshots() -> Iterator[dict[tuple[str, str], HomeSnapshot]]:
+    """The snapshots of this test process, by (name, backend); their PostgreSQL templates are dropped at the end."""
+    snapshots: dict[tuple[str, str], HomeSnapshot] = {}
+    yield snapshots
+    for snapshot in snapshots.values():
+        if snapshot.template:
+            admin = sa.create_engine(snapshot.admin_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {snapshot.template} WITH (FORCE)")
+            admin.dispose()
+
+
+@pytest.fixture
+def take_snapshot(
+    backend: str,
+    make_home: HomeFactory,
+    home_snapshots: dict[tuple[str, str], HomeSnapshot],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> SnapshotTaker:
+    """``take_snapshot(name, runs)``: the snapshot ``name`` of this backend, made on first use in this test process
+    by ``runs()`` (flows run in a new home) and kept for the session.
+
+    The first runs of many tests are the same (day 1: a full fit, the forecasts, the report); a test that starts
+    from a copy of the home those runs left skips them. Tests sharing a snapshot share an ``xdist_group`` so that it
+    is made once per backend. Call it before the test's own ``make_home``: each call switches the environment.
+    """
+
+    def take(name: str, runs: Callable[[], list[dict[str, Any]]]) -> HomeSnapshot:
+        if (name, backend) not in home_snapshots:
+            built = tmp_path_factory.mktemp(f"snapshot-{name}-{backend}") / "home"
+            repo = make_home(built)
+            results = runs()
+            repo.dispose()
+            snapshot = HomeSnapshot(built, results)
+            if backend != "sqlite":
+                admin_url = request.getfixturevalue("postgres_url")
+                snapshot = HomeSnapshot(built, results, _template_of(repo.engine.url, admin_url), admin_url)
+            home_snapshots[name, backend] = snapshot
+        return home_snapshots[name, backend]
+
+    return take
+
+
+def _template_of(url: sa.URL, admin_url: str) -> str:
+    """The name of a new PostgreSQL database copied from the one at ``url`` (whose connections are closed first)."""
+    source, name = url.database, unique_name("tsla_snapshot")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": source})  # fmt: skip
+            conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {source}")
+    finally:
+        admin.dispose()
+    return name
+
+
+@pytest.fixture
+def day1_snapshot(take_snapshot: SnapshotTaker) -> HomeSnapshot:
+    """A new home after ``daily_forecast(as_of=DAY1, **SMOKE_ARGS)``, on each backend: run once per test process
+    (mark the tests with ``ON_DAY1``)."""
+
+    def first_day() -> list[dict[str, Any]]:
+        from flows.daily import daily_forecast
+
+        return daily_forecast(as_of=DAY1, **SMOKE_ARGS)
+
+    return take_snapshot("day1", first_day)
+
+
+@pytest.fixture
+def day1(make_home: HomeFactory, day1_snapshot: HomeSnapshot, tmp_path: Path) -> Day1:
+    """The test's home (``tmp_path``) as day 1's run leaves a new home (see ``day1_snapshot``)."""
+    return Day1(make_home(tmp_path, start=day1_snapshot), tmp_path, day1_snapshot.results[0])
 
 
 @pytest.fixture

@@ -10,31 +10,38 @@ from flows.daily import daily_forecast
 from forecaster.data.calendar import sessions
 from forecaster.errors import ConfigError
 from tests.db.helpers import count_rows
+from tests.flows.conftest import DAY1, ON_DAY1, SMOKE_ARGS
 from tests.flows.test_backfill import ARGS, END, START, _comparable, _fresh_home
 
+SQLITE = pytest.mark.parametrize("backend", ["sqlite"])  # day 1's snapshot on SQLite only, as the other tests here
 
-def test_a_run_after_three_missed_sessions_catches_them_up_like_runs_on_time(tmp_path, monkeypatch):
-    late = _fresh_home(tmp_path / "late", monkeypatch)
-    assert daily_forecast(as_of=START, **ARGS)[0]["status"] == "succeeded"
+
+@ON_DAY1
+@SQLITE
+def test_a_run_after_three_missed_sessions_catches_them_up_like_runs_on_time(
+    day1, day1_snapshot, make_home, tmp_path_factory
+):
+    """Both histories start from day 1's run (START), one copy each: the late one runs END only."""
+    assert (START, ARGS) == (DAY1, SMOKE_ARGS) and day1.first["status"] == "succeeded"
     (result,) = daily_forecast(as_of=END, **ARGS)  # the worker was down on the three sessions in between
     assert result["status"] == "succeeded"
     assert result["caught_up"] == ["2024-06-04", "2024-06-05", "2024-06-06"]
-    caught_up = _comparable(late)
-    late.dispose()
+    caught_up = _comparable(day1.repo)
 
-    on_time = _fresh_home(tmp_path / "on-time", monkeypatch)
-    for day in sessions(START, END):
+    on_time = make_home(tmp_path_factory.mktemp("on-time"), start=day1_snapshot)
+    for day in sessions(START, END)[1:]:
         assert daily_forecast(as_of=day.date(), **ARGS)[0]["caught_up"] == []
     expected = _comparable(on_time)
-    on_time.dispose()
     assert caught_up == expected
     assert [r[1] for r in expected["runs"]] == [d.date() for d in sessions(START, END)]
 
 
-def test_more_missed_sessions_than_the_bound_fail_with_the_backfill_command(tmp_path, monkeypatch):
-    repo = _fresh_home(tmp_path / "home", monkeypatch)
+@ON_DAY1
+@SQLITE
+def test_more_missed_sessions_than_the_bound_fail_with_the_backfill_command(day1, monkeypatch):
+    assert (START, ARGS) == (DAY1, SMOKE_ARGS)
+    repo = day1.repo
     monkeypatch.setenv("TSLA_FORECAST_CATCHUP_MAX_SESSIONS", "2")
-    daily_forecast(as_of=START, **ARGS)
     before = count_rows(repo)
     with pytest.raises(ConfigError) as info:
         daily_forecast(as_of=END, **ARGS)
@@ -43,7 +50,6 @@ def test_more_missed_sessions_than_the_bound_fail_with_the_backfill_command(tmp_
         "run `tsla-forecast backfill --ticker TSLA --start 2024-06-04 --end 2024-06-06` first"
     )
     assert count_rows(repo) == before, "nothing was run"
-    repo.dispose()
 
 
 def test_an_older_day_or_a_first_run_catches_nothing_up(tmp_path, monkeypatch):

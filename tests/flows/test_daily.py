@@ -1,6 +1,8 @@
 """daily-forecast under a Prefect test harness: the retrain sequence, gate, idempotency, calendar and faults.
 
 Every test runs on SQLite and on PostgreSQL: ``home`` and ``repo`` are ``backend_home`` and ``backend_repo`` here.
+The tests that go on from day 1 start from a copy of the home that day 1's run leaves (``day1``): that run is made
+once per backend, by the first of them in their test process (they share one xdist group).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from flows.daily import daily_forecast
 from flows.jobs.daily import finite_scores
 from forecaster.evaluation.metrics import LIVE, score
 from tests.db.helpers import count_rows, table_snapshot
-from tests.flows.conftest import db_state, store_digest
+from tests.flows.conftest import DAY1, ON_DAY1, SMOKE_ARGS, db_state, store_digest
 
-DAY1, DAY2, SATURDAY = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 8)
-ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}
+DAY2, SATURDAY = dt.date(2024, 6, 4), dt.date(2024, 6, 8)
+ARGS = SMOKE_ARGS
 
 
 @pytest.fixture
@@ -53,8 +55,9 @@ def test_first_run_trains_fully_then_auto_fine_tunes_with_lineage(repo):
     assert count_rows(repo)["forecasts"] == 6
 
 
-def test_live_scores_count_todays_close_without_a_days_lag(repo):
-    run(DAY1)
+@ON_DAY1
+def test_live_scores_count_todays_close_without_a_days_lag(day1):
+    repo = day1.repo
     second = run(DAY2)[0]
     assert second["live"]["n"] == 1, "DAY1's horizon-1 forecast matures with DAY2's close, fetched in this run"
     stored = finite_scores(score(repo.live_outcomes("TSLA", DAY2), metrics=LIVE))
@@ -62,8 +65,9 @@ def test_live_scores_count_todays_close_without_a_days_lag(repo):
     assert count_rows(repo)["prices"] > 0
 
 
-def test_rerun_same_day_changes_nothing(repo, home):
-    run(DAY1)
+@ON_DAY1
+def test_rerun_same_day_changes_nothing(day1):
+    repo, home = day1.repo, day1.home
     before, files, runs = db_state(repo), store_digest(home), count_rows(repo)["runs"]
     again = run(DAY1)[0]
     assert again["status"] == "already_done"
@@ -76,8 +80,9 @@ def test_non_trading_day_writes_nothing(repo, home):
     assert store_digest(home) == {}
 
 
-def test_a_forced_full_retrain_registers_a_challenger_and_the_decision_is_recorded(repo):
-    first = run(DAY1)[0]
+@ON_DAY1
+def test_a_forced_full_retrain_registers_a_challenger_and_the_decision_is_recorded(day1):
+    repo, first = day1.repo, day1.first
     result = run(DAY2, retrain="full")[0]
     assert result["decision"] == "full retrain requested" and result["gate"] == "" and not result["promoted"]
     challenger = repo.model_version(result["candidate_version_id"])
@@ -94,8 +99,9 @@ def test_a_forced_full_retrain_registers_a_challenger_and_the_decision_is_record
     assert asked.items() <= details.items(), "a succeeded run keeps the parameters it started with"
 
 
-def test_corrupt_champion_artefact_falls_back_to_full_retrain(repo, caplog):
-    first = run(DAY1)[0]
+@ON_DAY1
+def test_corrupt_champion_artefact_falls_back_to_full_retrain(day1):
+    repo, first = day1.repo, day1.first
     with repo.engine.begin() as conn:  # the stored archive no longer matches its sha256
         conn.execute(sa.text("UPDATE model_artifacts SET data = :data WHERE model_version_id = :id"),
                      {"data": b"corrupted", "id": first["model_version_id"]})  # fmt: skip
@@ -118,8 +124,9 @@ def _fail(*_a, **_k):
         "db.repository.UnitOfWork.upsert_forecasts",  # writing, halfway through the transaction
     ],
 )
-def test_a_fault_at_any_step_leaves_only_a_failed_run_row(repo, home, target):
-    run(DAY1)
+@ON_DAY1
+def test_a_fault_at_any_step_leaves_only_a_failed_run_row(day1, target):
+    repo, home = day1.repo, day1.home
     before, files = db_state(repo), store_digest(home)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(target, _fail)
@@ -145,11 +152,14 @@ def test_bad_prices_fail_the_run_with_the_problem_list(repo, home, tmp_path, mon
     assert count_rows(repo)["prices"] == 0 and store_digest(home) == {}
 
 
-def test_a_rejected_challenger_is_retired_the_champion_keeps_forecasting_and_a_new_one_is_trained(repo, monkeypatch):
+@ON_DAY1
+def test_a_rejected_challenger_is_retired_the_champion_keeps_forecasting_and_a_new_one_is_trained(day1, monkeypatch):
+    """Day 1 (a first full fit) reads neither setting: it has no champion to grade or to schedule from."""
+    repo = day1.repo
     monkeypatch.setenv("TSLA_FORECAST_GATE_WINDOW", "2")
     monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "0")  # the gate rejects every challenger
-    days = [dt.date(2024, 6, d) for d in (3, 4, 5, 6, 7)]
-    results = [run(day)[0] for day in days]
+    days = [dt.date(2024, 6, d) for d in (4, 5, 6, 7)]
+    results = [day1.first] + [run(day)[0] for day in days]
     trained = [repo.run(r["run_id"]).details["trained"] for r in results]
     assert trained == ["full", "finetune", None, "finetune", None], "a challenger every 2 sessions"
     graded = repo.run(results[3]["run_id"]).details

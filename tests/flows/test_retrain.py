@@ -19,11 +19,11 @@ from flows.daily import daily_forecast
 from flows.retrain import retrain_model
 from forecaster.data.calendar import last_completed_session
 from tests.db.helpers import count_rows, table_snapshot
-from tests.flows.conftest import db_state, store_digest
+from tests.flows.conftest import DAY1, ON_DAY1, SMOKE_ARGS, Day1, db_state, store_digest
 
-DAY1, DAY2, DAY3, SATURDAY = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 5), dt.date(2024, 6, 8)
+DAY2, DAY3, SATURDAY = dt.date(2024, 6, 4), dt.date(2024, 6, 5), dt.date(2024, 6, 8)
 FRIDAY, SUNDAY_6AM = dt.date(2024, 6, 7), pd.Timestamp("2024-06-09 06:00", tz="America/New_York")  # the weekly cron
-ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}
+ARGS = SMOKE_ARGS
 SCHEDULED_SETTINGS = {"TICKERS": '["TSLA", "NVDA"]', "SOURCE": "synthetic:3", "PRESET": "smoke", "HORIZON": "3"}
 
 
@@ -86,10 +86,11 @@ def test_the_weekly_retrain_registers_a_champion_per_ticker_once(
     assert _everything(repo, backend_home) == before, "a second retrain of the same session changes nothing"
 
 
-def _retrain_then_daily(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict, list[dict]]:
-    """DAY1's daily run, a retrain the same day (a full challenger), then daily runs until it is graded."""
+def _retrain_then_daily(day1: Day1, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict, list[dict]]:
+    """DAY1's daily run (the ``day1`` fixture's: a first full fit, which reads no gate setting), a retrain the same
+    day (a full challenger), then daily runs until it is graded."""
+    repo, first = day1.repo, day1.first
     monkeypatch.setenv("TSLA_FORECAST_GATE_WINDOW", "2")
-    first = daily(DAY1)
     forecasts = table_snapshot(repo, "forecasts")
     result = retrain(DAY1)[0]
     assert result["status"] == "succeeded", "a retrain is its own run key, beside the daily run of the same day"
@@ -105,12 +106,13 @@ def _retrain_then_daily(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> tu
     return first, result, [daily(DAY2), daily(DAY3)]
 
 
+@ON_DAY1
 def test_a_retrained_challenger_the_gate_rejects_is_retired_and_the_champion_keeps_forecasting(
-    backend_repo: Repository, monkeypatch: pytest.MonkeyPatch
+    day1: Day1, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = backend_repo
+    repo = day1.repo
     monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "0")  # the gate rejects every challenger
-    first, retrained, (second, third) = _retrain_then_daily(repo, monkeypatch)
+    first, retrained, (second, third) = _retrain_then_daily(day1, monkeypatch)
     assert second["gate"] == "" and second["candidate_version_id"] is None, "one session in shadow: not graded yet"
     assert third["gate"].startswith("rejected") and not third["promoted"]
     assert second["model_version_id"] == third["model_version_id"] == first["model_version_id"]
@@ -118,13 +120,14 @@ def test_a_retrained_challenger_the_gate_rejects_is_retired_and_the_champion_kee
     assert repo.champion("TSLA").id == first["model_version_id"]
 
 
+@ON_DAY1
 def test_a_retrained_challenger_the_gate_promotes_forecasts_and_is_fine_tuned_next(
-    backend_repo: Repository, monkeypatch: pytest.MonkeyPatch
+    day1: Day1, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = backend_repo
+    repo = day1.repo
     monkeypatch.setenv("TSLA_FORECAST_GATE_TOLERANCE", "1e6")  # the gate passes every challenger
     monkeypatch.setenv("TSLA_FORECAST_GATE_MAX_U2", "1e6")
-    first, retrained, (second, third) = _retrain_then_daily(repo, monkeypatch)
+    first, retrained, (second, third) = _retrain_then_daily(day1, monkeypatch)
     new = retrained["candidate_version_id"]
     assert third["promoted"] and third["gate"].startswith("promoted")
     assert third["model_version_id"] == new == repo.champion("TSLA").id, "it forecasts from the day it is promoted"
