@@ -10,6 +10,7 @@ starts from a copy.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import shutil
@@ -37,7 +38,8 @@ from tests.db.helpers import table_snapshot
 @dataclass(frozen=True)
 class HomeSnapshot:
     """A home as some runs left it: its ``files`` (with the SQLite database) and, on PostgreSQL, a ``template``
-    database on the server of ``admin_url``; ``results``: what the runs returned."""
+    database on the server of ``admin_url``; ``results``: what the runs returned (their paths are the build home's,
+    under ``files``)."""
 
     files: Path
     results: list[dict[str, Any]]
@@ -100,6 +102,8 @@ def make_home(backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.
             monkeypatch.setenv("TSLA_FORECAST_FINAL_BAR_RETRY_DELAYS", "[]")  # a missing bar fails at once in tests
             monkeypatch.setenv("TSLA_FORECAST_EMAIL_ENABLED", "false")
             if start is not None:
+                assert (start.template is None) == (backend == "sqlite"), f"a snapshot of another backend: {start}"
+                assert backend != "sqlite" or (start.files / "forecast.db").exists(), f"no database in {start.files}"
                 shutil.copytree(start.files, path, dirs_exist_ok=True)
             if backend == "sqlite":
                 if start is None:
@@ -118,23 +122,26 @@ def make_home(backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.
 
 
 @pytest.fixture(scope="session")
-def home_snapshots() -> Iterator[dict[tuple[str, str], HomeSnapshot]]:
-    """The snapshots of this test process, by (name, backend); their PostgreSQL templates are dropped at the end."""
-    snapshots: dict[tuple[str, str], HomeSnapshot] = {}
+def home_snapshots() -> Iterator[dict[tuple[str, str], HomeSnapshot | BaseException]]:
+    """The snapshots of this test process, by (name, backend), or the error that stopped one being made; their
+    PostgreSQL templates are dropped at the end."""
+    snapshots: dict[tuple[str, str], HomeSnapshot | BaseException] = {}
     yield snapshots
     for snapshot in snapshots.values():
-        if snapshot.template:
+        if isinstance(snapshot, HomeSnapshot) and snapshot.template:
             admin = sa.create_engine(snapshot.admin_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {snapshot.template} WITH (FORCE)")
-            admin.dispose()
+            try:
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {snapshot.template} WITH (FORCE)")
+            finally:
+                admin.dispose()
 
 
 @pytest.fixture
 def take_snapshot(
     backend: str,
     make_home: HomeFactory,
-    home_snapshots: dict[tuple[str, str], HomeSnapshot],
+    home_snapshots: dict[tuple[str, str], HomeSnapshot | BaseException],
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> SnapshotTaker:
@@ -143,21 +150,31 @@ def take_snapshot(
 
     The first runs of many tests are the same (day 1: a full fit, the forecasts, the report); a test that starts
     from a copy of the home those runs left skips them. Tests sharing a snapshot share an ``xdist_group`` so that it
-    is made once per backend. Call it before the test's own ``make_home``: each call switches the environment.
+    is made once per backend. Call it before the test's own ``make_home``: each call switches the environment. A
+    snapshot that failed to be made fails the later tests that need it at once, with the first error.
     """
 
     def take(name: str, runs: Callable[[], list[dict[str, Any]]]) -> HomeSnapshot:
         if (name, backend) not in home_snapshots:
-            built = tmp_path_factory.mktemp(f"snapshot-{name}-{backend}") / "home"
-            repo = make_home(built)
-            results = runs()
-            repo.dispose()
-            snapshot = HomeSnapshot(built, results)
-            if backend != "sqlite":
-                admin_url = request.getfixturevalue("postgres_url")
-                snapshot = HomeSnapshot(built, results, _template_of(repo.engine.url, admin_url), admin_url)
-            home_snapshots[name, backend] = snapshot
-        return home_snapshots[name, backend]
+            try:
+                home_snapshots[name, backend] = _build(name, runs)
+            except BaseException as exc:
+                home_snapshots[name, backend] = exc
+                raise
+        snapshot = home_snapshots[name, backend]
+        if isinstance(snapshot, BaseException):
+            pytest.fail(f"snapshot {name!r} on {backend} could not be made: {snapshot!r}", pytrace=False)
+        return snapshot
+
+    def _build(name: str, runs: Callable[[], list[dict[str, Any]]]) -> HomeSnapshot:
+        built = tmp_path_factory.mktemp(f"snapshot-{name}-{backend}") / "home"
+        repo = make_home(built)
+        results = runs()
+        repo.dispose()
+        if backend == "sqlite":
+            return HomeSnapshot(built, results)
+        admin_url = request.getfixturevalue("postgres_url")
+        return HomeSnapshot(built, results, _template_of(repo.engine.url, admin_url), admin_url)
 
     return take
 
@@ -165,6 +182,7 @@ def take_snapshot(
 def _template_of(url: sa.URL, admin_url: str) -> str:
     """The name of a new PostgreSQL database copied from the one at ``url`` (whose connections are closed first)."""
     source, name = url.database, unique_name("tsla_snapshot")
+    assert source, f"no database in {url!r}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -191,8 +209,9 @@ def day1_snapshot(take_snapshot: SnapshotTaker) -> HomeSnapshot:
 
 @pytest.fixture
 def day1(make_home: HomeFactory, day1_snapshot: HomeSnapshot, tmp_path: Path) -> Day1:
-    """The test's home (``tmp_path``) as day 1's run leaves a new home (see ``day1_snapshot``)."""
-    return Day1(make_home(tmp_path, start=day1_snapshot), tmp_path, day1_snapshot.results[0])
+    """The test's home (``tmp_path``) as day 1's run leaves a new home (see ``day1_snapshot``), and a copy of that
+    run's result."""
+    return Day1(make_home(tmp_path, start=day1_snapshot), tmp_path, copy.deepcopy(day1_snapshot.results[0]))
 
 
 @pytest.fixture
@@ -208,8 +227,9 @@ def backend_home(backend_repo: Repository, tmp_path: Path) -> Path:
 
 
 def store_digest(home: Path) -> dict[str, str]:
-    """sha256 of every file in the model store, by relative path (for "nothing changed" checks)."""
-    root = home / "models"
+    """sha256 of every file of the home's model bundles, by relative path (for "nothing changed" checks): the bundle
+    cache (``cache/<sha256>/``, unpacked from ``model_artifacts``, the store of record, which ``db_state`` holds)."""
+    root = home / "cache"
     if not root.exists():
         return {}
     return {
@@ -219,6 +239,18 @@ def store_digest(home: Path) -> dict[str, str]:
     }
 
 
+def store_changes(before: dict[str, str], home: Path, repo: Repository) -> list[str]:
+    """The bundle-cache files that changed, vanished or appeared since ``before`` (a :func:`store_digest`), less
+    those that appeared in the folder of a stored artefact: a run that loads a registered version unpacks it into
+    ``cache/<its sha256>/``, verified, and a failed run may leave that. Nothing else may appear."""
+    with repo.engine.connect() as conn:
+        stored = set(conn.execute(sa.text("SELECT artifact_sha256 FROM model_versions")).scalars())
+    after = store_digest(home)
+    changed = [p for p in sorted(before) if after.get(p) != before[p]]
+    return changed + [p for p in sorted(after) if p not in before and p.split("/")[0] not in stored]
+
+
 def db_state(repo: Repository) -> dict[str, list]:
     """Every row of every table except the runs (whose own failed row is expected)."""
-    return {t: table_snapshot(repo, t) for t in ("prices", "model_versions", "forecasts", "metrics")}
+    tables = ("prices", "price_revisions", "model_versions", "model_artifacts", "forecasts", "metrics")
+    return {t: table_snapshot(repo, t) for t in tables}

@@ -21,7 +21,8 @@ SQLITE = pytest.mark.parametrize("backend", ["sqlite"])  # day 1's snapshot on S
 def test_a_run_after_three_missed_sessions_catches_them_up_like_runs_on_time(
     day1, day1_snapshot, make_home, tmp_path_factory
 ):
-    """Both histories start from day 1's run (START), one copy each: the late one runs END only."""
+    """Both histories start from a copy of day 1's run (START): the late one runs END only. (That two day-1 fits
+    agree is checked by test_backfill_equals_running_daily_on_each_day, which fits day 1 twice.)"""
     assert (START, ARGS) == (DAY1, SMOKE_ARGS) and day1.first["status"] == "succeeded"
     (result,) = daily_forecast(as_of=END, **ARGS)  # the worker was down on the three sessions in between
     assert result["status"] == "succeeded"

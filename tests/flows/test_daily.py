@@ -18,7 +18,7 @@ from flows.daily import daily_forecast
 from flows.jobs.daily import finite_scores
 from forecaster.evaluation.metrics import LIVE, score
 from tests.db.helpers import count_rows, table_snapshot
-from tests.flows.conftest import DAY1, ON_DAY1, SMOKE_ARGS, db_state, store_digest
+from tests.flows.conftest import DAY1, ON_DAY1, SMOKE_ARGS, db_state, store_changes, store_digest
 
 DAY2, SATURDAY = dt.date(2024, 6, 4), dt.date(2024, 6, 8)
 ARGS = SMOKE_ARGS
@@ -133,7 +133,7 @@ def test_a_fault_at_any_step_leaves_only_a_failed_run_row(day1, target):
         with pytest.raises(RuntimeError, match="injected fault"):
             run(DAY2)
     assert db_state(repo) == before
-    assert store_digest(home) == files
+    assert store_changes(files, home, repo) == [], "no bundle but those of stored versions, none changed"
     failed = repo.find_run("daily", "TSLA", DAY2, status="failed")
     assert failed is not None and "injected fault" in failed.error
     assert run(DAY2)[0]["status"] == "succeeded", "a rerun after the fault succeeds"
