@@ -241,13 +241,17 @@ def store_digest(home: Path) -> dict[str, str]:
 
 def store_changes(before: dict[str, str], home: Path, repo: Repository) -> list[str]:
     """The bundle-cache files that changed, vanished or appeared since ``before`` (a :func:`store_digest`), less
-    those that appeared in the folder of a stored artefact: a run that loads a registered version unpacks it into
-    ``cache/<its sha256>/``, verified, and a failed run may leave that. Nothing else may appear."""
+    the folders that appeared whole and verified for a stored version: a run that loads a registered version
+    unpacks it into ``cache/<its sha256>/`` (checked against that sha256 on use), and a failed run may leave that.
+    Nothing else may appear: no other folder, and no file in a folder that does not match its sha256."""
+    from forecaster.data.cache import BundleCache
+
     with repo.engine.connect() as conn:
         stored = set(conn.execute(sa.text("SELECT artifact_sha256 FROM model_versions")).scalars())
-    after = store_digest(home)
+    after, cache = store_digest(home), BundleCache(home / "cache")
+    accepted = {sha for sha in {p.split("/")[0] for p in after} if sha in stored and cache.verified(sha)}
     changed = [p for p in sorted(before) if after.get(p) != before[p]]
-    return changed + [p for p in sorted(after) if p not in before and p.split("/")[0] not in stored]
+    return changed + [p for p in sorted(after) if p not in before and p.split("/")[0] not in accepted]
 
 
 def db_state(repo: Repository) -> dict[str, list]:

@@ -63,7 +63,7 @@ def test_a_failed_write_leaves_only_a_failed_run_row(repo, home, tmp_path, monke
     with pytest.raises(RuntimeError, match="injected fault"):
         backtest(**ARGS, output=str(tmp_path / "bt"))
     assert all(not rows for rows in db_state(repo).values())
-    assert store_digest(home) == {}, "the backtest's model bundle is removed"
+    assert store_digest(home) == {}, "the backtest caches no bundle"
     failed = repo.find_run("backtest", "TSLA", END, status="failed")
     assert failed is not None and "injected fault" in failed.error
 

@@ -133,7 +133,7 @@ def test_a_fault_at_any_step_leaves_only_a_failed_run_row(day1, target):
         with pytest.raises(RuntimeError, match="injected fault"):
             run(DAY2)
     assert db_state(repo) == before
-    assert store_changes(files, home, repo) == [], "no bundle but those of stored versions, none changed"
+    assert store_changes(files, home, repo) == [], "no bundle but the verified ones of stored versions"
     failed = repo.find_run("daily", "TSLA", DAY2, status="failed")
     assert failed is not None and "injected fault" in failed.error
     assert run(DAY2)[0]["status"] == "succeeded", "a rerun after the fault succeeds"
