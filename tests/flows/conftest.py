@@ -30,7 +30,6 @@ from tests.db.fixtures import (  # noqa: F401 - fixtures
     postgres_database,
     postgres_template,
     sqlite_template,
-    unique_name,
 )
 from tests.db.helpers import table_snapshot
 
@@ -38,13 +37,20 @@ from tests.db.helpers import table_snapshot
 @dataclass(frozen=True)
 class HomeSnapshot:
     """A home as some runs left it: its ``files`` (with the SQLite database) and, on PostgreSQL, a ``template``
-    database on the server of ``admin_url``; ``results``: what the runs returned (their paths are the build home's,
-    under ``files``)."""
+    database; ``results``: what the runs returned (their paths are the build home's, under ``files``)."""
 
     files: Path
     results: list[dict[str, Any]]
     template: str | None = None
-    admin_url: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """A test process's snapshots by (name, backend), or the error that stopped one being made, and the session's
+    PostgreSQL templates (``postgres_database`` contexts, dropped when the session ends)."""
+
+    made: dict[tuple[str, str], HomeSnapshot | BaseException]
+    templates: ExitStack
 
 
 class HomeFactory(Protocol):
@@ -122,26 +128,17 @@ def make_home(backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.
 
 
 @pytest.fixture(scope="session")
-def home_snapshots() -> Iterator[dict[tuple[str, str], HomeSnapshot | BaseException]]:
-    """The snapshots of this test process, by (name, backend), or the error that stopped one being made; their
-    PostgreSQL templates are dropped at the end."""
-    snapshots: dict[tuple[str, str], HomeSnapshot | BaseException] = {}
-    yield snapshots
-    for snapshot in snapshots.values():
-        if isinstance(snapshot, HomeSnapshot) and snapshot.template:
-            admin = sa.create_engine(snapshot.admin_url, isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as conn:
-                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {snapshot.template} WITH (FORCE)")
-            finally:
-                admin.dispose()
+def home_snapshots() -> Iterator[Snapshots]:
+    """The snapshots of this test process; their PostgreSQL templates are dropped at the end."""
+    with ExitStack() as templates:
+        yield Snapshots({}, templates)
 
 
 @pytest.fixture
 def take_snapshot(
     backend: str,
     make_home: HomeFactory,
-    home_snapshots: dict[tuple[str, str], HomeSnapshot | BaseException],
+    home_snapshots: Snapshots,
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> SnapshotTaker:
@@ -154,14 +151,16 @@ def take_snapshot(
     snapshot that failed to be made fails the later tests that need it at once, with the first error.
     """
 
+    made = home_snapshots.made
+
     def take(name: str, runs: Callable[[], list[dict[str, Any]]]) -> HomeSnapshot:
-        if (name, backend) not in home_snapshots:
+        if (name, backend) not in made:
             try:
-                home_snapshots[name, backend] = _build(name, runs)
+                made[name, backend] = _build(name, runs)
             except BaseException as exc:
-                home_snapshots[name, backend] = exc
+                made[name, backend] = exc
                 raise
-        snapshot = home_snapshots[name, backend]
+        snapshot = made[name, backend]
         if isinstance(snapshot, BaseException):
             pytest.fail(f"snapshot {name!r} on {backend} could not be made: {snapshot!r}", pytrace=False)
         return snapshot
@@ -173,25 +172,23 @@ def take_snapshot(
         repo.dispose()
         if backend == "sqlite":
             return HomeSnapshot(built, results)
-        admin_url = request.getfixturevalue("postgres_url")
-        return HomeSnapshot(built, results, _template_of(repo.engine.url, admin_url), admin_url)
+        admin_url, source = request.getfixturevalue("postgres_url"), repo.engine.url.database
+        _close_connections(admin_url, source)  # a template must have none
+        template = home_snapshots.templates.enter_context(postgres_database(admin_url, template=source))
+        return HomeSnapshot(built, results, sa.make_url(template).database)
 
     return take
 
 
-def _template_of(url: sa.URL, admin_url: str) -> str:
-    """The name of a new PostgreSQL database copied from the one at ``url`` (whose connections are closed first)."""
-    source, name = url.database, unique_name("tsla_snapshot")
-    assert source, f"no database in {url!r}"
+def _close_connections(admin_url: str, database: str | None) -> None:
+    """End every connection to ``database`` (the flows' pools may keep one open)."""
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": source})  # fmt: skip
-            conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {source}")
+                                 "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database})  # fmt: skip
     finally:
         admin.dispose()
-    return name
 
 
 @pytest.fixture

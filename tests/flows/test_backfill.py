@@ -11,10 +11,10 @@ from flows.backfill import backfill
 from flows.daily import daily_forecast
 from forecaster.data.calendar import sessions
 from tests.db.helpers import count_rows, table_snapshot
-from tests.flows.conftest import HomeFactory
+from tests.flows.conftest import DAY1, SMOKE_ARGS, HomeFactory
 
-START, END = dt.date(2024, 6, 3), dt.date(2024, 6, 7)
-ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}
+START, END = DAY1, dt.date(2024, 6, 7)
+ARGS = SMOKE_ARGS
 
 
 def _fresh_home(path, monkeypatch) -> Repository:
