@@ -52,13 +52,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         yield
         return
     own, waited, before = _rusage(resource.RUSAGE_SELF), _rusage(resource.RUSAGE_CHILDREN), _descendants()
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     yield
     wall = time.perf_counter() - started
     after = _descendants()
     gone = sum(cpu for pid, cpu in before.items() if pid not in after)  # reaped helpers: counted from the start
     row = {
         "test": item.nodeid,
+        "start": round(started_at, 3),
         "wall_s": round(wall, 3),
         "own_s": round(_rusage(resource.RUSAGE_SELF) - own, 3),
         "waited_s": round(max(0.0, _rusage(resource.RUSAGE_CHILDREN) - waited - gone), 3),

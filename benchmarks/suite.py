@@ -9,7 +9,9 @@ cannot take less wall time than CPU / C, so the CPU total is the figure to cut.
     python benchmarks/suite.py                       # the whole suite (about 13 minutes on 2 cores)
     python benchmarks/suite.py -- tests/forecaster   # any pytest arguments after --
 
-Prints the totals, the CPU per test file and the slowest tests; JSON: ``benchmarks/results/suite.json``.
+Prints the totals, the core-seconds the machine's CPUs idled during the run (``/proc/stat``: what more test
+processes or another order could still use) and how long each test process idled at the end, the CPU per test file
+and the slowest tests; JSON: ``benchmarks/results/suite.json``.
 """
 
 from __future__ import annotations
@@ -32,21 +34,37 @@ from benchmarks._suite_cpu import OUT_ENV  # noqa: E402
 KINDS = ("own_s", "waited_s", "helpers_s")
 
 
+def idle_core_seconds() -> float:
+    """Core-seconds this machine's CPUs have spent idle (or waiting on I/O) since boot, from ``/proc/stat``."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_suite(workers: int, pytest_args: list[str]) -> tuple[list[dict], dict]:
-    """Run pytest once; returns the per-test rows and the run's wall, CPU and exit code."""
+    """Run pytest once; returns the per-test rows and the run's wall, CPU, idle core-seconds and exit code."""
     with tempfile.TemporaryDirectory(prefix="suite-cpu-") as tmp:
         out = Path(tmp) / "tests.jsonl"
         env = os.environ | {OUT_ENV: str(out), "PYTHONPATH": str(ROOT)}
         cmd = [sys.executable, "-m", "pytest", "-n", str(workers), "--dist", "loadgroup", "-p",
                "benchmarks._suite_cpu", "-q", *pytest_args]  # fmt: skip
-        started = time.perf_counter()
+        started, started_at, idle = time.perf_counter(), time.time(), idle_core_seconds()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
+        wall, idle = time.perf_counter() - started, idle_core_seconds() - idle
         rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     run = {"command": " ".join(cmd[1:]), "exit_code": os.waitstatus_to_exitcode(status), "wall_s": round(wall, 1),
-           "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "tests": len(rows)}  # fmt: skip
+           "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "idle_core_s": round(idle, 1), "tests": len(rows),
+           "tails_s": tails(rows, started_at, wall)}  # fmt: skip
     return rows, run
+
+
+def tails(rows: list[dict], started_at: float, wall: float) -> list[float]:
+    """Per test process, the seconds from its last test's end to the run's end, longest first: the end of a run
+    whose processes did not finish together (what ordering the tests could still save)."""
+    ends: dict[int, float] = {}
+    for row in rows:
+        ends[row["process"]] = max(ends.get(row["process"], 0.0), row["start"] + row["wall_s"] - started_at)
+    return sorted((round(wall - end, 1) for end in ends.values()), reverse=True)
 
 
 def by_file(rows: list[dict]) -> list[dict]:
@@ -81,6 +99,8 @@ def report(summary: dict, top_files: int) -> None:
     cores = os.cpu_count() or 1
     print(f"\n{run['tests']} tests, exit code {run['exit_code']}: wall {run['wall_s']:.0f} s, CPU {run['cpu_s']:.0f} s "
           f"(all processes); at least {run['cpu_s'] / cores:.0f} s of wall on {cores} cores")  # fmt: skip
+    print(f"cores idle (machine-wide, /proc/stat) {run['idle_core_s']:.0f} core-s; each test process's idle end "
+          f"{run['tails_s']} s")  # fmt: skip
     print(f"charged to tests: {charged['all']:.0f} s = own process {charged['own_s']:.0f} + waited subprocesses "
           f"{charged['waited_s']:.0f} + live helpers {charged['helpers_s']:.0f}")  # fmt: skip
     print(f"\n{'CPU s':>7} {'own':>6} {'waited':>7} {'helpers':>8} {'wall s':>7} {'tests':>5}  file")
