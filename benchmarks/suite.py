@@ -59,8 +59,8 @@ def run_suite(workers: int, pytest_args: list[str]) -> tuple[list[dict], dict]:
 
 
 def tails(rows: list[dict], started_at: float, wall: float) -> list[float]:
-    """Per test process, the seconds from its last test's end to the run's end, longest first: the end of a run
-    whose processes did not finish together (what ordering the tests could still save)."""
+    """Per test process that ran a test, the seconds from its last test's end to the run's end, longest first: the
+    end of a run whose processes did not finish together (what ordering the tests could still save)."""
     ends: dict[int, float] = {}
     for row in rows:
         ends[row["process"]] = max(ends.get(row["process"], 0.0), row["start"] + row["wall_s"] - started_at)
