@@ -96,7 +96,8 @@ def daily_forecast(
 
     A parameter left out (None) takes its value from :class:`~flows.settings.Settings` (``TSLA_FORECAST_*``). Left
     out, ``as_of`` is the session that has just closed (the scheduled run): only then does a live source's missing
-    final bar get waited for. Sessions caught up before a failure keep their reports.
+    final bar get waited for. Sessions caught up before a failure keep their reports. With
+    ``TSLA_FORECAST_REPORTS_ENABLED=false`` no ticker is reported, and the results hold no ``report``.
     """
     day = resolve_as_of(as_of)
     if day is None:
@@ -104,11 +105,15 @@ def daily_forecast(
     settings = Settings()
     tickers = tickers or settings.tickers
     replay_one, run_one = ticker_task(settings, source, False), ticker_task(settings, source, as_of is None)
+    report = settings.reports_enabled
+    if not report and settings.email_enabled:
+        get_run_logger().warning("TSLA_FORECAST_EMAIL_ENABLED is true but TSLA_FORECAST_REPORTS_ENABLED is false: "
+                                 "no report is made, so none is emailed")  # fmt: skip
     # each caught-up session is reported by its own task, so a later failure leaves the earlier reports made
     caught = catchup.replay(catchup.find_missed(tickers, day),
-                            lambda t, d: replay_one(t, d, source, retrain, horizon, preset, report=True))  # fmt: skip
+                            lambda t, d: replay_one(t, d, source, retrain, horizon, preset, report=report))  # fmt: skip
     futures = run_one.map(tickers, unmapped(day), unmapped(source), unmapped(retrain), unmapped(horizon),
-                          unmapped(preset), report=unmapped(True))  # fmt: skip
+                          unmapped(preset), report=unmapped(report))  # fmt: skip
     results = [f.result() for f in futures]
     artifacts.publish_run_summary(caught + results)
     days = {t: [r["as_of"] for r in caught if r["ticker"] == t] for t in tickers}

@@ -63,7 +63,12 @@ class Settings(BaseSettings):
         30, ge=0, description="keep the model artefacts of every champion and of the newest N versions per ticker"
     )
     # reports and email
-    email_enabled: bool = False
+    reports_enabled: bool = Field(
+        True,
+        description="end each daily run with its tickers' reports (archive, Prefect artifacts, email); off, "
+        "the runs store forecasts only and `tsla-forecast report --as-of DATE` makes any day's report later",
+    )
+    email_enabled: bool = Field(False, description="email each daily report (needs reports_enabled)")
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_security: Literal["ssl", "starttls", "none"] = "none"

@@ -145,10 +145,11 @@ def take_snapshot(
     """``take_snapshot(name, runs)``: the snapshot ``name`` of this backend, made on first use in this test process
     by ``runs()`` (flows run in a new home) and kept for the session.
 
-    The first runs of many tests are the same (day 1: a full fit, the forecasts, the report); a test that starts
+    The first runs of many tests are the same (day 1: a full fit, the forecasts); a test that starts
     from a copy of the home those runs left skips them. Tests sharing a snapshot share an ``xdist_group`` so that it
-    is made once per backend. Call it before the test's own ``make_home``: each call switches the environment. A
-    snapshot that failed to be made fails the later tests that need it at once, with the first error.
+    is made once per backend, and with reports off (``reports_setting`` in tests/conftest.py), whichever test makes
+    it. Call it before the test's own ``make_home``: each call switches the environment. A snapshot that failed to be
+    made fails the later tests that need it at once, with the first error.
     """
 
     made = home_snapshots.made
@@ -168,7 +169,9 @@ def take_snapshot(
     def _build(name: str, runs: Callable[[], list[dict[str, Any]]]) -> HomeSnapshot:
         built = tmp_path_factory.mktemp(f"snapshot-{name}-{backend}") / "home"
         repo = make_home(built)
-        results = runs()
+        with pytest.MonkeyPatch.context() as env:  # the same snapshot whichever test makes it first
+            env.setenv("TSLA_FORECAST_REPORTS_ENABLED", "false")
+            results = runs()
         repo.dispose()
         if backend == "sqlite":
             return HomeSnapshot(built, results)

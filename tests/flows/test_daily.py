@@ -176,6 +176,27 @@ def _runs(repo):
     return [repo.run(row[0]) for row in table_snapshot(repo, "runs")]
 
 
+def test_with_reports_off_the_run_stores_its_forecasts_and_makes_no_report(repo, home, monkeypatch, caplog):
+    """``TSLA_FORECAST_REPORTS_ENABLED=false`` (what ``reports_setting`` sets in unmarked tests): the forecasts are
+    stored, and no report, artifact or email is made; email left on is named as having no effect."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    monkeypatch.setenv("TSLA_FORECAST_EMAIL_ENABLED", "true")  # no SMTP server: an attempt would warn on the run
+    state = daily_forecast(as_of=DAY1, return_state=True, **ARGS)
+    [result] = state.result()
+    assert result["status"] == "succeeded" and "report" not in result, result
+    assert len(repo.latest_forecasts("TSLA")) == ARGS["horizon"]
+    assert not (home / "reports").exists()
+    assert "warnings" not in repo.run(result["run_id"]).details
+    assert "no report is made, so none is emailed" in caplog.text
+    flow_run = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+    with get_client(sync_client=True) as prefect:
+        keys = {a.key for a in prefect.read_artifacts(artifact_filter=flow_run)}
+    assert not any(k and k.startswith("report-") for k in keys), keys
+
+
+@pytest.mark.reports
 def test_one_task_run_per_ticker_the_report_and_a_files_fetch_run_inside_it(repo, home):
     """#22: a ticker's report (and the read of a file source) runs in its own ``forecast-ticker`` task, on the
     worker that forecast it, not as more task runs in the flow's process."""

@@ -93,6 +93,7 @@ def test_a_client_in_ephemeral_mode_is_refused_with_one_line_and_no_worker_start
     _kill_workers_and_check_no_server_survives(cluster)
 
 
+@pytest.mark.reports
 def test_workers_report_to_the_clients_api_and_both_run_tickers(cluster, repo, home, tmp_path, cluster_notes):
     from distributed import Client
     from prefect.settings import PREFECT_API_URL

@@ -110,6 +110,7 @@ def test_a_yahoo_run_for_a_given_day_does_not_wait(repo, monkeypatch):
     assert _statuses(repo) == ["failed"]
 
 
+@pytest.mark.reports
 def test_sessions_caught_up_before_a_failure_keep_their_reports(repo, home, monkeypatch, tmp_path):
     """#20 item 1: the file ends on 2024-06-05; a run for 2024-06-07 catches up 06-04 and 06-05, then fails on
     06-06. The two caught-up sessions are stored and reported."""

@@ -6,12 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
+
 from flows.daily import daily_forecast
 from tests.db.helpers import count_rows
 from tests.report.checks import assert_self_contained
 
 DAY1 = dt.date(2024, 6, 3)
 ARGS = {"source": "synthetic:3", "preset": "smoke", "horizon": 3}
+pytestmark = pytest.mark.reports  # every test reads what the daily run's report step made
 
 
 def test_fresh_install_report_says_no_matured_forecasts_yet(prefect_api, repo, home):

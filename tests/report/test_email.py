@@ -36,6 +36,7 @@ def _parse(envelope) -> email.message.EmailMessage:
     return email.message_from_bytes(envelope.content, policy=email.policy.default)
 
 
+@pytest.mark.reports
 def test_daily_flow_emails_the_report_with_both_parts_inline_pngs_and_summary(prefect_api, repo, smtp_server,
                                                                               monkeypatch):  # fmt: skip
     controller, inbox = smtp_server
@@ -71,6 +72,7 @@ def test_daily_flow_emails_the_report_with_both_parts_inline_pngs_and_summary(pr
     assert repo.run(result["run_id"]).details["email"]["recipients"] == 2
 
 
+@pytest.mark.reports
 def test_rerunning_the_day_replaces_the_report_but_does_not_email_again(prefect_api, repo, smtp_server,
                                                                         monkeypatch):  # fmt: skip
     controller, inbox = smtp_server
@@ -85,6 +87,7 @@ def test_rerunning_the_day_replaces_the_report_but_does_not_email_again(prefect_
     assert len(inbox.envelopes) == 1
 
 
+@pytest.mark.reports
 def test_unreachable_smtp_server_warns_on_the_run_and_never_logs_the_password(prefect_api, repo, home, monkeypatch,
                                                                               caplog, capfd):  # fmt: skip
     from prefect.client.orchestration import get_client
