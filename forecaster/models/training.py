@@ -120,6 +120,7 @@ def _fit_compiled_epochs(
     history: dict[str, list[float]] = {}
     with _engine(model) as engine:
         engine.take(model, optimizer=True)
+        engine.build_compiled(x[:1], y[:1])
         net, run_epoch = engine.model, engine.epoch(batch_size)
         cbs = keras.callbacks.CallbackList(callbacks, model=net, add_history=False, epochs=epochs, verbose=0)
         net.stop_training = False
@@ -212,6 +213,7 @@ class Engine:
 
         self.model = _rebuilt(model)
         self._epochs: dict[int, Callable] = {}
+        self._compiled_built = False
         self.evaluate = tf.function(_Evaluate(self.model), reduce_retracing=True)
         spec = tf.TensorSpec((None, *self.model.inputs[0].shape[1:]), tf.float32)
         self.infer = tf.function(_Infer(self.model), input_signature=[spec])
@@ -224,6 +226,14 @@ class Engine:
         if batch_size not in self._epochs:
             self._epochs[batch_size] = tf.function(_Epoch(self.model, batch_size), reduce_retracing=True)
         return self._epochs[batch_size]
+
+    def build_compiled(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Make the compiled loss's and metrics' variables from a batch's shapes (``x``, ``y``), as
+        ``keras.Model.fit`` does before its first step. Made inside the first traced epoch instead, they make
+        TensorFlow trace it twice (docs/performance.md)."""
+        if not self._compiled_built:
+            self.model._symbolic_build(data_batch=(x, y))
+            self._compiled_built = True
 
     def take(self, model: Any, *, optimizer: bool) -> None:
         """Assign ``model``'s variables (and, with ``optimizer``, its optimizer's) into the engine."""

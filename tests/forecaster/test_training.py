@@ -99,6 +99,19 @@ def test_a_new_model_of_a_known_architecture_traces_nothing(tiny_preset, arrays)
     assert training.architecture_key(other) != training.architecture_key(first)
 
 
+def test_a_new_architectures_first_fit_traces_its_epoch_and_validation_once(tiny_preset, arrays):
+    """The compiled loss and metrics are built before the first epoch is traced, as ``keras.Model.fit`` does:
+    made inside the traced epoch, their new variables make TensorFlow trace it a second time."""
+    x, y, val = arrays
+    model = networks.build_model(tiny_preset.replace(lstm_units=(7,)), 5, 2)  # an architecture no other test uses
+    training.fit(model, x, y, val, epochs=2, batch_size=32, patience=2)
+    key = training.architecture_key(model)
+    with training._ENGINES_LOCK:
+        [engine] = training._ENGINES[key]
+    assert engine._epochs[32].experimental_get_tracing_count() == 1
+    assert engine.evaluate.experimental_get_tracing_count() == 1
+
+
 def test_models_that_compute_differently_never_share_an_engine():
     """Names are left out of the key, but not a dtype policy's name, a loss, or an optimizer setting."""
 
