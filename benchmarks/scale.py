@@ -75,8 +75,8 @@ DASK_ENVS = {  # --dask-env: what the scheduler and the workers get on top of Da
     "profiler-off": {k: v for k, v in RECOMMENDED_DASK_ENV.items() if "__PROFILE__" in k},  # the recommendation before
     "defaults": {},
 }
-QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
-         "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONPATH": str(ROOT)}  # fmt: skip
+QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0",
+         "PYTHONPATH": str(ROOT), "TSLA_FORECAST_REPORTS_ENABLED": "true"}  # fmt: skip  # a ticker's job reports
 
 
 def _free_port() -> int:

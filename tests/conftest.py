@@ -160,10 +160,11 @@ def prefect_api() -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def reports_setting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """A daily run makes its reports only in tests marked ``reports`` (those that read the archive, the artifacts or
-    the email): elsewhere ``TSLA_FORECAST_REPORTS_ENABLED=false``, since a report (11 figures) costs more CPU than
-    the smoke model's whole job and no other test reads it. Set per test, after the session's and the modules'
-    fixtures, so the end-to-end stacks and the first week's fresh environments keep the default (on)."""
+    """A daily run makes its reports only in tests marked ``reports`` (those that read the archive, the artifacts,
+    the email or the report's log lines): elsewhere ``TSLA_FORECAST_REPORTS_ENABLED=false``, since a report (11
+    figures) costs more CPU than the smoke model's whole job and no other test reads it. The end-to-end stacks and
+    the first week's commands start from environments without ``TSLA_FORECAST_*`` variables: they keep the default
+    (on)."""
     enabled = request.node.get_closest_marker("reports") is not None
     monkeypatch.setenv("TSLA_FORECAST_REPORTS_ENABLED", str(enabled).lower())
     return enabled

@@ -231,8 +231,9 @@ class Engine:
         """Make the compiled loss's and metrics' variables from a batch's shapes (``x``, ``y``), as
         ``keras.Model.fit`` does before its first step. Made inside the first traced epoch instead, they make
         TensorFlow trace it twice (docs/performance.md)."""
-        if not self._compiled_built:
-            self.model._symbolic_build(data_batch=(x, y))
+        build = getattr(self.model, "_symbolic_build", None)  # private to Keras: without it, only slower
+        if not self._compiled_built and build is not None:
+            build(data_batch=(x, y))
             self._compiled_built = True
 
     def take(self, model: Any, *, optimizer: bool) -> None:

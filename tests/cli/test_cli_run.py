@@ -109,6 +109,7 @@ def test_run_on_a_fresh_home_creates_the_database_and_prints_forecasts(env, pric
 
 
 @pytest.mark.slow
+@pytest.mark.reports  # the report's own INFO lines are hidden too
 def test_quiet_leaves_only_warnings_and_errors_prefects_included(env, price_csv):
     as_of = _last_session(price_csv)
     loud = env | {"PREFECT_LOGGING_LEVEL": "INFO"}  # what Prefect logs by default
