@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     reports_enabled: bool = Field(
         True,
         description="end each daily run with its tickers' reports (archive, Prefect artifacts, email); off, "
-        "the runs store forecasts only and `tsla-forecast report --as-of DATE` makes any day's report later",
+        "the runs store forecasts only and `tsla-forecast report --as-of DATE --ticker T` makes one later",
     )
     email_enabled: bool = Field(False, description="email each daily report (needs reports_enabled)")
     smtp_host: str = "localhost"

@@ -213,7 +213,6 @@ class Engine:
 
         self.model = _rebuilt(model)
         self._epochs: dict[int, Callable] = {}
-        self._compiled_built = False
         self.evaluate = tf.function(_Evaluate(self.model), reduce_retracing=True)
         spec = tf.TensorSpec((None, *self.model.inputs[0].shape[1:]), tf.float32)
         self.infer = tf.function(_Infer(self.model), input_signature=[spec])
@@ -232,9 +231,8 @@ class Engine:
         ``keras.Model.fit`` does before its first step. Made inside the first traced epoch instead, they make
         TensorFlow trace it twice (docs/performance.md)."""
         build = getattr(self.model, "_symbolic_build", None)  # private to Keras: without it, only slower
-        if not self._compiled_built and build is not None:
+        if build is not None:  # Keras' own check makes it a no-op once everything is built
             build(data_batch=(x, y))
-            self._compiled_built = True
 
     def take(self, model: Any, *, optimizer: bool) -> None:
         """Assign ``model``'s variables (and, with ``optimizer``, its optimizer's) into the engine."""
