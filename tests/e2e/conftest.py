@@ -15,7 +15,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.fixtures.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PREFECT = BIN / "prefect"
@@ -36,13 +37,6 @@ POOL = "tsla-forecast"
 HEALTH_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 10
 LOG_TAIL_CHARS = 6000
-
-
-def free_port() -> int:
-    """A free TCP port on loopback (bound and released; the server binds it moments later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str:

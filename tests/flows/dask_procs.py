@@ -3,7 +3,6 @@ over the one docs/scale-out.md recommends (``flows.cluster.RECOMMENDED_DASK_ENV`
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,21 +10,16 @@ from pathlib import Path
 
 from flows.cluster import RECOMMENDED_DASK_ENV
 from tests.fixtures import preloaded
+from tests.fixtures.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:
     """A scheduler process and worker processes started with their own environments; stopped by pid."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env, self.port = RECOMMENDED_DASK_ENV | env, _free_port()  # a test's own DASK_ variables win
+        self.env, self.port = RECOMMENDED_DASK_ENV | env, free_port()  # a test's own DASK_ variables win
         self.workers: list[preloaded.Process] = []
         self.address = f"tcp://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",

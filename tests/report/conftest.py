@@ -3,11 +3,11 @@ SMTP server (aiosmtpd) on a loopback port, and the session's Prefect API (``pref
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 
 import pytest
 
+from tests.fixtures.ports import free_port
 from tests.report.seed import SeededHistory, seed_history
 
 SMTP_USER, SMTP_PASSWORD = "reporter", "pw-Zq81-never-logged"
@@ -18,13 +18,6 @@ RECIPIENTS = ["ops@example.com", "audit@example.com"]
 def seeded(repo) -> SeededHistory:
     """80 daily runs with forecasts, so the last 60 sessions have matured outcomes."""
     return seed_history(repo, runs=80)
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (right now)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
