@@ -9,11 +9,11 @@ import email.policy
 import json
 import re
 import smtplib
-import threading
 
 import pytest
 
 from flows.daily import daily_forecast
+from flows.report import mail
 from flows.report.mail import DeliveryError, SmtpConfig, build_message, send_with_retries
 from flows.report.render import FIGURES
 from flows.retries import is_transient_smtp
@@ -119,19 +119,28 @@ def test_unreachable_smtp_server_warns_on_the_run_and_never_logs_the_password(pr
         assert SMTP_PASSWORD not in text, f"the SMTP password appears in the {where}"
 
 
-def test_prefect_retries_deliver_once_the_server_comes_up(prefect_api):
-    """One retry layer: Prefect's task retries; a refused connection is transient and is retried."""
+def test_prefect_retries_deliver_once_the_server_comes_up(prefect_api, monkeypatch):
+    """One retry layer: Prefect's task retries; a refused connection is transient and is retried. The server starts
+    as the first attempt is refused (not on a timer: a cold task engine can take longer than any fixed delay before
+    its first attempt)."""
     port, started = free_port(), []
-    timer = threading.Timer(0.5, lambda: started.append(start_smtp(port)))
+    send_once = mail.send_message
+
+    def refused_until_the_first_attempt(message: bytes, smtp: SmtpConfig) -> None:
+        try:
+            send_once(message, smtp)
+        finally:
+            if not started:
+                started.append(start_smtp(port))
+
+    monkeypatch.setattr(mail, "send_message", refused_until_the_first_attempt)
     smtp = SmtpConfig("127.0.0.1", port, "none", "a@example.com", ("b@example.com",), "reporter",
                       Settings(smtp_password=SMTP_PASSWORD).smtp_password, timeout=5)  # fmt: skip
     message = build_message(subject="hello", sender=smtp.sender, recipients=smtp.recipients, text="plain",
                             html="<p>html</p>", inline_images={}, attachments={})  # fmt: skip
-    timer.start()
     try:
         delivery = send_with_retries(message.as_bytes(), smtp, retries=3, delay=2.0)
     finally:
-        timer.join()
         for controller, _ in started:
             controller.stop()
     assert delivery.ok and delivery.attempts == 2
