@@ -11,8 +11,9 @@ import json
 import pytest
 
 from tests.cli.conftest import run_cli
+from tests.fixtures.ports import free_port
 from tests.report.checks import assert_summary_matches_db
-from tests.report.conftest import RECIPIENTS, SMTP_PASSWORD, email_env, free_port
+from tests.report.conftest import RECIPIENTS, SMTP_PASSWORD, email_env
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 

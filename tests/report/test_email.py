@@ -20,8 +20,9 @@ from flows.retries import is_transient_smtp
 from flows.settings import Settings
 from forecaster.errors import ConfigError
 from tests.db.helpers import count_rows
+from tests.fixtures.ports import free_port
 from tests.report.checks import assert_png, assert_summary_matches_db
-from tests.report.conftest import RECIPIENTS, SMTP_PASSWORD, email_env, free_port, start_smtp
+from tests.report.conftest import RECIPIENTS, SMTP_PASSWORD, email_env, start_smtp
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 DAY1, DAY2, DAY3 = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 5)
@@ -123,15 +124,17 @@ def test_prefect_retries_deliver_once_the_server_comes_up(prefect_api, monkeypat
     """One retry layer: Prefect's task retries; a refused connection is transient and is retried. The server starts
     as the first attempt is refused (not on a timer: a cold task engine can take longer than any fixed delay before
     its first attempt)."""
-    port, started = free_port(), []
+    port, started, refusals = free_port(), [], []
     send_once = mail.send_message
 
     def refused_until_the_first_attempt(message: bytes, smtp: SmtpConfig) -> None:
         try:
             send_once(message, smtp)
-        finally:
+        except OSError as exc:
+            refusals.append(exc)
             if not started:
                 started.append(start_smtp(port))
+            raise
 
     monkeypatch.setattr(mail, "send_message", refused_until_the_first_attempt)
     smtp = SmtpConfig("127.0.0.1", port, "none", "a@example.com", ("b@example.com",), "reporter",
@@ -143,6 +146,7 @@ def test_prefect_retries_deliver_once_the_server_comes_up(prefect_api, monkeypat
     finally:
         for controller, _ in started:
             controller.stop()
+    assert [type(exc) for exc in refusals] == [ConnectionRefusedError], "the first attempt met no server"
     assert delivery.ok and delivery.attempts == 2
     assert [_parse(e)["Subject"] for e in started[0][1].envelopes] == ["hello"]
     assert SMTP_PASSWORD not in repr(smtp)
