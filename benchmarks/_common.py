@@ -41,7 +41,9 @@ def write_json(name: str, payload: dict) -> Path:
 
 
 def new_postgres_database(pg_url: str | None, prefix: str) -> str | None:
-    """A fresh, empty database ``<prefix>_<random>`` on the server of ``pg_url``; None when it is unreachable."""
+    """A fresh, empty database ``<prefix>_<random>`` on the server of ``pg_url``, dropped when this process exits;
+    None when the server is unreachable."""
+    import atexit
     import sys
     import uuid
 
@@ -58,7 +60,23 @@ def new_postgres_database(pg_url: str | None, prefix: str) -> str | None:
     except Exception as exc:  # noqa: BLE001 - no server: the caller falls back to SQLite
         print(f"PostgreSQL not reachable ({type(exc).__name__}): SQLite only", file=sys.stderr)
         return None
+    atexit.register(_drop_postgres_database, pg_url, name)
     return sa.engine.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(pg_url: str, name: str) -> None:
+    """Drop a benchmark's database (its connections too); a server gone by now leaves it, with a line that says so."""
+    import sys
+
+    import sqlalchemy as sa
+
+    try:
+        admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+    except Exception as exc:  # noqa: BLE001 - at exit: say what was left behind, never raise
+        print(f"could not drop PostgreSQL database {name} ({type(exc).__name__}: {exc})", file=sys.stderr)
 
 
 def worktree(rev: str, folder: Path) -> Path:
