@@ -36,7 +36,6 @@ import datetime as dt
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import ROOT, SHARED_CSV, write_json  # noqa: E402
+from tests.fixtures.ports import free_port  # noqa: E402
 
 SCENARIOS: list[tuple[str, list[str]]] = [
     ("cold", ["--as-of", "2024-12-19", "--retrain", "full"]),
@@ -112,15 +112,9 @@ def run_cli(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     return {"wall_s": round(t1 - t0, 3), "phases_s": phases(proc.stderr, t0, t1), "decision": _decision(proc.stderr)}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str, float]:
     """``prefect server start`` on a free port; returns the process, its API URL and seconds to healthy."""
-    port = _free_port()
+    port = free_port()
     prefect = str(Path(sys.executable).with_name("prefect"))
     t0 = time.time()
     proc = subprocess.Popen(

@@ -50,7 +50,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -64,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import ROOT, SHARED_CSV, new_postgres_database, write_json  # noqa: E402
 from flows.cluster import RECOMMENDED_DASK_ENV  # noqa: E402
+from tests.fixtures.ports import free_port  # noqa: E402
 
 AS_OF = dt.date(2024, 12, 31)
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -77,12 +77,6 @@ DASK_ENVS = {  # --dask-env: what the scheduler and the workers get on top of Da
 }
 QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0",
          "PYTHONPATH": str(ROOT), "TSLA_FORECAST_REPORTS_ENABLED": "true"}  # fmt: skip  # a ticker's job reports
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cpu(pid: int) -> float:
@@ -131,7 +125,7 @@ def start_prefect_server(home: Path, extra_env: dict[str, str] | None = None) ->
     once healthy."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     env = os.environ | QUIET | {"PREFECT_HOME": str(home / "prefect-server"), "PREFECT_UI_ENABLED": "false"}
     env |= extra_env or {}
     env.pop("PREFECT_API_URL", None)
@@ -166,7 +160,7 @@ class Cluster:
     workers: list[subprocess.Popen] = field(default_factory=list)
 
     def start(self) -> None:
-        port = _free_port()
+        port = free_port()
         self.address = f"tcp://127.0.0.1:{port}"
         self.scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                            "--no-dashboard"], env=self.env | self.dask_env, cwd=self.home,
